@@ -1,0 +1,9 @@
+DROP TABLE IF EXISTS audit_events;
+DROP FUNCTION IF EXISTS audit_events_append_only();
+DROP TABLE IF EXISTS upload_parts;
+DROP TABLE IF EXISTS uploads;
+DROP TABLE IF EXISTS bucket_grants;
+DROP TABLE IF EXISTS buckets;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,10 @@
+DROP TRIGGER IF EXISTS audit_events_no_delete;
+DROP TRIGGER IF EXISTS audit_events_no_update;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS upload_parts;
+DROP TABLE IF EXISTS uploads;
+DROP TABLE IF EXISTS bucket_grants;
+DROP TABLE IF EXISTS buckets;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS users;

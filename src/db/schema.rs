@@ -1,0 +1,158 @@
+// One schema for both backends. Kept by hand in step with migrations/{sqlite,postgres};
+// `tests/api/migrations.rs` checks that both databases agree with it.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        role -> Text,
+        password_hash -> Text,
+        must_change_password -> Bool,
+        disabled -> Bool,
+        totp_secret_sealed -> Nullable<Binary>,
+        totp_last_step -> Nullable<BigInt>,
+        recovery_codes -> Nullable<Text>,
+        failed_logins -> Integer,
+        throttled_until -> Nullable<Timestamp>,
+        password_changed_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        scopes -> Text,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    buckets (id) {
+        id -> Text,
+        display_name -> Text,
+        bucket_name -> Text,
+        backend -> Text,
+        region -> Nullable<Text>,
+        endpoint -> Nullable<Text>,
+        path_style -> Bool,
+        access_key_id -> Nullable<Text>,
+        secret_key_sealed -> Nullable<Binary>,
+        encryption -> Text,
+        kms_key_id -> Nullable<Text>,
+        size_limit_bytes -> Nullable<BigInt>,
+        allowed_extensions -> Nullable<Text>,
+        notes -> Text,
+        is_system -> Bool,
+        open_to_all -> Bool,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bucket_grants (bucket_id, user_id) {
+        bucket_id -> Text,
+        user_id -> Text,
+        granted_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    uploads (id) {
+        id -> Text,
+        user_id -> Text,
+        bucket_id -> Text,
+        api_key_id -> Nullable<Text>,
+        filename -> Text,
+        content_type -> Nullable<Text>,
+        extension -> Text,
+        declared_size -> BigInt,
+        upload_offset -> BigInt,
+        part_size -> BigInt,
+        object_key -> Text,
+        storage_upload_id -> Nullable<Text>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        sha256 -> Nullable<Text>,
+        hash_state -> Nullable<Binary>,
+        client_checksum -> Nullable<Text>,
+        scan_status -> Nullable<Text>,
+        scan_detail -> Nullable<Text>,
+        cleanup_attempts -> Integer,
+        next_cleanup_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    upload_parts (upload_id, part_number) {
+        upload_id -> Text,
+        part_number -> Integer,
+        size -> BigInt,
+        etag -> Text,
+        sha256 -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        actor_user_id -> Nullable<Text>,
+        actor_label -> Text,
+        action -> Text,
+        outcome -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(bucket_grants -> buckets (bucket_id));
+diesel::joinable!(uploads -> buckets (bucket_id));
+diesel::joinable!(upload_parts -> uploads (upload_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    api_keys,
+    buckets,
+    bucket_grants,
+    uploads,
+    upload_parts,
+    audit_events,
+);

@@ -1,0 +1,15 @@
+//! medport: a self-hosted portal where clinicians upload medical files into storage that
+//! administrators manage. See DESIGN.md in the project's shared notes for the architecture.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod keys;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod views;
+pub mod web;

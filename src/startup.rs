@@ -1,0 +1,176 @@
+//! Builds the application from settings: data directory, master key, database (migrated),
+//! then an HTTP server bound to its listener. Tests build it with port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db::{Database, DbError};
+use crate::keys::{KeyError, MasterKey};
+use crate::routes;
+use crate::web::assets::AssetTable;
+use crate::web::error_pages::error_pages;
+use crate::web::security_headers::{HeaderPolicy, security_headers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot open the database: {0}")]
+    Database(DbError),
+    #[error("cannot apply database migrations: {0}")]
+    Migration(DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// Extra routes mounted beside the real ones; tests use it to force failures.
+pub type RouteHook = fn(&mut web::ServiceConfig);
+
+/// Opens the data directory, master key and database, and applies migrations. Shared by
+/// `serve` and the CLI commands.
+pub struct Core {
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub master_key: Arc<MasterKey>,
+}
+
+impl Core {
+    pub fn open(settings: Settings) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let master_key = MasterKey::load_or_create(&settings.master_key)?;
+        let db = Database::open(&settings.database, settings.db_pool_size)
+            .map_err(StartupError::Database)?;
+        let applied = db.migrate().map_err(StartupError::Migration)?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied database migrations");
+        }
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+            master_key: Arc::new(master_key),
+        })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Database,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, |_| {}).await
+    }
+
+    pub async fn build_with(settings: Settings, hook: RouteHook) -> Result<Self, StartupError> {
+        // Opening and migrating the database blocks: keep it off the async threads.
+        let core = tokio::task::spawn_blocking(move || Core::open(settings))
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))??;
+        let addr = core.settings.bind;
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
+        let db = core.db.clone();
+        let server = run(listener, core, hook)?;
+        Ok(Self { port, server, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests; signals are handled by the server itself).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The application's own database handle (tests assert on stored rows through it).
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, core: Core, hook: RouteHook) -> Result<Server, StartupError> {
+    let addr = listener.local_addr().ok();
+    let workers = core.settings.workers;
+    let policy = web::Data::new(HeaderPolicy {
+        hsts: core
+            .settings
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.is_https()),
+    });
+    let db = web::Data::new(core.db);
+    let settings = web::Data::from(core.settings);
+    let master_key = web::Data::from(core.master_key);
+    let assets = web::Data::new(AssetTable::new());
+    let server = HttpServer::new(move || {
+        App::new()
+            // The last `wrap` runs first: security headers outermost, so every response,
+            // even an error from any inner layer, gets them; then the request id; then
+            // error pages, which show that id.
+            .wrap(from_fn(error_pages))
+            .wrap(TracingLogger::default())
+            .wrap(from_fn(security_headers))
+            .app_data(policy.clone())
+            .app_data(db.clone())
+            .app_data(settings.clone())
+            .app_data(master_key.clone())
+            .app_data(assets.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .app_data(web::PayloadConfig::default().limit(64 * 1024))
+            .configure(routes::configure)
+            .configure(hook)
+            .default_service(web::to(routes::not_found))
+    })
+    // Slow clients cannot hold a worker: headers must arrive within 10 s.
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_secs(5))
+    .shutdown_timeout(30);
+    let server = match workers {
+        Some(n) => server.workers(n),
+        None => server,
+    };
+    let server = server
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: addr.map(|a| a.to_string()).unwrap_or_default(),
+            source,
+        })?
+        .run();
+    Ok(server)
+}

@@ -1,0 +1,186 @@
+//! Turns every error status into a friendly page (for browsers) or a short plain-text
+//! answer (for scripts and tus clients). Bodies produced by inner layers, which might carry
+//! framework or parser details, are replaced; handlers that render their own error body on
+//! purpose (a form shown again with its messages, tus status lines) mark it `KeepBody`.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::error::PublicMessage;
+use crate::views::{ErrorPage, Layout};
+
+/// Response extension: this error response already says what it should.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepBody;
+
+pub fn keep_body(mut res: HttpResponse) -> HttpResponse {
+    res.extensions_mut().insert(KeepBody);
+    res
+}
+
+pub async fn error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    // Taken before the call: the request cannot be shared while it is being routed.
+    let wants_html = accepts_html(req.headers());
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(ToString::to_string);
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(err) => {
+            let status = err.as_response_error().status_code();
+            let original = err.error_response();
+            let page = FriendlyPage::new(status, &original, wants_html, request_id);
+            return Err(page.into());
+        }
+    };
+    let status = res.status();
+    if status.as_u16() < 400 || res.response().extensions().contains::<KeepBody>() {
+        return Ok(res);
+    }
+    let page = FriendlyPage::new(status, res.response(), wants_html, request_id);
+    let replacement = page.error_response();
+    Ok(res.into_response(replacement))
+}
+
+/// The safe replacement for an error response: status, the headers that describe the error
+/// (Retry-After, Allow, ...), and a fixed text for that status.
+#[derive(Debug)]
+struct FriendlyPage {
+    status: StatusCode,
+    headers: HeaderMap,
+    content_type: &'static str,
+    body: String,
+}
+
+impl FriendlyPage {
+    fn new(
+        status: StatusCode,
+        original: &HttpResponse,
+        wants_html: bool,
+        request_id: Option<String>,
+    ) -> Self {
+        let public = original.extensions().get::<PublicMessage>().cloned();
+        let (title, default_message) = describe(status);
+        let message = public.map_or_else(|| default_message.to_string(), |m| m.0);
+        let mut headers = HeaderMap::new();
+        for (name, value) in original.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let plain = format!("{} {title}\n{message}\n", status.as_u16());
+        let (content_type, body) = if wants_html {
+            let page = ErrorPage {
+                layout: Layout::anonymous(""),
+                status: status.as_u16(),
+                title: title.to_string(),
+                message,
+                request_id,
+            };
+            match page.render() {
+                Ok(html) => ("text/html; charset=utf-8", html),
+                Err(e) => {
+                    tracing::error!(error = %e, "error page failed to render");
+                    ("text/plain; charset=utf-8", plain)
+                }
+            }
+        } else {
+            ("text/plain; charset=utf-8", plain)
+        };
+        Self {
+            status,
+            headers,
+            content_type,
+            body,
+        }
+    }
+}
+
+impl std::fmt::Display for FriendlyPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error page {}", self.status)
+    }
+}
+
+impl ResponseError for FriendlyPage {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            builder.append_header((name.clone(), value.clone()));
+        }
+        builder
+            .content_type(self.content_type)
+            .body(self.body.clone())
+    }
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn describe(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => (
+            "Bad request",
+            "The request could not be understood. Please check what you entered and try again.",
+        ),
+        401 => ("Sign-in required", "Please sign in to continue."),
+        403 => (
+            "Access denied",
+            "You do not have permission to do this. If you think you should, ask your administrator.",
+        ),
+        404 => (
+            "Page not found",
+            "There is nothing at this address. It may have moved, or you may not have access to it.",
+        ),
+        405 => (
+            "Method not allowed",
+            "This address does not accept that kind of request.",
+        ),
+        408 => (
+            "Request timed out",
+            "The request took too long to arrive. Please try again.",
+        ),
+        409 => (
+            "Conflict",
+            "The request conflicts with the current state. Reload the page and try again.",
+        ),
+        413 => (
+            "Too large",
+            "What you sent is larger than this server accepts.",
+        ),
+        415 => (
+            "Unsupported type",
+            "This kind of content is not accepted here.",
+        ),
+        429 => (
+            "Too many requests",
+            "Please wait a moment before trying again.",
+        ),
+        503 => (
+            "Temporarily unavailable",
+            "The service is temporarily unavailable. Please try again in a minute.",
+        ),
+        500..=599 => (
+            "Something went wrong",
+            "The server could not complete this request. The problem has been logged; please try again, and quote the reference below if it keeps happening.",
+        ),
+        _ => ("Request refused", "The request could not be completed."),
+    }
+}

@@ -1,0 +1,171 @@
+//! The audit chain: verifies when intact, finds the first edited or removed row, and the
+//! table refuses UPDATE/DELETE through normal SQL.
+
+use std::process::Command;
+
+use diesel::prelude::*;
+use medport::audit::{self, Actor, Event, Outcome};
+use medport::db::{Backend as DbBackend, DbConnection};
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+fn record_three(conn: &mut DbConnection) -> Vec<i64> {
+    let events = [
+        Event::new(
+            Actor::user("u1", "alice@example.org"),
+            "login",
+            Outcome::Success,
+        ),
+        Event::new(Actor::anonymous(), "login", Outcome::Failure)
+            .details(json!({"email": "nobody@example.org"})),
+        Event::new(Actor::system(), "bucket.create", Outcome::Success).target("bucket", "b1"),
+    ];
+    events
+        .iter()
+        .map(|e| audit::record(conn, e).unwrap())
+        .collect()
+}
+
+/// Bypasses the append-only triggers the way someone with direct database access could.
+fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
+    match backend {
+        DbBackend::Sqlite => {
+            diesel::sql_query("DROP TRIGGER audit_events_no_update")
+                .execute(conn)
+                .unwrap();
+            diesel::sql_query("DROP TRIGGER audit_events_no_delete")
+                .execute(conn)
+                .unwrap();
+        }
+        DbBackend::Postgres => {
+            diesel::sql_query("ALTER TABLE audit_events DISABLE TRIGGER USER")
+                .execute(conn)
+                .unwrap();
+        }
+    }
+    diesel::sql_query(sql).execute(conn).unwrap();
+}
+
+fn cli_verify(app: &TestApp) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
+        .args(["audit", "verify"])
+        .current_dir(app.data_dir.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEDPORT_DATA_DIR", &app.data_dir)
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+async fn chain_verifies_and_detects_an_edited_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut conn = app.db.conn().unwrap();
+    let ids = record_three(&mut conn);
+
+    let v = audit::verify(&mut conn).unwrap();
+    assert_eq!(v.checked, 3);
+    assert!(v.broken.is_none(), "{v}");
+    let (code, out) = cli_verify(&app);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("audit chain intact: 3 events verified"),
+        "{out}"
+    );
+
+    // Normal SQL cannot change the trail.
+    let blocked = diesel::sql_query(format!(
+        "UPDATE audit_events SET actor_label = 'mallory' WHERE id = {}",
+        ids[1]
+    ))
+    .execute(&mut *conn);
+    assert!(blocked.is_err(), "UPDATE must be refused");
+    let blocked = diesel::sql_query("DELETE FROM audit_events").execute(&mut *conn);
+    assert!(blocked.is_err(), "DELETE must be refused");
+
+    tamper(
+        &mut conn,
+        app.db.backend(),
+        &format!(
+            "UPDATE audit_events SET actor_label = 'mallory' WHERE id = {}",
+            ids[1]
+        ),
+    );
+    let v = audit::verify(&mut conn).unwrap();
+    let broken = v.broken.clone().expect("edit must be detected");
+    assert_eq!(broken.id, ids[1]);
+    assert_eq!(v.checked, 1);
+    drop(conn);
+    let (code, out) = cli_verify(&app);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at event {}", ids[1])),
+        "{out}"
+    );
+}
+
+async fn chain_detects_a_removed_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut conn = app.db.conn().unwrap();
+    let ids = record_three(&mut conn);
+    tamper(
+        &mut conn,
+        app.db.backend(),
+        &format!("DELETE FROM audit_events WHERE id = {}", ids[1]),
+    );
+    let v = audit::verify(&mut conn).unwrap();
+    assert_eq!(v.broken.expect("removal must be detected").id, ids[2]);
+}
+
+async fn events_are_stored_with_their_fields(backend: Backend) {
+    use medport::db::schema::audit_events::dsl::*;
+    let app = TestApp::spawn(backend).await;
+    let mut conn = app.db.conn().unwrap();
+    record_three(&mut conn);
+    let rows: Vec<(String, String, Option<String>, String)> = audit_events
+        .select((action, outcome, target_id, details))
+        .order(id.asc())
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].0, "login");
+    assert_eq!(rows[1].1, "failure");
+    assert_eq!(rows[1].3, r#"{"email":"nobody@example.org"}"#);
+    assert_eq!(rows[2].2.as_deref(), Some("b1"));
+}
+
+/// Appends from several threads at once still form one unbroken chain.
+async fn concurrent_appends_keep_one_chain(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut handles = Vec::new();
+    for t in 0..4 {
+        let db = app.db.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut conn = db.conn().unwrap();
+            for i in 0..10 {
+                let e = Event::new(Actor::system(), "test.concurrent", Outcome::Success)
+                    .details(json!({ "thread": t, "i": i }));
+                audit::record(&mut conn, &e).unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let v = audit::verify(&mut app.db.conn().unwrap()).unwrap();
+    assert_eq!(v.checked, 40, "{v}");
+    assert!(v.broken.is_none(), "{v}");
+}
+
+both_backends!(
+    chain_verifies_and_detects_an_edited_row,
+    chain_detects_a_removed_row,
+    events_are_stored_with_their_fields,
+    concurrent_appends_keep_one_chain
+);

@@ -1,0 +1,12 @@
+//! HTTP-level tests. One test binary (one link step) with a module per capability; every
+//! test that touches the database runs on SQLite and on PostgreSQL (`both_backends!`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod audit;
+mod config_cli;
+mod errors;
+mod headers;
+mod health;
+mod migrations;
