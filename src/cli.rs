@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Settings};
+use crate::error::AppError;
 use crate::startup::{Application, Core};
 use crate::{audit, telemetry};
 
@@ -29,6 +30,50 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// User accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API keys for scripts.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key for an account and print it once (the only output on stdout).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Comma-separated: upload, read
+        #[arg(long)]
+        scope: String,
+        /// What the key is for, shown in the owner's key list.
+        #[arg(long, default_value = "created on the command line")]
+        name: String,
+        /// Days until the key stops working (1 to 365); no expiry when absent.
+        #[arg(long)]
+        expires_days: Option<u16>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (the first administrator comes from here).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin, uploader or auditor
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input (never from the
+        /// command line, where other users could see it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -55,6 +100,18 @@ pub async fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify,
         } => blocking(move || audit_verify(settings)).await,
+        Command::User {
+            command: UserCommand::Create { email, role, .. },
+        } => blocking(move || user_create(settings, &email, &role)).await,
+        Command::Apikey {
+            command:
+                ApikeyCommand::Create {
+                    email,
+                    scope,
+                    name,
+                    expires_days,
+                },
+        } => blocking(move || apikey_create(settings, &email, &scope, &name, expires_days)).await,
     }
 }
 
@@ -130,6 +187,160 @@ fn audit_verify(settings: Settings) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Err(e) => fail(e),
+    }
+}
+
+fn user_create(settings: Settings, email: &str, role: &str) -> ExitCode {
+    use crate::auth::{passwords, users};
+    use crate::domain::email::Email;
+    use crate::domain::password::{Password, PasswordPolicy};
+    use crate::domain::role::Role;
+
+    let email = match Email::parse(email) {
+        Ok(e) => e,
+        Err(e) => return fail(format!("--email {}", e.message)),
+    };
+    let role = match Role::parse(role) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("--role {}", e.message)),
+    };
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        return fail(format!("cannot read the password from standard input: {e}"));
+    }
+    let raw = line.trim_end_matches(['\r', '\n']);
+    let password = match Password::parse_new(
+        raw,
+        &email,
+        PasswordPolicy {
+            totp_enabled: false,
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("the password {}", e.message)),
+    };
+    let cost = settings.bcrypt_cost;
+    let core = match Core::open(settings) {
+        Ok(core) => core,
+        Err(e) => return fail(e),
+    };
+    let hash = match passwords::hash(&password, cost) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let now = crate::clock::Clock::default().now_naive();
+    let created = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
+        crate::db::write_tx(&mut conn, |conn| {
+            let id = users::create(
+                conn,
+                &users::NewUser {
+                    email: &email,
+                    role,
+                    password_hash: &hash,
+                    must_change_password: false,
+                },
+                now,
+            )
+            .map_err(|e| match e {
+                users::CreateUserError::EmailTaken => AppError::BadRequest(e.to_string()),
+                users::CreateUserError::Db(e) => AppError::Db(e),
+            })?;
+            audit::record(
+                conn,
+                &audit::Event::new(
+                    audit::Actor::system(),
+                    "user.create",
+                    audit::Outcome::Success,
+                )
+                .target("user", id.as_str())
+                .details(serde_json::json!({
+                    "email": email.as_str(), "role": role.as_str(), "via": "command line"
+                })),
+            )?;
+            Ok::<_, AppError>(id)
+        })
+    });
+    match created {
+        Ok(id) => {
+            println!("created {} {} ({})", role.as_str(), email.as_str(), id);
+            ExitCode::SUCCESS
+        }
+        Err(AppError::BadRequest(msg)) => fail(msg),
+        Err(e) => fail(e),
+    }
+}
+
+fn apikey_create(
+    settings: Settings,
+    email: &str,
+    scope: &str,
+    name: &str,
+    expires_days: Option<u16>,
+) -> ExitCode {
+    use crate::auth::api_keys::{self, ChangedBy, ExpiryDays, KeyName, KeyRequest};
+    use crate::auth::users;
+    use crate::domain::api_key::Scopes;
+    use crate::domain::email::Email;
+
+    let email = match Email::parse(email) {
+        Ok(e) => e,
+        Err(e) => return fail(format!("--email {}", e.message)),
+    };
+    let scopes = match Scopes::parse_list(scope) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("--scope {}", e.message)),
+    };
+    let name = match KeyName::parse(name) {
+        Ok(n) => n,
+        Err(e) => return fail(format!("--name {}", e.message)),
+    };
+    let expires_in = match expires_days.map(ExpiryDays::from_days) {
+        None => None,
+        Some(Some(days)) => Some(days),
+        Some(None) => {
+            return fail(format!(
+                "--expires-days must be from 1 to {}",
+                ExpiryDays::MAX
+            ));
+        }
+    };
+    let core = match Core::open(settings) {
+        Ok(core) => core,
+        Err(e) => return fail(e),
+    };
+    let request = KeyRequest {
+        name,
+        scopes,
+        expires_in,
+    };
+    let by = ChangedBy {
+        actor: audit::Actor::system(),
+        origin: audit::Origin::default(),
+        via: "command line",
+    };
+    let now = crate::clock::Clock::default().now_naive();
+    let issued = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
+        let owner = match users::find_by_email(&mut conn, &email)? {
+            Some(row) if !row.disabled => row.user_id(),
+            Some(_) => return Err(AppError::BadRequest("this account is disabled".into())),
+            None => return Err(AppError::BadRequest("no account has this email".into())),
+        };
+        api_keys::create(&mut conn, &owner, &request, now, &by)
+    });
+    match issued {
+        Ok(key) => {
+            // The only line on stdout, so scripts can capture it; it is never shown again.
+            println!("{}", key.secret.expose());
+            eprintln!(
+                "created API key mp_{}_… for {} (scopes: {}); store it now, it will not be shown again",
+                key.secret.prefix(),
+                email.as_str(),
+                key.scopes.to_db_string()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(AppError::BadRequest(msg)) => fail(format!("--email {msg}")),
         Err(e) => fail(e),
     }
 }

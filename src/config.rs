@@ -83,6 +83,29 @@ pub struct SessionSettings {
     pub absolute_timeout: Duration,
 }
 
+/// Requests per minute per client address, by route class.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// Sign-in and TOTP steps (POST only).
+    pub login_per_minute: u32,
+    pub login_burst: u32,
+    /// Password change and API key creation.
+    pub sensitive_per_minute: u32,
+    /// Everything else.
+    pub general_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 5,
+            login_burst: 5,
+            sensitive_per_minute: 10,
+            general_per_minute: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
@@ -97,6 +120,10 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// HTTP worker threads; by default one per core.
     pub workers: Option<usize>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (client address for rate limits,
+    /// audit and session lists). Empty: the socket peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub rate_limits: RateLimits,
 }
 
 impl Settings {
@@ -119,6 +146,8 @@ impl Settings {
             },
             bcrypt_cost: 12,
             workers: None,
+            trusted_proxies: Vec::new(),
+            rate_limits: RateLimits::default(),
         }
     }
 
@@ -177,6 +206,7 @@ struct FileSettings {
     session_idle_minutes: Option<u64>,
     session_absolute_hours: Option<u64>,
     workers: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -199,6 +229,7 @@ struct Raw {
     session_idle_minutes: Option<Val>,
     session_absolute_hours: Option<Val>,
     workers: Option<Val>,
+    trusted_proxies: Option<Val>,
 }
 
 impl Raw {
@@ -247,6 +278,10 @@ impl Raw {
                 "MEDPORT_SESSION_ABSOLUTE_HOURS",
             ),
             workers: over(from_file("workers", num(file.workers)), "MEDPORT_WORKERS"),
+            trusted_proxies: over(
+                from_file("trusted_proxies", file.trusted_proxies.map(|v| v.join(","))),
+                "MEDPORT_TRUSTED_PROXIES",
+            ),
         }
     }
 
@@ -313,6 +348,19 @@ impl Raw {
         }
         if let Some(v) = &self.workers {
             s.workers = Some(parse_in_range(v, 1, 256)? as usize);
+        }
+        if let Some(v) = &self.trusted_proxies {
+            s.trusted_proxies = v
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse().map_err(|_| {
+                        ConfigError::new(&v.origin, format!("`{p}` is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self

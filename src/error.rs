@@ -9,6 +9,9 @@ use crate::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// Not a failure: send the browser elsewhere (sign-in, TOTP enrolment, password change).
+    #[error("redirect to {0}")]
+    SeeOther(String),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -32,6 +35,12 @@ pub enum AppError {
     Db(#[from] DbError),
 }
 
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::from(e))
+    }
+}
+
 impl AppError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
@@ -46,6 +55,7 @@ pub struct PublicMessage(pub String);
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::SeeOther(_) => StatusCode::SEE_OTHER,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -62,6 +72,11 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::SeeOther(location) = self {
+            return HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, location.as_str()))
+                .finish();
+        }
         let status = self.status_code();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");

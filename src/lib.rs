@@ -2,7 +2,9 @@
 //! administrators manage. See DESIGN.md in the project's shared notes for the architecture.
 
 pub mod audit;
+pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -10,6 +12,7 @@ pub mod error;
 pub mod keys;
 pub mod routes;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 pub mod views;
 pub mod web;

@@ -10,12 +10,17 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::SessionCookie;
+use crate::auth::csrf::csrf_protect;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Database, DbError};
 use crate::keys::{KeyError, MasterKey};
 use crate::routes;
+use crate::storage::secrets::Keyring;
 use crate::web::assets::AssetTable;
 use crate::web::error_pages::error_pages;
+use crate::web::rate_limit::{Limiters, rate_limit};
 use crate::web::security_headers::{HeaderPolicy, security_headers};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,22 @@ pub enum StartupError {
 /// Extra routes mounted beside the real ones; tests use it to force failures.
 pub type RouteHook = fn(&mut web::ServiceConfig);
 
+/// What tests may change about a build: extra routes and a clock they can move.
+#[derive(Clone)]
+pub struct BuildOptions {
+    pub routes: RouteHook,
+    pub clock: Clock,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            routes: |_| {},
+            clock: Clock::default(),
+        }
+    }
+}
+
 /// Opens the data directory, master key and database, and applies migrations. Shared by
 /// `serve` and the CLI commands.
 pub struct Core {
@@ -61,6 +82,9 @@ impl Core {
         let db = Database::open(&settings.database, settings.db_pool_size)
             .map_err(StartupError::Database)?;
         let applied = db.migrate().map_err(StartupError::Migration)?;
+        // Builds the dummy hash that unknown-user sign-ins verify against, so the first one
+        // takes no longer than the rest.
+        crate::auth::passwords::warm_up(settings.bcrypt_cost);
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
         }
@@ -80,10 +104,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        Self::build_with(settings, |_| {}).await
+        Self::build_with(settings, BuildOptions::default()).await
     }
 
-    pub async fn build_with(settings: Settings, hook: RouteHook) -> Result<Self, StartupError> {
+    pub async fn build_with(
+        settings: Settings,
+        options: BuildOptions,
+    ) -> Result<Self, StartupError> {
         // Opening and migrating the database blocks: keep it off the async threads.
         let core = tokio::task::spawn_blocking(move || Core::open(settings))
             .await
@@ -101,7 +128,7 @@ impl Application {
             })?
             .port();
         let db = core.db.clone();
-        let server = run(listener, core, hook)?;
+        let server = run(listener, core, options)?;
         Ok(Self { port, server, db })
     }
 
@@ -124,9 +151,15 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, core: Core, hook: RouteHook) -> Result<Server, StartupError> {
+fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Server, StartupError> {
     let addr = listener.local_addr().ok();
     let workers = core.settings.workers;
+    let limiters =
+        web::Data::new(Limiters::new(&core.settings.rate_limits).map_err(StartupError::Task)?);
+    let cookie = SessionCookie::new(&core.settings, &core.master_key);
+    let keyring = web::Data::new(Keyring::new(core.master_key.clone()));
+    let clock = web::Data::new(options.clock.clone());
+    let hook = options.routes;
     let policy = web::Data::new(HeaderPolicy {
         hsts: core
             .settings
@@ -134,6 +167,8 @@ fn run(listener: TcpListener, core: Core, hook: RouteHook) -> Result<Server, Sta
             .as_ref()
             .is_some_and(|u| u.is_https()),
     });
+    let session_db = core.db.clone();
+    let session_settings = core.settings.clone();
     let db = web::Data::new(core.db);
     let settings = web::Data::from(core.settings);
     let master_key = web::Data::from(core.master_key);
@@ -142,7 +177,11 @@ fn run(listener: TcpListener, core: Core, hook: RouteHook) -> Result<Server, Sta
         App::new()
             // The last `wrap` runs first: security headers outermost, so every response,
             // even an error from any inner layer, gets them; then the request id; then
-            // error pages, which show that id.
+            // error pages, which show that id; then the general rate limit, the session,
+            // and the CSRF check, which needs the session.
+            .wrap(from_fn(csrf_protect))
+            .wrap(cookie.middleware(session_db.clone(), options.clock.clone(), &session_settings))
+            .wrap(from_fn(rate_limit))
             .wrap(from_fn(error_pages))
             .wrap(TracingLogger::default())
             .wrap(from_fn(security_headers))
@@ -151,8 +190,12 @@ fn run(listener: TcpListener, core: Core, hook: RouteHook) -> Result<Server, Sta
             .app_data(settings.clone())
             .app_data(master_key.clone())
             .app_data(assets.clone())
+            .app_data(keyring.clone())
+            .app_data(clock.clone())
+            .app_data(web::Data::new(cookie.clone()))
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::default().limit(64 * 1024))
+            .app_data(limiters.clone())
             .configure(routes::configure)
             .configure(hook)
             .default_service(web::to(routes::not_found))

@@ -43,6 +43,36 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The frame for a signed-in user: navigation by role, pending flash messages.
+    pub fn for_user(user: &crate::auth::extractors::CurrentUser, current_path: &str) -> Self {
+        use crate::domain::role::Role;
+        let mut items: Vec<(&str, &str)> = Vec::new();
+        if user.role == Role::Admin {
+            items.push(("/admin/users", "Users"));
+        }
+        if matches!(user.role, Role::Admin | Role::Auditor) {
+            items.push(("/admin/audit", "Audit log"));
+        }
+        items.push(("/account", "Account"));
+        let nav = items
+            .into_iter()
+            .map(|(href, label)| NavItem {
+                current: current_path == href || current_path.starts_with(&format!("{href}/")),
+                href: href.to_string(),
+                label: label.to_string(),
+            })
+            .collect();
+        Self {
+            csrf_token: user.csrf_token.clone(),
+            nav,
+            user_email: Some(user.email.clone()),
+            flashes: crate::auth::session::take_flashes(&user.session),
+            version: VERSION,
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub struct LoginPage {
@@ -50,6 +80,13 @@ pub struct LoginPage {
     pub error: Option<String>,
     pub email: String,
     pub next: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login_totp.html")]
+pub struct LoginTotpPage {
+    pub layout: Layout,
+    pub error: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]

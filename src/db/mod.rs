@@ -7,6 +7,7 @@ pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -124,6 +125,10 @@ pub struct Database {
     pool: Pool,
     backend: Backend,
     sqlite_path: Option<Arc<PathBuf>>,
+    /// Set when the last attempt to get a connection failed, cleared by the next success.
+    /// Lets the error layer answer 503 "temporarily unavailable" rather than 500 for
+    /// failures in layers that cannot say why they failed (the session store).
+    unavailable: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Database {
@@ -165,6 +170,7 @@ impl Database {
             pool,
             backend,
             sqlite_path,
+            unavailable: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -173,7 +179,12 @@ impl Database {
     }
 
     pub fn conn(&self) -> Result<PooledConn, DbError> {
-        Ok(self.pool.get()?)
+        checkout(&self.pool, &self.unavailable)
+    }
+
+    /// True while connections cannot be had.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Relaxed)
     }
 
     /// Runs blocking database work on the blocking pool.
@@ -184,8 +195,9 @@ impl Database {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let unavailable = self.unavailable.clone();
         actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(|e| E::from(DbError::Pool(e)))?;
+            let mut conn = checkout(&pool, &unavailable).map_err(E::from)?;
             f(&mut conn)
         })
         .await
@@ -231,14 +243,22 @@ impl Database {
     /// answering from a file that was removed or overwritten).
     pub async fn check_ready(&self) -> Result<(), &'static str> {
         let pool = self.pool.clone();
+        let unavailable = self.unavailable.clone();
         let sqlite_path = self.sqlite_path.clone();
         actix_web::web::block(move || {
             if let Some(path) = sqlite_path.as_deref() {
                 check_sqlite_file(path)?;
             }
-            let mut conn = pool
-                .get_timeout(Duration::from_secs(2))
-                .map_err(|_| "database unreachable")?;
+            let mut conn = match pool.get_timeout(Duration::from_secs(2)) {
+                Ok(conn) => {
+                    unavailable.store(false, Ordering::Relaxed);
+                    conn
+                }
+                Err(_) => {
+                    unavailable.store(true, Ordering::Relaxed);
+                    return Err("database unreachable");
+                }
+            };
             diesel::sql_query("SELECT 1")
                 .execute(&mut *conn)
                 .map_err(|_| "database query failed")?;
@@ -246,6 +266,19 @@ impl Database {
         })
         .await
         .map_err(|_| "readiness check cancelled")?
+    }
+}
+
+fn checkout(pool: &Pool, unavailable: &AtomicBool) -> Result<PooledConn, DbError> {
+    match pool.get() {
+        Ok(conn) => {
+            unavailable.store(false, Ordering::Relaxed);
+            Ok(conn)
+        }
+        Err(e) => {
+            unavailable.store(true, Ordering::Relaxed);
+            Err(DbError::Pool(e))
+        }
     }
 }
 

@@ -12,10 +12,17 @@ diesel::table! {
         totp_secret_sealed -> Nullable<Binary>,
         totp_last_step -> Nullable<BigInt>,
         recovery_codes -> Nullable<Text>,
-        failed_logins -> Integer,
-        throttled_until -> Nullable<Timestamp>,
         password_changed_at -> Timestamp,
         created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_throttles (email_hash) {
+        email_hash -> Text,
+        failures -> Integer,
+        throttled_until -> Nullable<Timestamp>,
         updated_at -> Timestamp,
     }
 }
@@ -148,6 +155,7 @@ diesel::joinable!(upload_parts -> uploads (upload_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    login_throttles,
     sessions,
     api_keys,
     buckets,

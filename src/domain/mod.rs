@@ -1,5 +1,32 @@
 //! Validated values. Handlers turn raw input into these at the edge and work with them only.
 
+pub mod api_key;
+pub mod email;
+pub mod ids;
 mod local_path;
+pub mod password;
+pub mod role;
 
 pub use local_path::LocalPath;
+
+/// A validation failure on one form field, with a message written for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}

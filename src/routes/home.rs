@@ -1,9 +1,18 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-/// The start page sends visitors to sign in; later it sends signed-in users to their uploads.
-pub async fn index() -> HttpResponse {
+use crate::auth::extractors::CurrentUser;
+use crate::error::AppError;
+
+/// The start page: signed-in users go to their account overview, everyone else to the
+/// sign-in page (which says why when their session ended).
+pub async fn index(user: Result<CurrentUser, AppError>) -> HttpResponse {
+    let target = match user {
+        Ok(_) => "/account".to_string(),
+        Err(AppError::SeeOther(location)) => location,
+        Err(_) => "/login".to_string(),
+    };
     HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::LOCATION, target))
         .finish()
 }

@@ -8,9 +8,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use askama::Template;
 
+use crate::db::Database;
 use crate::error::PublicMessage;
 use crate::views::{ErrorPage, Layout};
 
@@ -33,10 +34,21 @@ pub async fn error_pages(
         .extensions()
         .get::<tracing_actix_web::RequestId>()
         .map(ToString::to_string);
+    let db = req.app_data::<web::Data<Database>>().cloned();
+    // A failure while the database is unreachable is an outage, not a bug: say 503.
+    let outage = |status: StatusCode| {
+        if status == StatusCode::INTERNAL_SERVER_ERROR
+            && db.as_ref().is_some_and(|d| d.is_unavailable())
+        {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            status
+        }
+    };
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
         Err(err) => {
-            let status = err.as_response_error().status_code();
+            let status = outage(err.as_response_error().status_code());
             let original = err.error_response();
             let page = FriendlyPage::new(status, &original, wants_html, request_id);
             return Err(page.into());
@@ -46,7 +58,7 @@ pub async fn error_pages(
     if status.as_u16() < 400 || res.response().extensions().contains::<KeepBody>() {
         return Ok(res);
     }
-    let page = FriendlyPage::new(status, res.response(), wants_html, request_id);
+    let page = FriendlyPage::new(outage(status), res.response(), wants_html, request_id);
     let replacement = page.error_response();
     Ok(res.into_response(replacement))
 }
@@ -76,6 +88,9 @@ impl FriendlyPage {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 headers.append(name.clone(), value.clone());
             }
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE && !headers.contains_key(header::RETRY_AFTER) {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         }
         let plain = format!("{} {title}\n{message}\n", status.as_u16());
         let (content_type, body) = if wants_html {

@@ -1,5 +1,7 @@
 //! Cross-cutting HTTP layers: security headers, error pages, static assets.
 
 pub mod assets;
+pub mod client_ip;
 pub mod error_pages;
+pub mod rate_limit;
 pub mod security_headers;

@@ -84,7 +84,13 @@ async fn headers_on_every_kind_of_response(backend: Backend) {
     assert_eq!(missing.status(), 404);
     assert_security_headers(&missing, false);
 
-    let wrong_method = app.client.delete(app.url("/login")).send().await.unwrap();
+    // (A state-changing method would meet the CSRF check first; OPTIONS is not routed.)
+    let wrong_method = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert_security_headers(&wrong_method, false);
 
@@ -99,12 +105,14 @@ async fn headers_on_every_kind_of_response(backend: Backend) {
     );
 
     let big = "a=".to_string() + &"x".repeat(200 * 1024);
+    let token = app.csrf_token_with(&app.client, "/login").await;
     let too_large = app
         .client
         .post(app.url("/__test/form"))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("Accept", "text/html")
-        .body(big)
+        .header("X-CSRF-Token", token)
+        .body(big.clone())
         .send()
         .await
         .unwrap();
@@ -112,6 +120,17 @@ async fn headers_on_every_kind_of_response(backend: Backend) {
     assert_security_headers(&too_large, false);
     let body = too_large.text().await.unwrap();
     assert!(body.contains("larger than this server accepts"), "{body}");
+    // Without the header the CSRF layer would have to read the body to find the token:
+    // an oversized form is refused as too large there too, not read whole.
+    let too_large = app
+        .client
+        .post(app.url("/__test/form"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
 }
 
 async fn hsts_only_with_an_https_public_url(backend: Backend) {

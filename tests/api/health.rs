@@ -61,6 +61,14 @@ async fn readyz_is_503_when_postgres_is_unreachable() {
         "not ready: database unreachable\n"
     );
     assert_eq!(app.get("/healthz").await.status(), 200);
-    // Pages that do not need the database still render.
-    assert_eq!(app.get_html("/login").await.status(), 200);
+    // A page that needs the database says "temporarily unavailable", never 500.
+    let page = app.get_html("/login").await;
+    assert_eq!(page.status(), 503);
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("temporarily unavailable")
+    );
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
+use medport::clock::Clock;
 use medport::config::{DatabaseSettings, Settings};
 use medport::db::Database;
-use medport::startup::{Application, RouteHook};
+use medport::startup::{Application, BuildOptions, RouteHook};
 use secrecy::SecretString;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -129,9 +130,11 @@ impl Drop for CutProxy {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
     pub db: Database,
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub clock: Clock,
     handle: actix_web::dev::ServerHandle,
     // Dropped after the server is told to stop.
     _pg: Option<PgTestDb>,
@@ -167,6 +170,11 @@ impl TestApp {
         settings.workers = Some(1);
         settings.db_pool_size = 4;
         settings.bcrypt_cost = 4;
+        // Tests sign in many times from one address; the rate-limit tests set their own.
+        settings.rate_limits.login_per_minute = 10_000;
+        settings.rate_limits.login_burst = 10_000;
+        settings.rate_limits.sensitive_per_minute = 10_000;
+        settings.rate_limits.general_per_minute = 100_000;
         let (pg, proxy) = match backend {
             Backend::Sqlite => (None, None),
             Backend::Postgres => {
@@ -197,24 +205,34 @@ impl TestApp {
                 secrecy::ExposeSecret::expose_secret(url).to_string()
             }
         };
-        let app = Application::build_with(settings, options.hook)
-            .await
-            .expect("application starts");
+        let clock = Clock::default();
+        let app = Application::build_with(
+            settings,
+            BuildOptions {
+                routes: options.hook,
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .expect("application starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped());
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .build()
             .unwrap();
         Self {
             address,
             client,
+            jar,
             db,
             data_dir,
             database_url,
+            clock,
             handle,
             _pg: pg,
             _proxy: proxy,
@@ -239,6 +257,226 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A second browser: its own cookies, same server.
+    pub fn new_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        (client, jar)
+    }
+
+    /// The `Cookie` header this app's main browser would send.
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        self.jar
+            .cookies(&self.address.parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn master_keyring(&self) -> medport::storage::secrets::Keyring {
+        let text = std::fs::read_to_string(self.data_dir.join("master.key")).unwrap();
+        let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
+        medport::storage::secrets::Keyring::new(Arc::new(medport::keys::MasterKey::from_bytes(
+            bytes,
+        )))
+    }
+
+    /// Creates an account directly in the database (as `medport user create` would).
+    pub fn create_user(&self, email: &str, role: &str, password: &str) -> String {
+        use medport::auth::{passwords, users};
+        use medport::domain::{email::Email, password::Password, role::Role};
+        let email = Email::parse(email).unwrap();
+        let hash = passwords::hash(&Password::for_login(password), 4).unwrap();
+        let mut conn = self.db.conn().unwrap();
+        users::create(
+            &mut conn,
+            &users::NewUser {
+                email: &email,
+                role: Role::parse(role).unwrap(),
+                password_hash: &hash,
+                must_change_password: false,
+            },
+            chrono::Utc::now().naive_utc(),
+        )
+        .unwrap()
+        .into_string()
+    }
+
+    /// The CSRF token of the current session, read from a page the way a browser would.
+    pub async fn csrf_token_with(&self, client: &reqwest::Client, path: &str) -> String {
+        let html = client
+            .get(self.url(path))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        extract_csrf(&html).unwrap_or_else(|| panic!("no csrf token on {path}: {html}"))
+    }
+
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let token = self.csrf_token_with(client, "/login").await;
+        client
+            .post(self.url("/login"))
+            .header("Accept", "text/html")
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("csrf_token", &token),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.login_with(&self.client, email, password).await
+    }
+
+    /// Signs in and asserts it worked.
+    pub async fn sign_in(&self, email: &str, password: &str) {
+        let res = self.login(email, password).await;
+        assert_eq!(res.status(), 303, "sign-in failed for {email}");
+        assert_eq!(res.headers()["location"], "/");
+    }
+
+    /// The session's CSRF token whether or not it is signed in (sign-in page, or the
+    /// account page once signed in).
+    pub async fn session_csrf(&self, client: &reqwest::Client) -> String {
+        let res = client
+            .get(self.url("/login"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 303 {
+            return self.csrf_token_with(client, "/account").await;
+        }
+        extract_csrf(&res.text().await.unwrap()).unwrap()
+    }
+
+    /// POST a form as a browser would, with the session's CSRF token.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.session_csrf(&self.client).await;
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.client
+            .post(self.url(path))
+            .header("Accept", "text/html")
+            .form(&all)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn audit_actions(&self) -> Vec<(String, String, String)> {
+        use diesel::prelude::*;
+        use medport::db::schema::audit_events::dsl::*;
+        let mut conn = self.db.conn().unwrap();
+        audit_events
+            .select((action, outcome, details))
+            .order(id.asc())
+            .load(&mut *conn)
+            .unwrap()
+    }
+
+    /// Gives a user a TOTP secret the test knows (as enrolment would) and 10 recovery codes.
+    pub fn enrol_totp(
+        &self,
+        user_id: &str,
+        email: &str,
+    ) -> (medport::auth::totp::TotpSecret, Vec<String>) {
+        use diesel::prelude::*;
+        use medport::auth::{recovery_codes, totp};
+        use medport::db::schema::users;
+        use medport::storage::secrets::{self, SealContext};
+        let secret = totp::TotpSecret::generate().unwrap();
+        let sealed = secrets::seal(
+            &self.master_keyring(),
+            &SealContext {
+                table: "users",
+                row_id: user_id,
+                field: "totp_secret",
+            },
+            secret.expose(),
+        )
+        .unwrap();
+        let codes = recovery_codes::generate().unwrap();
+        let stored = recovery_codes::StoredCodes::from_codes(&codes);
+        let mut conn = self.db.conn().unwrap();
+        diesel::update(users::table.filter(users::email.eq(email)))
+            .set((
+                users::totp_secret_sealed.eq(Some(sealed)),
+                users::recovery_codes.eq(Some(stored.to_json())),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+        (secret, codes)
+    }
+
+    pub async fn submit_totp(&self, code: &str) -> reqwest::Response {
+        let token = self.csrf_token_with(&self.client, "/login/totp").await;
+        self.client
+            .post(self.url("/login/totp"))
+            .header("Accept", "text/html")
+            .form(&[("code", code), ("csrf_token", &token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a user of `role` and signs in as them in the main browser; admins get TOTP
+    /// enrolled and pass the second step (a fresh step each time: the clock moves 30 s).
+    /// Returns (user id, email, password, TOTP secret for admins).
+    pub async fn sign_in_as(&self, role: &str) -> SignedIn {
+        let email = format!("{role}-{}@example.org", uuid::Uuid::now_v7().simple());
+        let password = "a long enough test password";
+        let id = self.create_user(&email, role, password);
+        let secret = if role == "admin" {
+            Some(self.enrol_totp(&id, &email).0)
+        } else {
+            None
+        };
+        self.sign_in_existing(&email, password, secret.as_ref())
+            .await;
+        SignedIn {
+            id,
+            email,
+            password: password.to_string(),
+            totp: secret,
+        }
+    }
+
+    pub async fn sign_in_existing(
+        &self,
+        email: &str,
+        password: &str,
+        totp_secret: Option<&medport::auth::totp::TotpSecret>,
+    ) {
+        use medport::auth::totp;
+        let res = self.login(email, password).await;
+        assert_eq!(res.status(), 303, "sign-in failed for {email}");
+        if let Some(secret) = totp_secret {
+            assert_eq!(location(&res), "/login/totp");
+            self.clock.advance(std::time::Duration::from_secs(30));
+            let code = totp::code_for_step(secret, totp::step_at(self.clock.unix()));
+            let res = self.submit_totp(&code).await;
+            assert_eq!(res.status(), 303, "TOTP step failed for {email}");
+        }
+    }
+
     pub fn proxy(&self) -> &CutProxy {
         self._proxy.as_ref().expect("spawned with pg_through_proxy")
     }
@@ -253,4 +491,23 @@ impl Drop for TestApp {
         // Sends the stop command now; workers wind down in the background.
         drop(self.handle.stop(false));
     }
+}
+
+pub fn extract_csrf(html: &str) -> Option<String> {
+    let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
+    re.captures(html).map(|c| c[1].to_string())
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+pub struct SignedIn {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub totp: Option<medport::auth::totp::TotpSecret>,
 }

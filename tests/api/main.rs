@@ -4,7 +4,13 @@
 
 mod helpers;
 
+mod access;
+mod account;
+mod admin_users;
+mod api_keys;
 mod audit;
+mod audit_viewer;
+mod auth;
 mod config_cli;
 mod errors;
 mod headers;

@@ -96,11 +96,11 @@ fn table_count(conn: &mut DbConnection, backend: Backend) -> i64 {
     let sql = match backend {
         Backend::Sqlite => {
             "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-             AND name IN ('users','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
+             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
         }
         Backend::Postgres => {
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_name IN ('users','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
+             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
         }
     };
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
@@ -113,7 +113,7 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
 
     let applied = db.migrate().unwrap();
     assert_eq!(applied.len(), 1, "{applied:?}");
-    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 8);
+    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 9);
     schema_matches(&mut db.conn().unwrap());
 
     assert!(

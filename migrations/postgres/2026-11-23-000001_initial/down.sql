@@ -6,4 +6,5 @@ DROP TABLE IF EXISTS bucket_grants;
 DROP TABLE IF EXISTS buckets;
 DROP TABLE IF EXISTS api_keys;
 DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS login_throttles;
 DROP TABLE IF EXISTS users;

@@ -11,11 +11,18 @@ CREATE TABLE users (
     totp_secret_sealed   BLOB,
     totp_last_step       BIGINT,
     recovery_codes       TEXT,
-    failed_logins        INTEGER NOT NULL DEFAULT 0,
-    throttled_until      TIMESTAMP,
     password_changed_at  TIMESTAMP NOT NULL,
     created_at           TIMESTAMP NOT NULL,
     updated_at           TIMESTAMP NOT NULL
+);
+
+-- Failed sign-ins per email address (SHA-256 of the case-folded address), for known and
+-- unknown addresses alike, so the throttle reveals nothing about which accounts exist.
+CREATE TABLE login_throttles (
+    email_hash       TEXT PRIMARY KEY NOT NULL,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    throttled_until  TIMESTAMP,
+    updated_at       TIMESTAMP NOT NULL
 );
 
 CREATE TABLE sessions (

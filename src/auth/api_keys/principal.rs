@@ -1,0 +1,158 @@
+//! The `ApiPrincipal` extractor: a request authenticated by an API key in the one
+//! `Authorization: Bearer` header, never by the session cookie.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+
+use super::authenticate;
+use crate::audit::{self, Actor, Event, Origin, Outcome};
+use crate::auth::extractors::request_origin;
+use crate::clock::Clock;
+use crate::db::Database;
+use crate::domain::api_key::{ApiKeySecret, Scope, Scopes};
+use crate::domain::ids::{ApiKeyId, UserId};
+use crate::domain::role::Role;
+use crate::error::AppError;
+
+/// A request authenticated by an API key (`Authorization: Bearer mp_...`) and nothing else:
+/// it never looks at the session cookie. Handlers check what the key may do with `require`.
+#[derive(Clone)]
+pub struct ApiPrincipal {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub scopes: Scopes,
+    pub key_id: ApiKeyId,
+    origin: Origin,
+    method: String,
+    path: String,
+    db: web::Data<Database>,
+}
+
+impl std::fmt::Debug for ApiPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiPrincipal")
+            .field("user_id", &self.user_id)
+            .field("key_id", &self.key_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiPrincipal {
+    pub fn actor(&self) -> Actor {
+        Actor::user(self.user_id.as_str(), &self.email)
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin.clone()
+    }
+
+    /// `Ok` when the key carries `scope`; otherwise audits `access.denied` and answers 403.
+    pub async fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if self.scopes.contains(scope) {
+            return Ok(());
+        }
+        let event = Event::new(self.actor(), "access.denied", Outcome::Denied)
+            .origin(self.origin())
+            .target("api_key", self.key_id.as_str())
+            .details(serde_json::json!({
+                "method": self.method,
+                "path": self.path,
+                "needed": format!("scope {}", scope.as_str()),
+                "scopes": self.scopes.to_db_string(),
+            }));
+        self.db
+            .run(move |conn| audit::record(conn, &event).map_err(AppError::from))
+            .await?;
+        Err(AppError::Forbidden)
+    }
+}
+
+/// 401 for a missing or refused bearer credential, with the RFC 6750 challenge.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerRefused {
+    #[error("no bearer credentials")]
+    Missing,
+    #[error("bearer credentials refused")]
+    Invalid,
+}
+
+impl ResponseError for BearerRefused {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let challenge = match self {
+            Self::Missing => r#"Bearer realm="medport""#,
+            Self::Invalid => r#"Bearer realm="medport", error="invalid_token""#,
+        };
+        let mut res = AppError::Unauthorized.error_response();
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+        res
+    }
+}
+
+/// The key from the one `Authorization: Bearer` header, if the header is well formed.
+fn bearer_key(req: &HttpRequest) -> Result<ApiKeySecret, BearerRefused> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(BearerRefused::Missing);
+    };
+    let value = value.to_str().map_err(|_| BearerRefused::Invalid)?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(BearerRefused::Invalid);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerRefused::Missing);
+    }
+    ApiKeySecret::parse(token.trim_matches(' ')).ok_or(BearerRefused::Invalid)
+}
+
+async fn extract(req: HttpRequest) -> Result<ApiPrincipal, actix_web::Error> {
+    let presented = bearer_key(&req)?;
+    let db = req
+        .app_data::<web::Data<Database>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("database not configured"))?;
+    let clock = req
+        .app_data::<web::Data<Clock>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("clock not configured"))?;
+    let origin = request_origin(&req);
+    let now = clock.now_naive();
+    let lookup_origin = origin.clone();
+    let owner = db
+        .run(move |conn| authenticate(conn, &presented, now, &lookup_origin))
+        .await?
+        .ok_or(BearerRefused::Invalid)?;
+    Ok(ApiPrincipal {
+        user_id: owner.user_id,
+        email: owner.email,
+        role: owner.role,
+        scopes: owner.scopes,
+        key_id: owner.key_id,
+        origin,
+        method: req.method().as_str().to_string(),
+        path: req.path().to_string(),
+        db,
+    })
+}
+
+impl FromRequest for ApiPrincipal {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(extract(req.clone()))
+    }
+}

@@ -1,0 +1,239 @@
+//! Password hashing (bcrypt) and the common-password list.
+//!
+//! Hashing uses the `bcrypt` crate's non-truncating functions: they refuse input that bcrypt
+//! would silently cut, instead of hashing only its first 72 bytes. [`Password`] keeps new
+//! passwords within that limit, so a refusal here means a sign-in attempt that cannot match.
+//!
+//! `hash`, `verify` and `burn_time` are deliberately slow, blocking CPU work (about a quarter
+//! of a second each at cost 12). Callers run them on the blocking thread pool
+//! (`actix_web::web::block` or `tokio::task::spawn_blocking`), never on an async worker.
+//!
+//! `common-passwords.txt` is Django's list, unchanged: the file
+//! `django/contrib/auth/common-passwords.txt.gz` from the Django 5.2.19 wheel on PyPI,
+//! decompressed (19,640 lowercase entries, one per line). Django is distributed under the
+//! BSD-3-Clause licence. SHA-256 of the decompressed file:
+//! `29ca0fa5303165f012f3e9775e3e95a3071cdd59f219973ec1cbb308d0214a6f` (checked by a test).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+use bcrypt::BcryptError;
+
+use crate::domain::password::Password;
+
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect()
+});
+
+/// Whether `candidate` is on the bundled list, ignoring letter case and surrounding spaces
+/// (so `"Password1 "` counts as `password1`).
+pub fn is_common(candidate: &str) -> bool {
+    COMMON.contains(candidate.trim().to_lowercase().as_str())
+}
+
+/// Hashing failed: a cost outside bcrypt's 4..=31, an input bcrypt cannot take whole, or the
+/// system random generator (for the salt) failing. The message never contains the password.
+#[derive(Debug, thiserror::Error)]
+#[error("could not hash the password: {0}")]
+pub struct PasswordHashError(#[from] BcryptError);
+
+/// A bcrypt hash of `password` (`$2b$<cost>$...`, 60 characters) with a fresh salt.
+/// Blocking: run on the blocking pool.
+pub fn hash(password: &Password, cost: u32) -> Result<String, PasswordHashError> {
+    Ok(bcrypt::non_truncating_hash(password.expose(), cost)?)
+}
+
+/// Whether `candidate` matches `stored_hash`. Any error counts as "no": a candidate too long
+/// to have been stored, or a stored hash that is not bcrypt (logged, as that means a broken
+/// row). The comparison of hash outputs is constant-time. Blocking: run on the blocking pool.
+pub fn verify(candidate: &Password, stored_hash: &str) -> bool {
+    match bcrypt::non_truncating_verify(candidate.expose(), stored_hash) {
+        Ok(matches) => matches,
+        Err(BcryptError::Truncation(_)) => false,
+        Err(error) => {
+            tracing::warn!(%error, "a stored password hash could not be checked");
+            false
+        }
+    }
+}
+
+/// Whether a stored hash was made with a different cost than the one configured now, so it
+/// should be replaced (with `hash`) after the next successful sign-in.
+pub fn needs_rehash(stored_hash: &str, cost: u32) -> bool {
+    stored_hash
+        .parse::<bcrypt::HashParts>()
+        .map_or(true, |parts| parts.get_cost() != cost)
+}
+
+/// Spends the time of one `verify` at `cost` and discards the result. Sign-in calls this
+/// when the email matches no user (or a disabled one), so the response time does not tell
+/// an attacker which addresses have accounts. It goes through `verify` itself, so even the
+/// fast refusal of an over-long candidate takes the same path as for a real user.
+/// Blocking: run on the blocking pool.
+pub fn burn_time(candidate: &Password, cost: u32) {
+    if let Some(dummy) = dummy_hash(cost) {
+        std::hint::black_box(verify(candidate, &dummy));
+    }
+}
+
+/// Computes the dummy hash for `cost` ahead of the first unknown-user sign-in, which would
+/// otherwise take twice as long as later ones. Optional; blocking.
+pub fn warm_up(cost: u32) {
+    let _ = dummy_hash(cost);
+}
+
+/// Not a secret: nobody can sign in with it, as no account carries its hash.
+const DUMMY_PASSWORD: &str = "medport timing equaliser, not a real password";
+
+static DUMMY_HASHES: LazyLock<Mutex<HashMap<u32, String>>> = LazyLock::new(Default::default);
+
+fn dummy_hash(cost: u32) -> Option<String> {
+    // The lock only guards a get or an insert, which a panic cannot leave half done, so a
+    // poisoned lock still holds a consistent map and is safe to keep using.
+    let cached = DUMMY_HASHES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&cost)
+        .cloned();
+    if cached.is_some() {
+        return cached;
+    }
+    // Hashed outside the lock so concurrent sign-ins are not queued behind it; two threads
+    // may both compute the first hash for a cost, which is harmless.
+    let fresh = match bcrypt::non_truncating_hash(DUMMY_PASSWORD, cost) {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::warn!(%error, cost, "could not make the dummy password hash");
+            return None;
+        }
+    };
+    let mut hashes = DUMMY_HASHES.lock().unwrap_or_else(PoisonError::into_inner);
+    Some(hashes.entry(cost).or_insert(fresh).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    const COST: u32 = 4;
+
+    #[test]
+    fn hash_and_verify_round_trip() {
+        let pw = Password::for_login("correct horse battery staple");
+        let stored = hash(&pw, COST).unwrap();
+        assert!(
+            stored.starts_with("$2b$04$") && stored.len() == 60,
+            "{stored}"
+        );
+        assert!(verify(&pw, &stored));
+        assert!(!verify(
+            &Password::for_login("correct horse battery stapler"),
+            &stored
+        ));
+        assert!(!verify(&pw, "not a bcrypt hash"));
+        // Salted: the same password never hashes the same way twice.
+        assert_ne!(hash(&pw, COST).unwrap(), stored);
+    }
+
+    #[test]
+    fn sign_in_normalises_like_sign_up() {
+        let stored = hash(
+            &Password::for_login("caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e"),
+            COST,
+        )
+        .unwrap();
+        assert!(verify(
+            &Password::for_login("cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e"),
+            &stored
+        ));
+    }
+
+    #[test]
+    fn over_long_candidates_are_false_not_errors() {
+        let longest = Password::for_login(&"k".repeat(Password::MAX_BYTES));
+        let stored = hash(&longest, COST).unwrap();
+        assert!(verify(&longest, &stored));
+        // Would match under a truncating bcrypt, since the first 72 bytes agree.
+        let longer = Password::for_login(&format!("{}kk", "k".repeat(Password::MAX_BYTES)));
+        assert!(!verify(&longer, &stored));
+        assert!(hash(&longer, COST).is_err());
+    }
+
+    #[test]
+    fn bcrypt_refuses_72_bytes_which_is_why_the_limit_is_71() {
+        // If a future bcrypt release accepts 72 bytes, Password::MAX_BYTES may be raised.
+        assert!(bcrypt::non_truncating_hash("a".repeat(71), COST).is_ok());
+        assert!(matches!(
+            bcrypt::non_truncating_hash("a".repeat(72), COST),
+            Err(BcryptError::Truncation(_))
+        ));
+    }
+
+    #[test]
+    fn bad_cost_is_an_error() {
+        let err = hash(&Password::for_login("whatever it is"), 3).unwrap_err();
+        assert!(!err.to_string().contains("whatever"), "{err}");
+    }
+
+    #[test]
+    fn rehash_when_cost_changes() {
+        let stored = hash(&Password::for_login("a passphrase here"), COST).unwrap();
+        assert!(!needs_rehash(&stored, COST));
+        assert!(needs_rehash(&stored, 12));
+        assert!(needs_rehash("garbage", COST));
+    }
+
+    #[test]
+    fn common_list_is_loaded_and_case_insensitive() {
+        assert!(COMMON.len() >= 10_000, "{}", COMMON.len());
+        assert!(is_common("password"));
+        assert!(is_common("PassWord123"));
+        assert!(is_common(" Qwerty "));
+        assert!(is_common("пароль"));
+        assert!(!is_common("correct horse battery staple"));
+        assert!(!is_common(""));
+    }
+
+    #[test]
+    fn common_list_is_the_documented_file() {
+        let digest = Sha256::digest(include_str!("common-passwords.txt").as_bytes());
+        assert_eq!(
+            hex::encode(digest),
+            "29ca0fa5303165f012f3e9775e3e95a3071cdd59f219973ec1cbb308d0214a6f"
+        );
+    }
+
+    #[test]
+    fn burn_time_costs_about_one_verify() {
+        let pw = Password::for_login("someone guessing");
+        warm_up(COST);
+        assert!(DUMMY_HASHES.lock().unwrap().contains_key(&COST));
+        let stored = hash(&pw, COST).unwrap();
+        let start = Instant::now();
+        burn_time(&pw, COST);
+        let burned = start.elapsed();
+        // The fastest of a few runs, since a busy machine only ever adds time. The bound is
+        // loose: it checks that real bcrypt work happens, not precise timing.
+        let fastest_verify = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                verify(&pw, &stored);
+                start.elapsed()
+            })
+            .min()
+            .unwrap();
+        assert!(
+            burned * 10 > fastest_verify,
+            "{burned:?} vs {fastest_verify:?}"
+        );
+        burn_time(&pw, 99); // an impossible cost is logged, not a panic
+    }
+}

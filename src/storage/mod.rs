@@ -1,0 +1,3 @@
+//! Storage: sealed secrets (and, later, the BlobStore backends).
+
+pub mod secrets;

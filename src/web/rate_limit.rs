@@ -1,0 +1,176 @@
+//! Per-client request limits, by route class, in one place. Each request counts against
+//! the general limit and, for sign-in and other sensitive form posts, against that class's
+//! tighter limit too. Over a limit: 429 with `Retry-After` and `X-RateLimit-*` headers.
+//! Built once at start-up so every worker shares the counters (per instance; the
+//! per-account sign-in throttle in the database is what holds across instances).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpResponse, ResponseError, web};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::config::RateLimits;
+
+type Keyed =
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+
+/// Forget idle clients now and then so the table does not grow without bound.
+const PRUNE_EVERY: u64 = 4096;
+
+#[derive(Clone)]
+struct Limit {
+    limiter: Arc<Keyed>,
+    per_minute: u32,
+}
+
+impl Limit {
+    fn new(per_minute: u32, burst: u32) -> Result<Self, String> {
+        let per_minute = per_minute.max(1);
+        let period = Duration::from_nanos(60_000_000_000 / u64::from(per_minute));
+        let burst = NonZeroU32::new(burst.max(1)).ok_or("burst must be positive")?;
+        let quota = Quota::with_period(period)
+            .ok_or("rate limit period must be positive")?
+            .allow_burst(burst);
+        Ok(Self {
+            limiter: Arc::new(
+                RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            ),
+            per_minute,
+        })
+    }
+}
+
+/// The route classes. The sign-in class counts only form posts, so showing the sign-in
+/// page never uses up attempts.
+#[derive(Clone)]
+pub struct Limiters {
+    login: Limit,
+    sensitive: Limit,
+    general: Limit,
+    checks: Arc<AtomicU64>,
+}
+
+impl Limiters {
+    pub fn new(limits: &RateLimits) -> Result<Self, String> {
+        Ok(Self {
+            login: Limit::new(limits.login_per_minute, limits.login_burst)?,
+            sensitive: Limit::new(limits.sensitive_per_minute, limits.sensitive_per_minute)?,
+            general: Limit::new(limits.general_per_minute, limits.general_per_minute)?,
+            checks: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn class_of(&self, method: &Method, path: &str) -> Option<&Limit> {
+        if *method != Method::POST {
+            return None;
+        }
+        match path {
+            "/login" | "/login/totp" => Some(&self.login),
+            "/account/password" | "/account/api-keys" => Some(&self.sensitive),
+            p if p.starts_with("/account/api-keys/") && p.ends_with("/rotate") => {
+                Some(&self.sensitive)
+            }
+            _ => None,
+        }
+    }
+
+    fn prune(&self) {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
+            for l in [&self.login, &self.sensitive, &self.general] {
+                l.limiter.retain_recent();
+            }
+        }
+    }
+}
+
+/// The 429 answer; the error-page layer turns it into a friendly page and keeps headers.
+#[derive(Debug)]
+struct TooManyRequests {
+    limit: u32,
+    retry_after_secs: u64,
+}
+
+impl std::fmt::Display for TooManyRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rate limit exceeded; retry in {} s",
+            self.retry_after_secs
+        )
+    }
+}
+
+impl ResponseError for TooManyRequests {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::TooManyRequests()
+            .insert_header(("retry-after", self.retry_after_secs.to_string()))
+            .insert_header(("x-ratelimit-after", self.retry_after_secs.to_string()))
+            .insert_header(("x-ratelimit-limit", self.limit.to_string()))
+            .insert_header(("x-ratelimit-remaining", "0"))
+            .finish()
+    }
+}
+
+fn check(limit: &Limit, ip: &IpAddr) -> Result<u32, TooManyRequests> {
+    match limit.limiter.check_key(ip) {
+        Ok(snapshot) => Ok(snapshot.remaining_burst_capacity()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Err(TooManyRequests {
+                limit: limit.per_minute,
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            })
+        }
+    }
+}
+
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(limiters) = req.app_data::<web::Data<Limiters>>().cloned() else {
+        return next.call(req).await;
+    };
+    limiters.prune();
+    // No peer address only happens on unusual transports; they share one bucket.
+    let ip = crate::web::client_ip::of_service_request(&req)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let class = limiters.class_of(req.method(), req.path());
+    let (limit, remaining) = match class {
+        Some(class) => (class.per_minute, check(class, &ip)?),
+        None => (limiters.general.per_minute, u32::MAX),
+    };
+    let general_remaining = check(&limiters.general, &ip)?;
+    let remaining = remaining.min(general_remaining);
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", limit.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    Ok(res)
+}
