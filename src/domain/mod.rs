@@ -1,6 +1,7 @@
 //! Validated values. Handlers turn raw input into these at the edge and work with them only.
 
 pub mod api_key;
+pub mod bucket;
 pub mod email;
 pub mod ids;
 mod local_path;
