@@ -31,6 +31,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Master key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// User accounts.
     User {
         #[command(subcommand)]
@@ -59,6 +64,12 @@ pub enum ApikeyCommand {
         #[arg(long)]
         expires_days: Option<u16>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-seal every stored secret under a new master key (restart all instances after).
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +111,9 @@ pub async fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify,
         } => blocking(move || audit_verify(settings)).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => blocking(move || keys_rotate(settings)).await,
         Command::User {
             command: UserCommand::Create { email, role, .. },
         } => blocking(move || user_create(settings, &email, &role)).await,
@@ -341,6 +355,37 @@ fn apikey_create(
             ExitCode::SUCCESS
         }
         Err(AppError::BadRequest(msg)) => fail(format!("--email {msg}")),
+        Err(e) => fail(e),
+    }
+}
+
+fn keys_rotate(settings: Settings) -> ExitCode {
+    let source = settings.master_key.clone();
+    let core = match Core::open(settings) {
+        Ok(core) => core,
+        Err(e) => return fail(e),
+    };
+    let result = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
+        let report =
+            crate::key_rotation::rotate(&mut conn, &source, core.master_key.clone())?;
+        audit::record(
+            &mut conn,
+            &audit::Event::new(audit::Actor::system(), "keys.rotate", audit::Outcome::Success)
+                .details(serde_json::json!({
+                    "new_key_id": report.new_key_id,
+                    "totp_seeds": report.totp_seeds,
+                    "bucket_secrets": report.bucket_secrets,
+                })),
+        )?;
+        Ok(report)
+    });
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            println!("restart every medport instance so they seal new data with the new key");
+            ExitCode::SUCCESS
+        }
+        Err(AppError::BadRequest(msg)) => fail(msg),
         Err(e) => fail(e),
     }
 }

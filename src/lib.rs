@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod key_rotation;
 pub mod keys;
 pub mod routes;
 pub mod startup;

@@ -70,6 +70,8 @@ pub struct Core {
     pub settings: Arc<Settings>,
     pub db: Database,
     pub master_key: Arc<MasterKey>,
+    /// The master key plus older keys that may still open data sealed before a rotation.
+    pub keyring: Arc<Keyring>,
 }
 
 impl Core {
@@ -78,7 +80,9 @@ impl Core {
             path: settings.data_dir.display().to_string(),
             source,
         })?;
-        let master_key = MasterKey::load_or_create(&settings.master_key)?;
+        let master_key = Arc::new(MasterKey::load_or_create(&settings.master_key)?);
+        let keyring = crate::key_rotation::keyring(master_key.clone(), &settings.master_key)
+            .map_err(|e| StartupError::Task(e.to_string()))?;
         let db = Database::open(&settings.database, settings.db_pool_size)
             .map_err(StartupError::Database)?;
         let applied = db.migrate().map_err(StartupError::Migration)?;
@@ -91,7 +95,8 @@ impl Core {
         Ok(Self {
             settings: Arc::new(settings),
             db,
-            master_key: Arc::new(master_key),
+            master_key,
+            keyring: Arc::new(keyring),
         })
     }
 }
@@ -157,7 +162,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
     let limiters =
         web::Data::new(Limiters::new(&core.settings.rate_limits).map_err(StartupError::Task)?);
     let cookie = SessionCookie::new(&core.settings, &core.master_key);
-    let keyring = web::Data::new(Keyring::new(core.master_key.clone()));
+    let keyring = web::Data::from(core.keyring.clone());
     let clock = web::Data::new(options.clock.clone());
     let hook = options.routes;
     let policy = web::Data::new(HeaderPolicy {

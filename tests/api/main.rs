@@ -14,5 +14,6 @@ mod auth;
 mod config_cli;
 mod errors;
 mod headers;
+mod keys;
 mod health;
 mod migrations;
