@@ -86,9 +86,6 @@ impl Core {
         let db = Database::open(&settings.database, settings.db_pool_size)
             .map_err(StartupError::Database)?;
         let applied = db.migrate().map_err(StartupError::Migration)?;
-        // Builds the dummy hash that unknown-user sign-ins verify against, so the first one
-        // takes no longer than the rest.
-        crate::auth::passwords::warm_up(settings.bcrypt_cost);
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
         }
@@ -133,6 +130,10 @@ impl Application {
             })?
             .port();
         let db = core.db.clone();
+        // The dummy hash that unknown-user sign-ins verify against costs one bcrypt run:
+        // build it in the background so readiness does not wait for it.
+        let cost = core.settings.bcrypt_cost;
+        std::thread::spawn(move || crate::auth::passwords::warm_up(cost));
         let server = run(listener, core, options)?;
         Ok(Self { port, server, db })
     }
