@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: starts the test services (PostgreSQL; later the S3 server and clamd),
-# then the Rust unit and HTTP-level suites on SQLite and PostgreSQL.
+# Runs every test: starts the test services (PostgreSQL, the S3 server, clamd), then the
+# Rust unit and HTTP-level suites on SQLite and PostgreSQL and the storage suite on the
+# local store and on S3. The S3 tests fail (never skip) when the S3 server is not there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/test-services.sh postgres
+scripts/test-services.sh postgres s3 clamd
 # shellcheck disable=SC1091
 source target/test-services.env
 export MEDPORT_TEST_POSTGRES
+export MEDPORT_TEST_CLAMD MEDPORT_TEST_CLAMD_SIGNATURE
+export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
+    MEDPORT_TEST_S3_REGION
 
 cargo test --locked --all-targets

@@ -361,31 +361,48 @@ fn apikey_create(
 
 fn keys_rotate(settings: Settings) -> ExitCode {
     let source = settings.master_key.clone();
+    let objects = settings.data_dir.join("objects");
     let core = match Core::open(settings) {
         Ok(core) => core,
         Err(e) => return fail(e),
     };
     let result = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
-        let report =
-            crate::key_rotation::rotate(&mut conn, &source, core.master_key.clone())?;
+        let report = crate::key_rotation::rotate(&mut conn, &source, core.master_key.clone())?;
         audit::record(
             &mut conn,
-            &audit::Event::new(audit::Actor::system(), "keys.rotate", audit::Outcome::Success)
-                .details(serde_json::json!({
-                    "new_key_id": report.new_key_id,
-                    "totp_seeds": report.totp_seeds,
-                    "bucket_secrets": report.bucket_secrets,
-                })),
+            &audit::Event::new(
+                audit::Actor::system(),
+                "keys.rotate",
+                audit::Outcome::Success,
+            )
+            .details(serde_json::json!({
+                "new_key_id": report.new_key_id,
+                "totp_seeds": report.totp_seeds,
+                "bucket_secrets": report.bucket_secrets,
+            })),
         )?;
         Ok(report)
     });
-    match result {
-        Ok(report) => {
-            println!("{report}");
-            println!("restart every medport instance so they seal new data with the new key");
-            ExitCode::SUCCESS
+    let report = match result {
+        Ok(report) => report,
+        Err(AppError::BadRequest(msg)) => return fail(msg),
+        Err(e) => return fail(e),
+    };
+    println!("{report}");
+    // Object data keys of the local store are sealed too: re-wrap them under the new key.
+    // Only small metadata files are rewritten; if this step stops, those objects still open
+    // with the previous key, which stays on disk.
+    if objects.exists() {
+        let moved = crate::key_rotation::reseal_local_objects(&source, objects);
+        match moved {
+            Ok(n) => println!("re-sealed the data keys of {n} stored objects and uploads"),
+            Err(e) => {
+                return fail(format!(
+                    "object data keys were not all moved yet (they still open with the previous key; run the rotation again): {e}"
+                ));
+            }
         }
-        Err(AppError::BadRequest(msg)) => fail(msg),
-        Err(e) => fail(e),
     }
+    println!("restart every medport instance so they seal new data with the new key");
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod buckets;
+
+pub use buckets::{DefaultBucket, SystemS3};
+
 /// Start-up refuses to run on a bad setting; the message names the setting (never its value
 /// when the value may be secret).
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +128,13 @@ pub struct Settings {
     /// audit and session lists). Empty: the socket peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub rate_limits: RateLimits,
+    /// Bucket endpoints on this host (an S3 server on loopback) are allowed. Off by default:
+    /// an admin form must not make the server call itself (SSRF).
+    pub allow_loopback_endpoints: bool,
+    /// Where the system default bucket stores objects (local store unless `MEDPORT_S3_*`).
+    pub default_bucket: DefaultBucket,
+    /// Every uploader may use the system default bucket without a grant.
+    pub default_bucket_open_to_all: bool,
 }
 
 impl Settings {
@@ -148,6 +159,9 @@ impl Settings {
             workers: None,
             trusted_proxies: Vec::new(),
             rate_limits: RateLimits::default(),
+            allow_loopback_endpoints: false,
+            default_bucket: DefaultBucket::Local,
+            default_bucket_open_to_all: true,
         }
     }
 
@@ -207,6 +221,15 @@ struct FileSettings {
     session_absolute_hours: Option<u64>,
     workers: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    allow_loopback_endpoints: Option<bool>,
+    default_bucket_open_to_all: Option<bool>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_bucket: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_sse: Option<String>,
+    s3_kms_key_id: Option<String>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -230,10 +253,12 @@ struct Raw {
     session_absolute_hours: Option<Val>,
     workers: Option<Val>,
     trusted_proxies: Option<Val>,
+    storage: buckets::RawStorage,
 }
 
 impl Raw {
-    fn merge(file: FileSettings, env: &HashMap<String, String>) -> Self {
+    fn merge(mut file: FileSettings, env: &HashMap<String, String>) -> Self {
+        let storage = buckets::RawStorage::merge(&mut file, env);
         let from_file = |key: &str, v: Option<String>| {
             v.map(|value| Val {
                 value,
@@ -282,6 +307,7 @@ impl Raw {
                 from_file("trusted_proxies", file.trusted_proxies.map(|v| v.join(","))),
                 "MEDPORT_TRUSTED_PROXIES",
             ),
+            storage,
         }
     }
 
@@ -362,6 +388,7 @@ impl Raw {
                 })
                 .collect::<Result<_, _>>()?;
         }
+        self.storage.validate(&mut s)?;
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self
                 .session_idle_minutes
@@ -475,6 +502,7 @@ pub fn describe(settings: &Settings) -> Vec<(String, String)> {
                 .as_ref()
                 .map_or_else(|| "(not set)".into(), |u| u.as_str().to_string()),
         ),
+        ("default_bucket".into(), buckets::describe(settings)),
     ]
 }
 

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::db::DbError;
+use crate::storage::blob::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -33,6 +34,8 @@ pub enum AppError {
     Internal(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -68,6 +71,17 @@ impl ResponseError for AppError {
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(DbError::Query(diesel::result::Error::NotFound)) => StatusCode::NOT_FOUND,
             Self::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Storage(e) => match e {
+                StorageError::NotFound | StorageError::NoSuchUpload => StatusCode::NOT_FOUND,
+                StorageError::InvalidPart(_) => StatusCode::BAD_REQUEST,
+                StorageError::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+                StorageError::Full => StatusCode::INSUFFICIENT_STORAGE,
+                StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                // Tampering or corruption is never answered with data; it is logged loudly.
+                StorageError::Integrity(_) | StorageError::Config(_) | StorageError::Io(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
         }
     }
 
@@ -92,5 +106,24 @@ impl ResponseError for AppError {
             res.extensions_mut().insert(PublicMessage(msg.clone()));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_map_to_precise_statuses() {
+        let status = |e: StorageError| AppError::from(e).status_code().as_u16();
+        assert_eq!(status(StorageError::NotFound), 404);
+        assert_eq!(status(StorageError::NoSuchUpload), 404);
+        assert_eq!(status(StorageError::InvalidPart("x".into())), 400);
+        assert_eq!(status(StorageError::RangeNotSatisfiable), 416);
+        assert_eq!(status(StorageError::Full), 507);
+        assert_eq!(status(StorageError::Unavailable("down".into())), 503);
+        assert_eq!(status(StorageError::Integrity("tag".into())), 500);
+        let unavailable = AppError::from(StorageError::Unavailable("down".into())).error_response();
+        assert!(unavailable.headers().contains_key("retry-after"));
     }
 }

@@ -46,7 +46,11 @@ pub fn previous_keys(source: &MasterKeySource) -> Result<Vec<MasterKey>, AppErro
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Ok(Vec::new());
     };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let mut keys = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(keys);
@@ -93,7 +97,11 @@ impl std::fmt::Display for RotationReport {
             self.bucket_secrets
         )?;
         if let Some(old) = &self.old_key_file {
-            write!(f, "; the previous key is kept as {} to open older data", old.display())?;
+            write!(
+                f,
+                "; the previous key is kept as {} to open older data",
+                old.display()
+            )?;
         }
         Ok(())
     }
@@ -115,7 +123,11 @@ fn write_key(path: &Path, key: &MasterKey) -> Result<(), AppError> {
 
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -214,4 +226,14 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         report.bucket_secrets += 1;
     }
     Ok(report)
+}
+
+/// Re-wraps the local store's object data keys under the current key file's key (after
+/// `rotate` installed it). Returns how many metadata files moved.
+pub fn reseal_local_objects(source: &MasterKeySource, root: PathBuf) -> Result<usize, AppError> {
+    let current = Arc::new(MasterKey::load_or_create(source).map_err(AppError::internal)?);
+    let ring = Arc::new(keyring(current, source)?);
+    let store = crate::storage::local::LocalStore::new(root, ring)?;
+    let runtime = tokio::runtime::Handle::try_current().map_err(AppError::internal)?;
+    Ok(runtime.block_on(store.reseal_data_keys())?)
 }

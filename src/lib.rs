@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod buckets;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -15,5 +16,6 @@ pub mod routes;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod uploads;
 pub mod views;
 pub mod web;

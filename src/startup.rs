@@ -86,6 +86,19 @@ impl Core {
         let db = Database::open(&settings.database, settings.db_pool_size)
             .map_err(StartupError::Database)?;
         let applied = db.migrate().map_err(StartupError::Migration)?;
+        // The system default bucket's row follows the configuration (local store or S3).
+        db.conn()
+            .map_err(crate::buckets::SystemBucketError::from)
+            .and_then(|mut conn| {
+                crate::buckets::ensure_system_bucket(
+                    &mut conn,
+                    &settings,
+                    chrono::Utc::now().naive_utc(),
+                )
+            })
+            .map_err(|e| {
+                StartupError::Task(format!("cannot set up the system default bucket: {e}"))
+            })?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied database migrations");
         }

@@ -50,6 +50,7 @@ impl Layout {
         let mut items: Vec<(&str, &str)> = Vec::new();
         if user.role == Role::Admin {
             items.push(("/admin/users", "Users"));
+            items.push(("/admin/buckets", "Buckets"));
         }
         if matches!(user.role, Role::Admin | Role::Auditor) {
             items.push(("/admin/audit", "Audit log"));

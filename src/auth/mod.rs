@@ -9,6 +9,7 @@ pub mod session;
 pub mod session_store;
 pub mod throttle;
 pub mod totp;
+pub mod user_admin;
 pub mod users;
 
 use actix_session::SessionMiddleware;

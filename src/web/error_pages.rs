@@ -184,6 +184,10 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
             "Unsupported type",
             "This kind of content is not accepted here.",
         ),
+        416 => (
+            "Range not available",
+            "The requested part of the file is outside the file.",
+        ),
         429 => (
             "Too many requests",
             "Please wait a moment before trying again.",
@@ -191,6 +195,10 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
         503 => (
             "Temporarily unavailable",
             "The service is temporarily unavailable. Please try again in a minute.",
+        ),
+        507 => (
+            "Storage full",
+            "The storage is full, so nothing more can be saved right now. Nothing already stored was affected; please tell your administrator.",
         ),
         500..=599 => (
             "Something went wrong",

@@ -1,5 +1,6 @@
 //! User administration through HTTP: creating accounts, role changes, disabling, one-time
-//! passwords, ending sessions, the last-administrator rule, and access by role.
+//! passwords, ending sessions, two-factor resets, the last-administrator rule, and access
+//! by role.
 
 use diesel::prelude::*;
 use medport::auth::totp;
@@ -12,6 +13,7 @@ use crate::helpers::{Backend, SignedIn, TestApp, extract_csrf, location};
 const PW: &str = "correct horse battery staple";
 const ONE_TIME: &str = "violet anchor midnight parade";
 const LAST_ADMIN: &str = "There must always be at least one active administrator.";
+const OWN_TWO_FACTOR: &str = "You cannot reset your own two-factor authentication: without it you would be locked out of the admin pages at once. Another administrator must do it.";
 
 // ---------- Helpers ----------
 
@@ -54,6 +56,22 @@ fn user_count(app: &TestApp) -> i64 {
 fn active_admins(app: &TestApp) -> i64 {
     let mut conn = app.db.conn().unwrap();
     medport::auth::users::count_active_admins(&mut conn).unwrap()
+}
+
+/// The two-factor columns: sealed seed, last used step, stored recovery codes.
+type TwoFactorColumns = (Option<Vec<u8>>, Option<i64>, Option<String>);
+
+fn two_factor_columns(app: &TestApp, id: &str) -> TwoFactorColumns {
+    let mut conn = app.db.conn().unwrap();
+    users::table
+        .find(id)
+        .select((
+            users::totp_secret_sealed,
+            users::totp_last_step,
+            users::recovery_codes,
+        ))
+        .first(&mut *conn)
+        .unwrap()
 }
 
 fn session_count(app: &TestApp, id: &str) -> i64 {
@@ -469,6 +487,160 @@ async fn revoke_sessions_signs_a_user_out_everywhere(backend: Backend) {
     assert_eq!(revoked[1].details["count"], 1);
 }
 
+async fn reset_two_factor_clears_it_and_ends_the_users_sessions(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.sign_in_as("admin").await;
+    let id = app.create_user("clin@example.org", "uploader", PW);
+    let (secret, codes) = app.enrol_totp(&id, "clin@example.org");
+    let clinician = SignedIn {
+        id: id.clone(),
+        email: "clin@example.org".into(),
+        password: PW.into(),
+        totp: Some(secret),
+    };
+    // Two browsers through the TOTP step: the last used step is stored.
+    let first = admin_browser(&app, &clinician).await;
+    let second = admin_browser(&app, &clinician).await;
+    assert_eq!(session_count(&app, &id), 2);
+    let (seed, last_step, stored_codes) = two_factor_columns(&app, &id);
+    assert!(seed.is_some() && last_step.is_some() && stored_codes.is_some());
+
+    // The button, with its explanation, on the page of a user who has two-factor on.
+    let page = format!("/admin/users/{id}");
+    let action = format!(r#"action="/admin/users/{id}/reset-totp""#);
+    let html = body(app.get_html(&page).await).await;
+    assert!(html.contains(&action), "{html}");
+    assert!(html.contains("Reset two-factor"));
+    assert!(html.contains("lost their authenticator"));
+
+    let res = admin_post(&app, &format!("/admin/users/{id}/reset-totp"), &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), page);
+    assert_eq!(two_factor_columns(&app, &id), (None, None, None));
+    assert_eq!(session_count(&app, &id), 0);
+    assert_eq!(home(&app, &first).await, "/login", "signed out at once");
+    assert_eq!(home(&app, &second).await, "/login", "signed out at once");
+
+    let resets = audit_rows(&app, "user.totp_reset");
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].outcome, "success");
+    assert_eq!(resets[0].actor.as_deref(), Some(admin.id.as_str()));
+    assert_eq!(resets[0].target.as_deref(), Some(id.as_str()));
+    assert_eq!(resets[0].details["sessions_ended"], 2);
+    assert_eq!(resets[0].details["role"], "uploader");
+    let details = resets[0].details.to_string();
+    assert!(codes.iter().all(|code| !details.contains(code.as_str())));
+
+    // The page says so, and the button is gone with the second factor.
+    let html = body(app.get_html(&page).await).await;
+    assert!(html.contains("Two-factor authentication is reset for clin@example.org"));
+    assert!(html.contains("Two-factor authentication</th><td>Off"));
+    assert!(!html.contains(&action));
+    assert_eq!(
+        app.get_html("/admin/users").await.status(),
+        200,
+        "the admin stays signed in"
+    );
+
+    // The next sign-in has no TOTP step, and the password (which may be as short as two-
+    // factor allowed) must be replaced first.
+    let fresh = browser_signed_in(&app, "clin@example.org", PW).await;
+    assert_eq!(home(&app, &fresh).await, "/account/password");
+
+    // Again: nothing to reset, nothing audited.
+    let res = admin_post(&app, &format!("/admin/users/{id}/reset-totp"), &[]).await;
+    assert_eq!(res.status(), 303);
+    let html = body(app.get_html(&page).await).await;
+    assert!(html.contains("clin@example.org does not use two-factor authentication."));
+    assert_eq!(audit_rows(&app, "user.totp_reset").len(), 1);
+    assert_eq!(session_count(&app, &id), 1, "their new session is kept");
+}
+
+async fn an_admin_whose_two_factor_was_reset_must_enrol_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("admin").await;
+    let email = "other-admin@example.org";
+    let id = app.create_user(email, "admin", PW);
+    let (secret, _) = app.enrol_totp(&id, email);
+    let other = SignedIn {
+        id: id.clone(),
+        email: email.into(),
+        password: PW.into(),
+        totp: Some(secret),
+    };
+    let browser = admin_browser(&app, &other).await;
+    let res = browser.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    let res = admin_post(&app, &format!("/admin/users/{id}/reset-totp"), &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(home(&app, &browser).await, "/login");
+    let row = user_facts(&app, &id);
+    assert_eq!((row.role.as_str(), row.disabled), ("admin", false));
+    assert_eq!(active_admins(&app), 2);
+
+    // Password alone signs them in; first they must replace the password (it may be as
+    // short as two-factor allowed), then the admin pages send them to enrolment.
+    let fresh = browser_signed_in(&app, email, PW).await;
+    let res = fresh.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/account/password");
+    {
+        use diesel::prelude::*;
+        use medport::db::schema::users;
+        let mut conn = app.db.conn().unwrap();
+        diesel::update(users::table.find(&id))
+            .set(users::must_change_password.eq(false))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let res = fresh.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/account/totp");
+    let resets = audit_rows(&app, "user.totp_reset");
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].details["role"], "admin");
+    assert_eq!(resets[0].details["sessions_ended"], 1);
+}
+
+async fn admins_cannot_reset_their_own_two_factor(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.sign_in_as("admin").await;
+    let before = two_factor_columns(&app, &me.id);
+    assert!(before.0.is_some());
+
+    // Their own page explains it and offers no button.
+    let page = format!("/admin/users/{}", me.id);
+    let html = body(app.get_html(&page).await).await;
+    assert!(html.contains("ask another administrator"), "{html}");
+    assert!(!html.contains("/reset-totp"));
+
+    let res = admin_post(&app, &format!("{page}/reset-totp"), &[]).await;
+    assert_eq!(res.status(), 409);
+    let html = body(res).await;
+    assert!(
+        html.contains(&format!(
+            r#"<div class="flash flash-error" role="alert">{OWN_TWO_FACTOR}</div>"#
+        )),
+        "{html}"
+    );
+    assert_eq!(h1_count(&html), 1);
+    assert_eq!(two_factor_columns(&app, &me.id), before);
+    assert_eq!(session_count(&app, &me.id), 1);
+    assert_eq!(
+        app.get_html("/admin/users").await.status(),
+        200,
+        "still signed in"
+    );
+
+    let resets = audit_rows(&app, "user.totp_reset");
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].outcome, "denied");
+    assert_eq!(resets[0].actor.as_deref(), Some(me.id.as_str()));
+    assert_eq!(resets[0].target.as_deref(), Some(me.id.as_str()));
+    assert_eq!(resets[0].details["reason"], "own two-factor authentication");
+}
+
 async fn the_last_active_admin_can_be_neither_demoted_nor_disabled(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let me = app.sign_in_as("admin").await;
@@ -665,6 +837,7 @@ async fn unknown_malformed_and_foreign_ids_are_not_found(backend: Backend) {
             "enable",
             "reset-password",
             "revoke-sessions",
+            "reset-totp",
         ] {
             let res = admin_post(
                 &app,
@@ -691,6 +864,8 @@ async fn unknown_malformed_and_foreign_ids_are_not_found(backend: Backend) {
 async fn other_roles_are_refused_on_every_route(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let target = app.create_user("target@example.org", "uploader", PW);
+    app.enrol_totp(&target, "target@example.org");
+    let target_two_factor = two_factor_columns(&app, &target);
     let denied = || {
         app.audit_actions()
             .into_iter()
@@ -702,7 +877,13 @@ async fn other_roles_are_refused_on_every_route(backend: Backend) {
         ("role", "admin"),
         ("password", ONE_TIME),
     ];
-    assert!(ROUTES.len() >= 9, "{ROUTES:?}");
+    assert!(ROUTES.len() >= 10, "{ROUTES:?}");
+    assert!(
+        ROUTES
+            .iter()
+            .any(|r| (r.method, r.path) == ("POST", "/admin/users/{id}/reset-totp")),
+        "{ROUTES:?}"
+    );
 
     for role in ["uploader", "auditor"] {
         let email = format!("{role}@example.org");
@@ -727,6 +908,8 @@ async fn other_roles_are_refused_on_every_route(backend: Backend) {
     }
     let row = user_facts(&app, &target);
     assert_eq!((row.role.as_str(), row.disabled), ("uploader", false));
+    assert_eq!(two_factor_columns(&app, &target), target_two_factor);
+    assert!(audit_rows(&app, "user.totp_reset").is_empty());
     assert_eq!(user_count(&app), 3, "no account was created");
 
     // The same requests from an administrator get past the role check.
@@ -821,6 +1004,9 @@ both_backends!(
     disable_ends_the_live_session_and_enable_restores_access,
     reset_password_sets_a_one_time_password_and_ends_sessions,
     revoke_sessions_signs_a_user_out_everywhere,
+    reset_two_factor_clears_it_and_ends_the_users_sessions,
+    an_admin_whose_two_factor_was_reset_must_enrol_again,
+    admins_cannot_reset_their_own_two_factor,
     the_last_active_admin_can_be_neither_demoted_nor_disabled,
     admins_demoting_each_other_at_once_leave_one,
     unknown_malformed_and_foreign_ids_are_not_found,

@@ -61,6 +61,50 @@ fn insert_bucket_with_secret(app: &TestApp, secret: &str) -> String {
     id
 }
 
+async fn store_local_object(
+    app: &TestApp,
+    content: &'static [u8],
+) -> medport::storage::blob::ObjectKey {
+    use medport::storage::blob::{BlobStore, ObjectKey, PartNumber};
+    let store = BlobStore::Local(
+        medport::storage::local::LocalStore::new(
+            app.data_dir.join("objects"),
+            std::sync::Arc::new(app.master_keyring()),
+        )
+        .unwrap(),
+    );
+    let key = ObjectKey::parse("tests/rotation/object-1").unwrap();
+    let id = store.create_multipart(&key).await.unwrap();
+    let body = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        actix_web::web::Bytes::from_static(content),
+    )]);
+    let part = store
+        .upload_part(
+            &key,
+            &id,
+            PartNumber::new(1).unwrap(),
+            body,
+            content.len() as u64,
+        )
+        .await
+        .unwrap();
+    store.complete(&key, &id, &[part]).await.unwrap();
+    key
+}
+
+async fn read_object(
+    store: &medport::storage::blob::BlobStore,
+    key: &medport::storage::blob::ObjectKey,
+) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let (_, mut stream) = store.get(key, None).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
 fn key_ids(app: &TestApp) -> Vec<String> {
     let mut conn = app.db.conn().unwrap();
     let mut ids: Vec<String> = users::table
@@ -88,6 +132,7 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.sign_in_as("admin").await;
     let bucket = insert_bucket_with_secret(&app, "bucket-secret-value");
+    let object = store_local_object(&app, b"stored before the rotation").await;
     let key_file = app.data_dir.join("master.key");
     let old_key = std::fs::read_to_string(&key_file).unwrap();
     let old_id = key_ids(&app);
@@ -97,20 +142,30 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("re-sealed 2 rows"), "{out}");
     assert!(out.contains("1 TOTP seeds, 1 bucket secrets"), "{out}");
+    assert!(out.contains("re-sealed the data keys of"), "{out}");
 
     let new_key = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(old_key, new_key);
     let kept = app.data_dir.join(format!("master.key.old.{}", old_id[0]));
-    assert_eq!(std::fs::read_to_string(&kept).unwrap(), old_key, "old key kept");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        old_key,
+        "old key kept"
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let new_id = key_ids(&app);
     assert_eq!(new_id.len(), 1);
     assert_ne!(new_id, old_id, "every row moved to the new key");
 
     // The new key alone opens the moved rows.
     let bytes: [u8; 32] = hex::decode(new_key.trim()).unwrap().try_into().unwrap();
-    let only_new = secrets::Keyring::new(std::sync::Arc::new(medport::keys::MasterKey::from_bytes(bytes)));
+    let only_new = secrets::Keyring::new(std::sync::Arc::new(
+        medport::keys::MasterKey::from_bytes(bytes),
+    ));
     let sealed: Option<Vec<u8>> = {
         let mut conn = app.db.conn().unwrap();
         buckets::table
@@ -129,7 +184,22 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
         &sealed.unwrap(),
     )
     .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&opened).as_slice(), b"bucket-secret-value");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&opened).as_slice(),
+        b"bucket-secret-value"
+    );
+    // Objects stored before the rotation open with the new key alone too.
+    let store = medport::storage::blob::BlobStore::Local(
+        medport::storage::local::LocalStore::new(
+            app.data_dir.join("objects"),
+            std::sync::Arc::new(only_new),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        read_object(&store, &object).await,
+        b"stored before the rotation"
+    );
 
     // A server started on the rotated files signs the TOTP user in.
     let data_dir = app.data_dir.clone();
@@ -157,10 +227,17 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
     restarted
         .sign_in_existing(&admin.email, &admin.password, admin.totp.as_ref())
         .await;
-    assert_eq!(crate::helpers::location(&restarted.get("/").await), "/account");
+    assert_eq!(
+        crate::helpers::location(&restarted.get("/").await),
+        "/account"
+    );
 
     // The rotation itself is in the audit trail, without key material.
-    let rotations: Vec<_> = app.audit_actions().into_iter().filter(|a| a.0 == "keys.rotate").collect();
+    let rotations: Vec<_> = app
+        .audit_actions()
+        .into_iter()
+        .filter(|a| a.0 == "keys.rotate")
+        .collect();
     assert_eq!(rotations.len(), 1);
     assert!(!rotations[0].2.contains(new_key.trim()));
 }
@@ -177,7 +254,10 @@ async fn an_interrupted_rotation_resumes_with_the_same_key(backend: Backend) {
 
     let (code, out) = rotate(&app);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("under key {}", next.id().as_str())), "{out}");
+    assert!(
+        out.contains(&format!("under key {}", next.id().as_str())),
+        "{out}"
+    );
     assert_eq!(key_ids(&app), vec![next.id().as_str().to_string()]);
     assert!(!next_path.exists());
 }
@@ -199,5 +279,8 @@ fn rotation_refuses_an_inline_key() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("key rotation needs the master key in a file"), "{stderr}");
+    assert!(
+        stderr.contains("key rotation needs the master key in a file"),
+        "{stderr}"
+    );
 }

@@ -2,16 +2,18 @@
 //! access-control tests can walk all of them.
 
 pub mod audit;
+pub mod buckets;
 pub mod users;
 
 use crate::routes::RouteSpec;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     users::configure(cfg);
+    buckets::configure(cfg);
     audit::configure(cfg);
 }
 
 /// Every admin route, for tests that check each one refuses the wrong roles.
 pub fn all_routes() -> Vec<RouteSpec> {
-    [users::ROUTES, audit::ROUTES].concat()
+    [users::ROUTES, buckets::ROUTES, audit::ROUTES].concat()
 }

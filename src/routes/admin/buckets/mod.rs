@@ -1,0 +1,91 @@
+//! Bucket administration: the list (with lazily loaded health badges), create and edit
+//! forms, the bucket page (security check, test connection, grants, delete). Every handler
+//! takes `Admin`; the changes, their rules and their audit events live in `crate::buckets`.
+//! The secret key is write-only: no page ever shows it back, not even masked.
+//! The system default bucket is listed but never edited or deleted here (403).
+
+mod actions;
+mod checks;
+mod edit;
+mod pages;
+mod views;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::buckets::store::Opener;
+use crate::config::Settings;
+use crate::db::Database;
+use crate::domain::ids::{BucketId, UserId};
+use crate::error::AppError;
+use crate::storage::secrets::Keyring;
+use crate::web::error_pages::keep_body;
+
+crate::route_table! {
+    GET "/admin/buckets" => pages::list,
+    GET "/admin/buckets/new" => edit::new_form,
+    POST "/admin/buckets" => edit::create,
+    GET "/admin/buckets/{id}" => pages::show,
+    GET "/admin/buckets/{id}/edit" => edit::edit_form,
+    POST "/admin/buckets/{id}" => edit::update,
+    GET "/admin/buckets/{id}/health" => checks::health,
+    GET "/admin/buckets/{id}/security" => checks::security,
+    POST "/admin/buckets/{id}/test" => checks::test,
+    POST "/admin/buckets/{id}/delete" => actions::delete,
+    POST "/admin/buckets/{id}/grants" => actions::grant,
+    POST "/admin/buckets/{id}/grants/{user_id}/remove" => actions::revoke,
+}
+
+const NAV: &str = "/admin/buckets";
+
+fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
+    let html = page.render().map_err(AppError::internal)?;
+    Ok(keep_body(
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+    ))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn bucket_path(id: &BucketId) -> String {
+    format!("/admin/buckets/{id}")
+}
+
+/// An id from the URL: anything but a canonical bucket id is simply not found.
+fn parse_id(raw: &str) -> Result<BucketId, AppError> {
+    BucketId::parse(raw).ok_or(AppError::NotFound)
+}
+
+fn parse_user_id(raw: &str) -> Result<UserId, AppError> {
+    UserId::parse(raw).ok_or(AppError::NotFound)
+}
+
+/// Form bodies are read after the role check has run; an unreadable body is reported once
+/// the handler (behind `Admin`) runs.
+type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
+
+fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
+    form.map(web::Form::into_inner).map_err(|_| {
+        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
+    })
+}
+
+/// What the checks need to open a bucket's backend.
+fn opener(
+    db: &web::Data<Database>,
+    settings: &web::Data<Settings>,
+    keyring: &web::Data<Keyring>,
+) -> Opener {
+    Opener {
+        db: db.get_ref().clone(),
+        settings: settings.clone().into_inner(),
+        keyring: keyring.clone().into_inner(),
+    }
+}

@@ -1,0 +1,86 @@
+//! User administration: the list, account creation, and the actions on one account (role,
+//! disable / enable, one-time password, sign-out everywhere, two-factor reset). Every
+//! handler takes `Admin` (an administrator with TOTP). The handlers read the request and
+//! answer; the changes, their rules and their audit events live in `auth::user_admin`.
+//! The pages never show a password hash, TOTP seed, recovery code or API key.
+
+mod actions;
+mod create;
+mod pages;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::auth::passwords;
+use crate::domain::FieldError;
+use crate::domain::ids::UserId;
+use crate::domain::password::{Password, PasswordPolicy};
+use crate::error::AppError;
+use crate::web::error_pages::keep_body;
+
+crate::route_table! {
+    GET "/admin/users" => pages::list,
+    GET "/admin/users/new" => create::new_form,
+    POST "/admin/users" => create::create,
+    GET "/admin/users/{id}" => pages::show,
+    POST "/admin/users/{id}/role" => actions::change_role,
+    POST "/admin/users/{id}/disable" => actions::disable,
+    POST "/admin/users/{id}/enable" => actions::enable,
+    POST "/admin/users/{id}/reset-password" => actions::reset_password,
+    POST "/admin/users/{id}/revoke-sessions" => actions::revoke_sessions,
+    POST "/admin/users/{id}/reset-totp" => actions::reset_totp,
+}
+
+const NAV: &str = "/admin/users";
+/// An admin-set password is temporary, and the account may have no TOTP yet: full length.
+const ONE_TIME: PasswordPolicy = PasswordPolicy {
+    totp_enabled: false,
+};
+
+fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
+    let html = page.render().map_err(AppError::internal)?;
+    Ok(keep_body(
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+    ))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn user_path(id: &UserId) -> String {
+    format!("/admin/users/{id}")
+}
+
+/// "Email address" + "is required" -> "Email address is required."
+fn message(label: &str, error: &FieldError) -> String {
+    format!("{label} {}.", error.message)
+}
+
+/// An id from the URL: anything but a canonical user id is simply not found.
+fn parse_id(raw: &str) -> Result<UserId, AppError> {
+    UserId::parse(raw).ok_or(AppError::NotFound)
+}
+
+/// Form bodies are read after the role check has run: every field defaults to empty, and an
+/// unreadable body is only reported once the handler (behind `Admin`) runs.
+type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
+
+fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
+    form.map(web::Form::into_inner).map_err(|_| {
+        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
+    })
+}
+
+/// bcrypt is slow on purpose: it runs on the blocking pool.
+async fn hash_off_thread(password: Password, cost: u32) -> Result<String, AppError> {
+    web::block(move || passwords::hash(&password, cost))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)
+}

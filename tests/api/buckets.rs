@@ -1,0 +1,211 @@
+//! Bucket administration through HTTP: the forms and their validation (SSRF included),
+//! sealed write-only secrets, the system default bucket, grants and what uploaders see,
+//! deletion rules, health, "test connection" and the security check against the real S3
+//! test server (`scripts/test-services.sh s3`).
+
+mod access;
+mod checks;
+mod forms;
+mod secrets;
+
+use diesel::prelude::*;
+use medport::db::schema::{audit_events, buckets};
+
+use crate::helpers::{Options, TestApp, location};
+
+pub const SYSTEM_ID: &str = medport::buckets::SYSTEM_BUCKET_ID;
+
+/// The S3 test server's address and credentials.
+pub struct S3Env {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+pub fn s3_env() -> S3Env {
+    let var = |names: &[&str], default: &str| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok())
+            .unwrap_or_else(|| default.into())
+    };
+    S3Env {
+        endpoint: var(&["MEDPORT_TEST_S3_ENDPOINT"], "http://127.0.0.1:8333"),
+        access_key: var(&["MEDPORT_TEST_S3_ACCESS_KEY"], "medport-test"),
+        secret_key: var(
+            &["MEDPORT_TEST_S3_SECRET_KEY", "MEDPORT_TEST_S3_SECRET"],
+            "medport-test-secret",
+        ),
+        region: var(&["MEDPORT_TEST_S3_REGION"], "us-east-1"),
+    }
+}
+
+/// A plain SDK client for setting up the test server (creating buckets, listing objects).
+pub fn s3_client() -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let env = s3_env();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env.region))
+        .credentials_provider(Credentials::new(
+            env.access_key,
+            env.secret_key,
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(env.endpoint)
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A fresh bucket on the S3 test server.
+pub async fn new_s3_bucket() -> String {
+    let name = format!("medport-b-{}", uuid::Uuid::now_v7().simple());
+    s3_client()
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the S3 test server must answer at MEDPORT_TEST_S3_ENDPOINT (run \
+                 scripts/test-services.sh s3): {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    name
+}
+
+/// An app whose bucket endpoints may be on loopback (the S3 test server is).
+pub async fn spawn_loopback(backend: crate::helpers::Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            tweak: Box::new(|s| s.allow_loopback_endpoints = true),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// POST a form from the main (admin) browser with the token the admin pages show.
+pub async fn admin_post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let token = app.csrf_token_with(&app.client, "/admin/buckets/new").await;
+    let mut all = fields.to_vec();
+    all.push(("csrf_token", &token));
+    app.client
+        .post(app.url(path))
+        .header("Accept", "text/html")
+        .form(&all)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn html(app: &TestApp, path: &str) -> (u16, String) {
+    let res = app.get_html(path).await;
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The form fields of a valid S3 bucket on the test server.
+pub fn s3_fields<'a>(
+    name: &'a str,
+    bucket: &'a str,
+    env: &'a S3Env,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("display_name", name),
+        ("bucket_name", bucket),
+        ("region", env.region.as_str()),
+        ("endpoint", env.endpoint.as_str()),
+        ("path_style", "on"),
+        ("access_key_id", env.access_key.as_str()),
+        ("secret_key", env.secret_key.as_str()),
+        ("encryption", "none"),
+        ("size_limit", ""),
+        ("notes", ""),
+    ]
+}
+
+/// Creates a bucket through the form and returns its id (from the redirect).
+pub async fn create_through_form(app: &TestApp, fields: &[(&str, &str)]) -> String {
+    let res = admin_post(app, "/admin/buckets", fields).await;
+    let status = res.status();
+    let to = location(&res);
+    assert_eq!(status, 303, "{}", res.text().await.unwrap());
+    to.strip_prefix("/admin/buckets/").unwrap().to_string()
+}
+
+/// A bucket row written directly (for tests about what happens around existing buckets).
+pub fn insert_bucket(app: &TestApp, display_name: &str) -> String {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = chrono::Utc::now().naive_utc();
+    let mut conn = app.db.conn().unwrap();
+    diesel::insert_into(buckets::table)
+        .values((
+            buckets::id.eq(&id),
+            buckets::display_name.eq(display_name),
+            buckets::bucket_name.eq("medport-direct"),
+            buckets::backend.eq("s3"),
+            buckets::region.eq(Some("eu-central-1")),
+            buckets::access_key_id.eq(Some("AKIATEST")),
+            buckets::encryption.eq("sse-s3"),
+            buckets::notes.eq(""),
+            buckets::created_at.eq(now),
+            buckets::updated_at.eq(now),
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    id
+}
+
+#[derive(Debug)]
+pub struct AuditRow {
+    pub outcome: String,
+    pub target: Option<String>,
+    pub details: serde_json::Value,
+}
+
+pub fn audit_rows(app: &TestApp, action: &str) -> Vec<AuditRow> {
+    let mut conn = app.db.conn().unwrap();
+    let rows: Vec<(String, Option<String>, String)> = audit_events::table
+        .filter(audit_events::action.eq(action))
+        .order(audit_events::id.asc())
+        .select((
+            audit_events::outcome,
+            audit_events::target_id,
+            audit_events::details,
+        ))
+        .load(&mut *conn)
+        .unwrap();
+    rows.into_iter()
+        .map(|(outcome, target, details)| AuditRow {
+            outcome,
+            target,
+            details: serde_json::from_str(&details).unwrap(),
+        })
+        .collect()
+}
+
+pub fn bucket_count(app: &TestApp) -> i64 {
+    let mut conn = app.db.conn().unwrap();
+    buckets::table.count().get_result(&mut *conn).unwrap()
+}
+
+pub fn sealed_secret(app: &TestApp, id: &str) -> Option<Vec<u8>> {
+    let mut conn = app.db.conn().unwrap();
+    buckets::table
+        .find(id)
+        .select(buckets::secret_key_sealed)
+        .first(&mut *conn)
+        .unwrap()
+}

@@ -1,0 +1,332 @@
+//! The S3 secret key is write-only and sealed: after a bucket is created through the form,
+//! the secret appears nowhere in the database (tables, SQLite file and WAL), in no page and
+//! in no server log line; a sealed value moved to another row does not open.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use medport::auth::totp;
+use medport::db::schema::{audit_events, buckets};
+use medport::storage::secrets::{self, SealContext, SealError};
+
+use super::{
+    audit_rows, create_through_form, html, new_s3_bucket, s3_env, s3_fields, sealed_secret,
+    spawn_loopback,
+};
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, extract_csrf, location};
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every text and binary column of `buckets` and `audit_events`, as bytes.
+fn stored_values(app: &TestApp) -> Vec<Vec<u8>> {
+    let mut conn = app.db.conn().unwrap();
+    type BucketText = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<Vec<u8>>,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<BucketText> = buckets::table
+        .select((
+            buckets::id,
+            buckets::display_name,
+            buckets::bucket_name,
+            buckets::region,
+            buckets::endpoint,
+            buckets::access_key_id,
+            buckets::secret_key_sealed,
+            buckets::encryption,
+            buckets::kms_key_id,
+            buckets::allowed_extensions,
+            buckets::notes,
+        ))
+        .load(&mut *conn)
+        .unwrap();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for r in rows {
+        out.extend([r.0, r.1, r.2, r.7, r.10].map(String::into_bytes));
+        out.extend(
+            [r.3, r.4, r.5, r.8, r.9]
+                .into_iter()
+                .flatten()
+                .map(String::into_bytes),
+        );
+        out.extend(r.6);
+    }
+    type EventText = (String, String, String, Option<String>, Option<String>);
+    let events: Vec<EventText> = audit_events::table
+        .select((
+            audit_events::actor_label,
+            audit_events::action,
+            audit_events::details,
+            audit_events::target_id,
+            audit_events::request_id,
+        ))
+        .load(&mut *conn)
+        .unwrap();
+    for e in events {
+        out.extend([e.0, e.1, e.2].map(String::into_bytes));
+        out.extend([e.3, e.4].into_iter().flatten().map(String::into_bytes));
+    }
+    out
+}
+
+async fn the_secret_is_sealed_and_shown_nowhere(backend: Backend) {
+    let app = spawn_loopback(backend).await;
+    app.sign_in_as("admin").await;
+    let env = s3_env();
+    let bucket = new_s3_bucket().await;
+    let id = create_through_form(&app, &s3_fields("Imaging", &bucket, &env)).await;
+    let secret = env.secret_key.as_bytes();
+
+    // Sealed, bound to this row and field.
+    let sealed = sealed_secret(&app, &id).unwrap();
+    assert!(sealed.starts_with(b"MPS1"));
+    let here = SealContext {
+        table: "buckets",
+        row_id: &id,
+        field: "secret_key",
+    };
+    let opened = secrets::open(&app.master_keyring(), &here, &sealed).unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&opened).as_slice(),
+        secret
+    );
+
+    let create = audit_rows(&app, "bucket.create");
+    assert_eq!(create.len(), 1);
+    assert_eq!(create[0].target.as_deref(), Some(id.as_str()));
+    assert_eq!(create[0].details["bucket_name"], bucket.as_str());
+
+    // Pages: list, bucket page (and its checks), edit form.
+    for path in [
+        "/admin/buckets".to_string(),
+        format!("/admin/buckets/{id}"),
+        format!("/admin/buckets/{id}/edit"),
+        format!("/admin/buckets/{id}/health"),
+        format!("/admin/buckets/{id}/security"),
+    ] {
+        let (status, page) = html(&app, &path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!contains(page.as_bytes(), secret), "secret on {path}");
+    }
+    let res = super::admin_post(&app, &format!("/admin/buckets/{id}/test"), &[]).await;
+    assert!(!contains(&res.bytes().await.unwrap(), secret));
+
+    for value in stored_values(&app) {
+        assert!(!contains(&value, secret), "secret stored in clear");
+    }
+    if backend == Backend::Sqlite {
+        let db = app.sqlite_path();
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        for file in [db, wal.into()] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                assert!(!contains(&bytes, secret), "secret in {}", file.display());
+            }
+        }
+    }
+}
+
+async fn a_sealed_secret_moved_to_another_row_does_not_open(backend: Backend) {
+    let app = spawn_loopback(backend).await;
+    app.sign_in_as("admin").await;
+    let env = s3_env();
+    let s3_bucket = new_s3_bucket().await;
+    let first = create_through_form(&app, &s3_fields("First", &s3_bucket, &env)).await;
+    let second = create_through_form(&app, &s3_fields("Second", &s3_bucket, &env)).await;
+    let (a, b) = (
+        sealed_secret(&app, &first).unwrap(),
+        sealed_secret(&app, &second).unwrap(),
+    );
+    {
+        let mut conn = app.db.conn().unwrap();
+        for (id, value) in [(&first, &b), (&second, &a)] {
+            diesel::update(buckets::table.find(id))
+                .set(buckets::secret_key_sealed.eq(Some(value)))
+                .execute(&mut *conn)
+                .unwrap();
+        }
+    }
+    let ctx = SealContext {
+        table: "buckets",
+        row_id: &first,
+        field: "secret_key",
+    };
+    assert!(matches!(
+        secrets::open(&app.master_keyring(), &ctx, &b),
+        Err(SealError::Integrity)
+    ));
+
+    // The pages say so plainly, without internals, and nothing is sent with a wrong key.
+    let (status, badge) = html(&app, &format!("/admin/buckets/{first}/health")).await;
+    assert_eq!(status, 200);
+    assert!(
+        badge.contains("unreachable") && badge.contains("integrity check"),
+        "{badge}"
+    );
+    let res = super::admin_post(&app, &format!("/admin/buckets/{second}/test"), &[]).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("failed its integrity check"), "{page}");
+    assert!(!page.contains("MPS1") && !page.contains("SealError") && !page.contains("panic"));
+    let tests = audit_rows(&app, "bucket.test");
+    assert_eq!(tests.last().unwrap().outcome, "failure");
+
+    // Entering the secret again repairs the bucket.
+    let fields = s3_fields("First", &s3_bucket, &env);
+    let res = super::admin_post(&app, &format!("/admin/buckets/{first}"), &fields).await;
+    assert_eq!(res.status(), 303);
+    let (_, badge) = html(&app, &format!("/admin/buckets/{first}/health")).await;
+    assert!(
+        badge.contains("reachable") && !badge.contains("unreachable"),
+        "{badge}"
+    );
+}
+
+/// The binary as a child process with debug logging, on the app's database and data dir.
+fn serve_with_log(app: &TestApp) -> (std::process::Child, String, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medport"))
+        .arg("serve")
+        .current_dir(app.data_dir.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEDPORT_DATA_DIR", &app.data_dir)
+        .env("DATABASE_URL", &app.database_url)
+        .env("MEDPORT_BIND", "127.0.0.1:0")
+        .env("MEDPORT_ALLOW_LOOPBACK_ENDPOINTS", "true")
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = regex::Regex::new(r"ready on http://127\.0\.0\.1:(\d+)").unwrap();
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let (log, tx, ready) = (log.clone(), tx.clone(), ready.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(c) = ready.captures(&line) {
+                    let _ = tx.send(c[1].to_string());
+                }
+                let mut all = log.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+    }
+    let port = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    (child, format!("http://127.0.0.1:{port}"), log)
+}
+
+async fn the_secret_never_reaches_the_server_log(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let email = "logged-admin@example.org";
+    let password = "a long enough test password";
+    let user = app.create_user(email, "admin", password);
+    let (totp_secret, _) = app.enrol_totp(&user, email);
+    let (mut child, base, log) = serve_with_log(&app);
+    let (browser, _) = app.new_browser();
+    let get = |path: String| {
+        let browser = browser.clone();
+        async move {
+            let res = browser
+                .get(path)
+                .header("Accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let post = |path: String, fields: Vec<(&'static str, String)>, token: String| {
+        let browser = browser.clone();
+        async move {
+            let mut all = fields;
+            all.push(("csrf_token", token));
+            browser
+                .post(path)
+                .header("Accept", "text/html")
+                .form(&all)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (_, page) = get(format!("{base}/login")).await;
+    let token = extract_csrf(&page).unwrap();
+    let res = post(
+        format!("{base}/login"),
+        vec![("email", email.into()), ("password", password.into())],
+        token,
+    )
+    .await;
+    assert_eq!(location(&res), "/login/totp");
+    let (_, page) = get(format!("{base}/login/totp")).await;
+    let now = chrono::Utc::now().timestamp();
+    let code = totp::code_for_step(&totp_secret, totp::step_at(now));
+    let res = post(
+        format!("{base}/login/totp"),
+        vec![("code", code)],
+        extract_csrf(&page).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+
+    let env = s3_env();
+    let bucket = new_s3_bucket().await;
+    let (_, page) = get(format!("{base}/admin/buckets/new")).await;
+    let token = extract_csrf(&page).unwrap();
+    let fields: Vec<(&'static str, String)> = s3_fields("Logged", &bucket, &env)
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    let res = post(format!("{base}/admin/buckets"), fields, token.clone()).await;
+    assert_eq!(res.status(), 303);
+    let id = location(&res).rsplit('/').next().unwrap().to_string();
+    for path in ["", "/edit", "/health", "/security"] {
+        assert_eq!(get(format!("{base}/admin/buckets/{id}{path}")).await.0, 200);
+    }
+    let res = post(format!("{base}/admin/buckets/{id}/test"), vec![], token).await;
+    assert_eq!(res.status(), 200);
+
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains(&id),
+        "the log captured the bucket requests: {log}"
+    );
+    assert!(
+        !log.contains(&env.secret_key),
+        "the secret key reached the log"
+    );
+}
+
+both_backends!(
+    the_secret_is_sealed_and_shown_nowhere,
+    a_sealed_secret_moved_to_another_row_does_not_open,
+    the_secret_never_reaches_the_server_log,
+);
