@@ -18,7 +18,8 @@
 #             download is needed or attempted; freshclam is never run).
 #
 # Knobs (environment): MEDPORT_TEST_POSTGRES_PORT (5432), MEDPORT_TEST_S3_PORT (8333),
-# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_SEAWEEDFS_{MASTER,VOLUME,FILER,ADMIN}_PORT
+# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_S3_MIN_FREE_SLOTS (300: a reused SeaweedFS with fewer
+# free volume slots is restarted empty), MEDPORT_TEST_SEAWEEDFS_{MASTER,VOLUME,FILER,ADMIN}_PORT
 # (9333, 9340, 8888, 23646; each also uses port+10000 for gRPC),
 # MEDPORT_TEST_SERVICES_CACHE (where the SeaweedFS binary is kept between checkouts).
 set -euo pipefail
@@ -39,6 +40,10 @@ SW_ADMIN_PORT="${MEDPORT_TEST_SEAWEEDFS_ADMIN_PORT:-23646}"
 S3_ACCESS_KEY="medport-test"
 S3_SECRET_KEY="medport-test-secret"
 S3_REGION="us-east-1"
+# Each test bucket takes a volume; small volumes and many slots keep a long-lived test
+# server usable (sparse files: a slot costs nothing until written).
+S3_VOLUME_SLOTS=3000
+S3_MIN_FREE_SLOTS="${MEDPORT_TEST_S3_MIN_FREE_SLOTS:-300}"
 
 CLAMD_PORT="${MEDPORT_TEST_CLAMD_PORT:-3310}"
 CLAMD_SIGNATURE="MEDPORT-TEST-MALWARE-SIGNATURE-7f3a"
@@ -227,9 +232,45 @@ install_weed() {
     mv "$tmp" "$dest"
 }
 
+# Free volume slots of the running SeaweedFS ("" when its master does not answer). Every
+# test bucket is a collection with volumes of its own, so a long-lived server can run out.
+s3_free_slots() {
+    curl -s --max-time 3 "http://127.0.0.1:$SW_MASTER_PORT/dir/status" 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["Topology"]["Free"])' 2>/dev/null || true
+}
+
+# A reused server with few slots left is restarted on an empty data directory: its
+# contents are disposable test buckets.
+renew_exhausted_s3() {
+    local free pids
+    free="$(s3_free_slots)"
+    [[ -n "$free" && "$free" -lt "$S3_MIN_FREE_SLOTS" ]] || return 0
+    log "s3: SeaweedFS has $free free volume slots (fewer than $S3_MIN_FREE_SLOTS); restarting it on an empty data directory"
+    pids="$(pgrep -f "weed mini .*-s3.port=$S3_PORT " || true)"
+    [[ -n "$pids" ]] || die "s3: cannot find the SeaweedFS process to restart"
+    # shellcheck disable=SC2086
+    kill $pids 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+        # shellcheck disable=SC2086
+        if ! kill -0 $pids 2>/dev/null; then
+            break
+        fi
+        sleep 0.5
+    done
+    for p in "$S3_PORT" "$SW_MASTER_PORT" "$SW_VOLUME_PORT" "$SW_FILER_PORT" "$SW_ADMIN_PORT"; do
+        for ((i = 0; i < 20; i++)); do
+            port_listening "$p" || break
+            sleep 0.5
+        done
+    done
+    rm -f "$S3_PIDFILE"
+    rm -rf "$S3_DIR"
+}
+
 start_s3() {
     local t0 code i
     t0="$(now)"
+    renew_exhausted_s3
     code="$(s3_status)"
     if [[ "$code" != "200" ]]; then
         if pid_alive "$S3_PIDFILE" weed; then
@@ -268,6 +309,7 @@ EOF
                 -filer.port="$SW_FILER_PORT" -admin.port="$SW_ADMIN_PORT" \
                 -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
                 -master.telemetry=false \
+                -master.volumeSizeLimitMB=64 -volume.max="$S3_VOLUME_SLOTS" \
                 >>"$S3_LOG" 2>&1 </dev/null 9>&- &
             echo $! >"$S3_PIDFILE"
         fi

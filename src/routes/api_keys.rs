@@ -2,7 +2,7 @@
 //! the response to the request that made it; it is never stored in the session or shown
 //! again.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -21,7 +21,7 @@ use crate::domain::api_key::{Scope, Scopes};
 use crate::domain::ids::ApiKeyId;
 use crate::error::AppError;
 use crate::views::Layout;
-use crate::web::error_pages::keep_body;
+use crate::web::respond::{render, see_other};
 
 crate::route_table! {
     GET "/account/api-keys" => list,
@@ -31,21 +31,6 @@ crate::route_table! {
 }
 
 const PAGE_PATH: &str = "/account/api-keys";
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
 
 fn when(at: NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()

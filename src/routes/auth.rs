@@ -8,7 +8,6 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::{self, Actor, Event, Origin, Outcome};
@@ -24,7 +23,7 @@ use crate::domain::password::Password;
 use crate::error::AppError;
 use crate::storage::secrets::{self, Keyring, SealContext};
 use crate::views::{Flash, Layout, LoginPage, LoginTotpPage};
-use crate::web::error_pages::keep_body;
+use crate::web::respond::{render, see_other};
 
 const WRONG_CREDENTIALS: &str = "Email or password is incorrect.";
 /// How long the second step may take after the password step.
@@ -35,15 +34,6 @@ pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
     expired: Option<String>,
-}
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
 }
 
 fn user_agent(req: &HttpRequest) -> Option<String> {
@@ -232,12 +222,6 @@ pub async fn login(
     }
     session::sign_in(&session, &user_id, origin.ip, user_agent(&req))?;
     Ok(see_other(next.as_str()))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }
 
 /// Counts a failure against the address and audits it; returns the wait if the address is

@@ -4,4 +4,5 @@ pub mod assets;
 pub mod client_ip;
 pub mod error_pages;
 pub mod rate_limit;
+pub mod respond;
 pub mod security_headers;

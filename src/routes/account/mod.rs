@@ -28,7 +28,7 @@ use crate::domain::email::Email;
 use crate::domain::password::Password;
 use crate::error::AppError;
 use crate::views::Layout;
-use crate::web::error_pages::keep_body;
+use crate::web::respond::{render, see_other};
 
 crate::route_table! {
     GET "/account" => account_page,
@@ -46,15 +46,6 @@ crate::route_table! {
 // ---------------------------------------------------------------------------------------
 // Answers
 // ---------------------------------------------------------------------------------------
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
-}
 
 /// A form shown again with its messages: 422 for bad input, 403 for a refused action, 429
 /// with `Retry-After` while the account is throttled.
@@ -87,12 +78,6 @@ impl Refused {
         }
         Ok(res)
     }
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ use crate::db::{Database, write_tx};
 use crate::domain::FieldError;
 use crate::error::AppError;
 use crate::views::Layout;
-use crate::web::error_pages::keep_body;
+use crate::web::respond::render;
 use filter::{AuditFilter, PAGE_SIZE, RawQuery};
 
 crate::route_table! {
@@ -29,15 +29,6 @@ crate::route_table! {
 const PAGE_PATH: &str = "/admin/audit";
 /// Rows read from the database per step of a CSV export; only one step is held in memory.
 const EXPORT_BATCH: i64 = 1000;
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
-}
 
 fn field_label(field: &str) -> &'static str {
     match field {

@@ -10,9 +10,7 @@ mod edit;
 mod pages;
 mod views;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
-use askama::Template;
+use actix_web::web;
 
 use crate::buckets::store::Opener;
 use crate::config::Settings;
@@ -20,7 +18,7 @@ use crate::db::Database;
 use crate::domain::ids::{BucketId, UserId};
 use crate::error::AppError;
 use crate::storage::secrets::Keyring;
-use crate::web::error_pages::keep_body;
+use crate::web::respond::{render, see_other};
 
 crate::route_table! {
     GET "/admin/buckets" => pages::list,
@@ -38,21 +36,6 @@ crate::route_table! {
 }
 
 const NAV: &str = "/admin/buckets";
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
 
 fn bucket_path(id: &BucketId) -> String {
     format!("/admin/buckets/{id}")

@@ -8,16 +8,14 @@ mod actions;
 mod create;
 mod pages;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
-use askama::Template;
+use actix_web::web;
 
 use crate::auth::passwords;
 use crate::domain::FieldError;
 use crate::domain::ids::UserId;
 use crate::domain::password::{Password, PasswordPolicy};
 use crate::error::AppError;
-use crate::web::error_pages::keep_body;
+use crate::web::respond::{render, see_other};
 
 crate::route_table! {
     GET "/admin/users" => pages::list,
@@ -37,21 +35,6 @@ const NAV: &str = "/admin/users";
 const ONE_TIME: PasswordPolicy = PasswordPolicy {
     totp_enabled: false,
 };
-
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, AppError> {
-    let html = page.render().map_err(AppError::internal)?;
-    Ok(keep_body(
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-    ))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
 
 fn user_path(id: &UserId) -> String {
     format!("/admin/users/{id}")
