@@ -48,6 +48,13 @@ pub async fn error_pages(
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
         Err(err) => {
+            // Errors raised outside our handlers (session store, extractors of other
+            // layers) are logged here; `AppError` logs its own causes.
+            if err.as_response_error().status_code().is_server_error() {
+                tracing::error!(error = %err, "request failed in a middleware layer");
+            } else {
+                tracing::debug!(error = %err, "request refused by a middleware layer");
+            }
             let status = outage(err.as_response_error().status_code());
             let original = err.error_response();
             let page = FriendlyPage::new(status, &original, wants_html, request_id);
