@@ -107,6 +107,11 @@ impl Opener {
             secret_access_key: secret,
             sse: bucket.encryption.to_sse(),
             timeouts,
+            // Endpoints typed into the bucket form are re-checked at every connection; the
+            // system bucket's come from the operator's configuration.
+            connect_policy: (!bucket.is_system).then_some(EndpointPolicy {
+                allow_loopback: self.settings.allow_loopback_endpoints,
+            }),
         })
         .map(BlobStore::S3)
         .map_err(|e| safe_reason(&e))

@@ -34,6 +34,7 @@ mod config;
 mod error;
 mod multipart;
 mod recent;
+mod resolver;
 mod security;
 
 use std::fmt;

@@ -250,6 +250,7 @@ fn config(bucket: &str, sse: Sse) -> S3Config {
         secret_access_key: SecretString::from(env.secret_key),
         sse,
         timeouts: S3Timeouts::default(),
+        connect_policy: None,
     }
 }
 

@@ -10,6 +10,8 @@ use aws_sdk_s3::config::{
     StalledStreamProtectionConfig,
 };
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use crate::domain::bucket::EndpointPolicy;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -101,6 +103,9 @@ pub struct S3Config {
     pub secret_access_key: SecretString,
     pub sse: Sse,
     pub timeouts: S3Timeouts,
+    /// Addresses the client may connect to, checked on every connection. `Some` for
+    /// endpoints an administrator typed in; `None` for the operator's own configuration.
+    pub connect_policy: Option<EndpointPolicy>,
 }
 
 impl fmt::Debug for S3Config {
@@ -150,8 +155,13 @@ pub(super) fn client(cfg: &S3Config) -> Result<(aws_sdk_s3::Client, String)> {
         "medport-bucket-settings",
     );
     let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    let http_client = match cfg.connect_policy {
+        Some(policy) => {
+            http_client.build_with_resolver(super::resolver::CheckedResolver { policy })
+        }
+        None => http_client.build_https(),
+    };
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(cfg.region.clone()))
@@ -200,6 +210,7 @@ pub(super) mod tests {
             secret_access_key: SecretString::from("wJalrXUtnFEMI-very-secret"),
             sse: Sse::S3,
             timeouts: S3Timeouts::default(),
+            connect_policy: None,
         }
     }
 

@@ -342,3 +342,27 @@ async fn parts_are_streamed_and_ranges_read_back() {
     }
     assert_eq!(total, whole.len());
 }
+
+/// The endpoint's name is resolved again at every connection and checked like the form
+/// checks it, so a changed DNS answer cannot steer the client to a forbidden address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_addresses_are_refused_at_connect_time() {
+    use medport::domain::bucket::EndpointPolicy;
+    let bucket = super::shared_bucket().await;
+    let by_name = |allow_loopback: bool| {
+        let mut cfg = super::config(&bucket, Sse::None);
+        let mut url = cfg.endpoint.clone().unwrap();
+        url.set_host(Some("localhost")).unwrap();
+        cfg.endpoint = Some(url);
+        cfg.connect_policy = Some(EndpointPolicy { allow_loopback });
+        S3Store::new(cfg).unwrap()
+    };
+    // Loopback allowed: the name resolves to 127.0.0.1 and the server answers.
+    by_name(true).health().await.unwrap();
+    // Not allowed: no connection is made.
+    let refused = by_name(false).health().await;
+    assert!(
+        refused.is_err(),
+        "a loopback address must be refused at connect time"
+    );
+}
