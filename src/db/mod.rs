@@ -160,12 +160,17 @@ impl Database {
             }
             DatabaseSettings::Postgres { url } => (Backend::Postgres, url.clone(), None),
         };
+        // No `min_idle`: r2d2 would open replacement connections on its own threads
+        // whenever one is checked out, and a process exiting during such a libpq handshake
+        // (every CLI command) can crash in libpq's exit-time cleanup. Connections are
+        // opened on demand instead, and one is opened here to fail fast on a bad URL.
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
             .build(Manager { backend, url })
             .map_err(|e| DbError::Connect(e.to_string()))?;
+        drop(pool.get().map_err(|e| DbError::Connect(e.to_string()))?);
         Ok(Self {
             pool,
             backend,
