@@ -50,6 +50,32 @@ impl AppError {
     }
 }
 
+/// The result of a service step that can be refused by a rule the user may read about
+/// (kept apart from failures, which become error pages).
+#[derive(Debug)]
+pub enum Refusable<R> {
+    Refused(R),
+    Error(AppError),
+}
+
+impl<R> From<AppError> for Refusable<R> {
+    fn from(e: AppError) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl<R> From<DbError> for Refusable<R> {
+    fn from(e: DbError) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+impl<R> From<diesel::result::Error> for Refusable<R> {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Error(e.into())
+    }
+}
+
 /// Attached to error responses so the error-page layer can say something useful that is
 /// safe to show. Only `BadRequest` carries a message of its own.
 #[derive(Debug, Clone)]

@@ -111,28 +111,7 @@ pub struct Applied {
     pub result: Result<Change, Refusal>,
 }
 
-enum Failure {
-    Refused(Refusal),
-    Error(AppError),
-}
-
-impl From<AppError> for Failure {
-    fn from(e: AppError) -> Self {
-        Self::Error(e)
-    }
-}
-
-impl From<DbError> for Failure {
-    fn from(e: DbError) -> Self {
-        Self::Error(e.into())
-    }
-}
-
-impl From<diesel::result::Error> for Failure {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Error(e.into())
-    }
-}
+type Failure = crate::error::Refusable<Refusal>;
 
 /// Who makes a change: their id for the rules about one's own account, and how the audit
 /// trail names them.

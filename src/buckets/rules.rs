@@ -66,28 +66,7 @@ impl Refusal {
     }
 }
 
-pub(super) enum Failure {
-    Refused(Refusal),
-    Error(AppError),
-}
-
-impl From<AppError> for Failure {
-    fn from(e: AppError) -> Self {
-        Self::Error(e)
-    }
-}
-
-impl From<DbError> for Failure {
-    fn from(e: DbError) -> Self {
-        Self::Error(e.into())
-    }
-}
-
-impl From<diesel::result::Error> for Failure {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Error(e.into())
-    }
-}
+pub(super) type Failure = crate::error::Refusable<Refusal>;
 
 /// Who makes a change, as the audit trail names them.
 #[derive(Clone)]

@@ -95,6 +95,27 @@ pub enum StorageError {
     Io(String),
 }
 
+/// S3's rules for a completion request, the same for every backend: at least one part,
+/// ascending numbers (each once), every part but the last at least `MIN_PART_SIZE`.
+pub fn check_part_list(parts: &[PartInfo]) -> Result<()> {
+    let invalid = |m: String| Err(StorageError::InvalidPart(m));
+    if parts.is_empty() {
+        return invalid("a completion needs at least one part".into());
+    }
+    for pair in parts.windows(2) {
+        if pair[0].number >= pair[1].number {
+            return invalid("parts must be listed in ascending order, each once".into());
+        }
+        if pair[0].size < MIN_PART_SIZE {
+            return invalid(format!(
+                "part {} is {} bytes; every part but the last needs at least {MIN_PART_SIZE}",
+                pair[0].number, pair[0].size
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl StorageError {
     /// Whether the same request may succeed if tried again later without any change.
     pub fn is_retryable(&self) -> bool {

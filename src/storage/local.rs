@@ -62,7 +62,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use futures_util::{Stream, StreamExt, stream};
 
-use self::complete::{Completion, check_part_list, part_info, read_header, same_parts};
+use self::complete::{Completion, part_info, read_header, same_parts};
 use self::files::{
     Layout, TempPath, blocking, create_private_dir, create_private_file, io_error,
     parse_part_file_name, remove_atomically, sync_dir, write_atomically,
@@ -240,7 +240,7 @@ impl LocalStore {
         id: &MultipartId,
         parts: &[PartInfo],
     ) -> Result<ObjectInfo> {
-        check_part_list(parts)?;
+        crate::storage::blob::check_part_list(parts)?;
         let outcome = match self.manifest(key, id).await? {
             None => Err(StorageError::NoSuchUpload),
             Some((dir, manifest)) => {

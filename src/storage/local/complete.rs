@@ -15,8 +15,7 @@ use super::files::{
 use super::format::{PART_HEADER_LEN, PartHeader, UploadKeys};
 use super::meta::{Index, IndexBody, IndexPart, Manifest};
 use crate::storage::blob::{
-    LOCAL_SSE, MIN_PART_SIZE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result,
-    StorageError,
+    LOCAL_SSE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result, StorageError,
 };
 
 pub fn part_info(header: &PartHeader) -> PartInfo {
@@ -51,27 +50,6 @@ pub fn read_header(
         )));
     }
     Ok(header)
-}
-
-/// S3's rules for a completion request: ascending numbers, every part but the last at least
-/// `MIN_PART_SIZE`.
-pub fn check_part_list(parts: &[PartInfo]) -> Result<()> {
-    let invalid = |m: String| Err(StorageError::InvalidPart(m));
-    if parts.is_empty() {
-        return invalid("a completion needs at least one part".into());
-    }
-    for pair in parts.windows(2) {
-        if pair[0].number >= pair[1].number {
-            return invalid("parts must be listed in ascending order, each once".into());
-        }
-        if pair[0].size < MIN_PART_SIZE {
-            return invalid(format!(
-                "part {} is {} bytes; every part but the last needs at least {MIN_PART_SIZE}",
-                pair[0].number, pair[0].size
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub fn same_parts(index: &Index, parts: &[PartInfo]) -> bool {

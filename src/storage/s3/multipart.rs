@@ -12,8 +12,7 @@ use futures_util::{FutureExt, Stream};
 use super::error::{Failure, storage_error};
 use super::{S3Store, Sse, body, normalize_etag};
 use crate::storage::blob::{
-    MAX_PART_SIZE, MIN_PART_SIZE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result,
-    StorageError,
+    MAX_PART_SIZE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result, StorageError,
 };
 
 impl S3Store {
@@ -196,7 +195,7 @@ impl S3Store {
         id: &MultipartId,
         parts: &[PartInfo],
     ) -> Result<ObjectInfo> {
-        check_part_list(parts)?;
+        crate::storage::blob::check_part_list(parts)?;
         let size = parts
             .iter()
             .try_fold(0u64, |total, part| total.checked_add(part.size))
@@ -317,25 +316,4 @@ impl S3Store {
             }
         }
     }
-}
-
-/// S3's rules for a completion request: at least one part, ascending numbers, every part
-/// but the last at least `MIN_PART_SIZE`.
-fn check_part_list(parts: &[PartInfo]) -> Result<()> {
-    let invalid = |m: String| Err(StorageError::InvalidPart(m));
-    if parts.is_empty() {
-        return invalid("a completion needs at least one part".into());
-    }
-    for pair in parts.windows(2) {
-        if pair[0].number >= pair[1].number {
-            return invalid("parts must be listed in ascending order, each once".into());
-        }
-        if pair[0].size < MIN_PART_SIZE {
-            return invalid(format!(
-                "part {} is {} bytes; every part but the last needs at least {MIN_PART_SIZE}",
-                pair[0].number, pair[0].size
-            ));
-        }
-    }
-    Ok(())
 }
