@@ -2,9 +2,8 @@
 //! hash, accepted only as `Authorization: Bearer`, limited by scope, revocable and
 //! rotatable by their owner alone.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -675,56 +674,12 @@ async fn cli_creates_a_working_key(backend: Backend) {
     }
 }
 
-/// Runs `medport serve` against the test app's database and data directory, capturing its
-/// log; returns the server's address and the log buffer.
-fn serve_with_log(app: &TestApp) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("serve")
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .env("MEDPORT_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = regex::Regex::new(r"ready on http://127\.0\.0\.1:(\d+)").unwrap();
-    for stream in [
-        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stdout.take().unwrap()),
-    ] {
-        let log = log.clone();
-        let tx = tx.clone();
-        let port = ready.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(c) = port.captures(&line) {
-                    let _ = tx.send(c[1].to_string());
-                }
-                let mut all = log.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-    }
-    let port = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-    (child, format!("http://127.0.0.1:{port}"), log)
-}
-
 async fn keys_never_reach_the_server_log(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let email = "logged@example.org";
     let password = "a long enough test password";
     app.create_user(email, "uploader", password);
-    let (mut child, base, log) = serve_with_log(&app);
+    let (mut child, base, log) = crate::helpers::serve_with_log(&app, &[]);
 
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let browser = reqwest::Client::builder()

@@ -511,3 +511,106 @@ pub struct SignedIn {
     pub password: String,
     pub totp: Option<medport::auth::totp::TotpSecret>,
 }
+
+/// The S3 test server's address and credentials (`target/test-services.env`; the
+/// defaults are what `scripts/test-services.sh s3` starts).
+pub struct S3Env {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+pub fn s3_env() -> S3Env {
+    let var = |names: &[&str], default: &str| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok())
+            .unwrap_or_else(|| default.into())
+    };
+    S3Env {
+        endpoint: var(&["MEDPORT_TEST_S3_ENDPOINT"], "http://127.0.0.1:8333"),
+        access_key: var(&["MEDPORT_TEST_S3_ACCESS_KEY"], "medport-test"),
+        secret_key: var(
+            &["MEDPORT_TEST_S3_SECRET_KEY", "MEDPORT_TEST_S3_SECRET"],
+            "medport-test-secret",
+        ),
+        region: var(&["MEDPORT_TEST_S3_REGION"], "us-east-1"),
+    }
+}
+
+/// A plain SDK client for setting up the test server (creating buckets, listing objects).
+pub fn s3_client() -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let env = s3_env();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env.region))
+        .credentials_provider(Credentials::new(
+            env.access_key,
+            env.secret_key,
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(env.endpoint)
+        .force_path_style(true)
+        .http_client(http)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Runs `medport serve` (with `extra_env`) against the test app's database and data directory, capturing its
+/// log; returns the server's address and the log buffer.
+pub fn serve_with_log(
+    app: &TestApp,
+    extra_env: &[(&str, &str)],
+) -> (std::process::Child, String, Arc<Mutex<String>>) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
+        .arg("serve")
+        .current_dir(app.data_dir.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEDPORT_DATA_DIR", &app.data_dir)
+        .env("DATABASE_URL", &app.database_url)
+        .env("MEDPORT_BIND", "127.0.0.1:0")
+        .envs(extra_env.iter().copied())
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = regex::Regex::new(r"ready on http://127\.0\.0\.1:(\d+)").unwrap();
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let log = log.clone();
+        let tx = tx.clone();
+        let port = ready.clone();
+        std::thread::spawn(move || {
+            for line in
+                std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok)
+            {
+                if let Some(c) = port.captures(&line) {
+                    let _ = tx.send(c[1].to_string());
+                }
+                let mut all = log.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+    }
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    (child, format!("http://127.0.0.1:{port}"), log)
+}

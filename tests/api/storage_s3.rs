@@ -9,7 +9,6 @@ mod only;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::web::Bytes;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use futures_util::{Stream, TryStreamExt, stream};
 use medport::storage::blob::{BlobStore, ByteRange, MultipartId, ObjectKey, PartInfo, PartNumber};
 use medport::storage::s3::{S3Config, S3Store, S3Timeouts, Sse};
@@ -17,49 +16,7 @@ use secrecy::SecretString;
 
 const MIB: usize = 1024 * 1024;
 
-struct S3Env {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    region: String,
-}
-
-/// The test server's settings (`target/test-services.env`); the defaults are what
-/// `scripts/test-services.sh s3` starts.
-fn env() -> S3Env {
-    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    S3Env {
-        endpoint: var("MEDPORT_TEST_S3_ENDPOINT", "http://127.0.0.1:8333"),
-        access_key: var("MEDPORT_TEST_S3_ACCESS_KEY", "medport-test"),
-        secret_key: var("MEDPORT_TEST_S3_SECRET_KEY", "medport-test-secret"),
-        region: var("MEDPORT_TEST_S3_REGION", "us-east-1"),
-    }
-}
-
-/// A plain SDK client for test set-up (creating buckets, changing bucket settings).
-fn admin_client() -> aws_sdk_s3::Client {
-    let env = env();
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(env.region))
-        .credentials_provider(Credentials::new(
-            env.access_key,
-            env.secret_key,
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(env.endpoint)
-        .force_path_style(true)
-        .http_client(http)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
+use crate::helpers::{s3_client as admin_client, s3_env as env};
 
 /// Test buckets. SeaweedFS gives every bucket volumes of its own and has only a few dozen,
 /// so the tests share one long-lived bucket (keys are unique per test); what earlier runs

@@ -2,9 +2,6 @@
 //! the secret appears nowhere in the database (tables, SQLite file and WAL), in no page and
 //! in no server log line; a sealed value moved to another row does not open.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -197,55 +194,14 @@ async fn a_sealed_secret_moved_to_another_row_does_not_open(backend: Backend) {
     );
 }
 
-/// The binary as a child process with debug logging, on the app's database and data dir.
-fn serve_with_log(app: &TestApp) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("serve")
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .env("MEDPORT_BIND", "127.0.0.1:0")
-        .env("MEDPORT_ALLOW_LOOPBACK_ENDPOINTS", "true")
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = regex::Regex::new(r"ready on http://127\.0\.0\.1:(\d+)").unwrap();
-    for stream in [
-        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stdout.take().unwrap()),
-    ] {
-        let (log, tx, ready) = (log.clone(), tx.clone(), ready.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(c) = ready.captures(&line) {
-                    let _ = tx.send(c[1].to_string());
-                }
-                let mut all = log.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-    }
-    let port = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-    (child, format!("http://127.0.0.1:{port}"), log)
-}
-
 async fn the_secret_never_reaches_the_server_log(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let email = "logged-admin@example.org";
     let password = "a long enough test password";
     let user = app.create_user(email, "admin", password);
     let (totp_secret, _) = app.enrol_totp(&user, email);
-    let (mut child, base, log) = serve_with_log(&app);
+    let (mut child, base, log) =
+        crate::helpers::serve_with_log(&app, &[("MEDPORT_ALLOW_LOOPBACK_ENDPOINTS", "true")]);
     let (browser, _) = app.new_browser();
     let get = |path: String| {
         let browser = browser.clone();
