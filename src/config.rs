@@ -11,8 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod buckets;
+mod uploads;
 
 pub use buckets::{DefaultBucket, SystemS3};
+pub use uploads::{QuarantineAction, UploadSettings};
 
 /// Start-up refuses to run on a bad setting; the message names the setting (never its value
 /// when the value may be secret).
@@ -135,6 +137,7 @@ pub struct Settings {
     pub default_bucket: DefaultBucket,
     /// Every uploader may use the system default bucket without a grant.
     pub default_bucket_open_to_all: bool,
+    pub uploads: UploadSettings,
 }
 
 impl Settings {
@@ -162,6 +165,7 @@ impl Settings {
             allow_loopback_endpoints: false,
             default_bucket: DefaultBucket::Local,
             default_bucket_open_to_all: true,
+            uploads: UploadSettings::default(),
         }
     }
 
@@ -230,6 +234,12 @@ struct FileSettings {
     s3_path_style: Option<bool>,
     s3_sse: Option<String>,
     s3_kms_key_id: Option<String>,
+    max_upload_size: Option<u64>,
+    upload_expiry_hours: Option<u64>,
+    cleanup_interval_seconds: Option<u64>,
+    clamd: Option<String>,
+    scan_max_size: Option<u64>,
+    quarantine: Option<String>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -254,11 +264,13 @@ struct Raw {
     workers: Option<Val>,
     trusted_proxies: Option<Val>,
     storage: buckets::RawStorage,
+    uploads: uploads::RawUploads,
 }
 
 impl Raw {
     fn merge(mut file: FileSettings, env: &HashMap<String, String>) -> Self {
         let storage = buckets::RawStorage::merge(&mut file, env);
+        let uploads = uploads::RawUploads::merge(&mut file, env);
         let from_file = |key: &str, v: Option<String>| {
             v.map(|value| Val {
                 value,
@@ -308,6 +320,7 @@ impl Raw {
                 "MEDPORT_TRUSTED_PROXIES",
             ),
             storage,
+            uploads,
         }
     }
 
@@ -389,6 +402,7 @@ impl Raw {
                 .collect::<Result<_, _>>()?;
         }
         self.storage.validate(&mut s)?;
+        self.uploads.validate(&mut s)?;
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self
                 .session_idle_minutes
@@ -503,6 +517,18 @@ pub fn describe(settings: &Settings) -> Vec<(String, String)> {
                 .map_or_else(|| "(not set)".into(), |u| u.as_str().to_string()),
         ),
         ("default_bucket".into(), buckets::describe(settings)),
+        (
+            "max_upload_size".into(),
+            settings.uploads.max_size.to_string(),
+        ),
+        (
+            "clamd".into(),
+            settings
+                .uploads
+                .clamd
+                .clone()
+                .unwrap_or_else(|| "(scanning off)".into()),
+        ),
     ]
 }
 

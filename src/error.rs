@@ -28,6 +28,10 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A refusal with its own status (409, 410, 412, 413, 415, 423, 460 in the tus
+    /// protocol); the message is shown to the user, so it must be written for them.
+    #[error("refused ({0}): {1}")]
+    Refused(StatusCode, String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -45,6 +49,12 @@ impl From<diesel::result::Error> for AppError {
 }
 
 impl AppError {
+    /// A refusal with `status` and a message for the user.
+    pub fn refused(status: u16, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::Refused(status, message.into())
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
@@ -92,6 +102,7 @@ impl ResponseError for AppError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Refused(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,7 +139,7 @@ impl ResponseError for AppError {
             res.insert_header((actix_web::http::header::RETRY_AFTER, "5"));
         }
         let mut res = res.finish();
-        if let Self::BadRequest(msg) = self {
+        if let Self::BadRequest(msg) | Self::Refused(_, msg) = self {
             res.extensions_mut().insert(PublicMessage(msg.clone()));
         }
         res

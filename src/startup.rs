@@ -186,6 +186,14 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .as_ref()
             .is_some_and(|u| u.is_https()),
     });
+    let upload_ctx = crate::uploads::UploadContext::new(
+        core.db.clone(),
+        core.settings.clone(),
+        core.keyring.clone(),
+        options.clock.clone(),
+    );
+    crate::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let upload_ctx = web::Data::new(upload_ctx);
     let session_db = core.db.clone();
     let session_settings = core.settings.clone();
     let db = web::Data::new(core.db);
@@ -211,6 +219,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .app_data(assets.clone())
             .app_data(keyring.clone())
             .app_data(clock.clone())
+            .app_data(upload_ctx.clone())
             .app_data(web::Data::new(cookie.clone()))
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::default().limit(64 * 1024))

@@ -5,8 +5,12 @@ pub mod admin;
 mod api;
 mod api_keys;
 mod auth;
+mod files;
 mod health;
 mod home;
+mod tus;
+mod upload_form;
+mod uploads;
 
 use actix_web::web;
 
@@ -38,6 +42,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(api_keys::configure)
         .configure(api::configure)
         .configure(admin::configure)
+        .configure(uploads::configure)
+        .configure(upload_form::configure)
+        .configure(files::configure)
+        .configure(tus::configure)
         .service(
             web::resource("/static/{path:.*}")
                 .route(web::get().to(assets::serve))

@@ -1,7 +1,20 @@
-//! Upload building blocks: safe file names, magic-byte checks, tus header parsing and the
-//! clamd client. Pure and independently tested; the pipeline and the tus routes use them.
+//! Uploads: the one pipeline every upload goes through (tus and the plain form), the pure
+//! building blocks it uses (safe file names, magic bytes, tus headers, the clamd client), the
+//! scanner that settles completed uploads, the cleanup worker, and the typed upload row.
+//!
+//! Audit actions: `upload.create`, `upload.reject`, `upload.complete`, `upload.abort`,
+//! `upload.expire`, `upload.cleanup_failed`, `upload.quarantine`, `upload.rescan`,
+//! `file.download`.
 
+pub mod cleanup;
+pub mod context;
 pub mod filename;
+pub mod layout;
+pub mod model;
 pub mod scan;
+pub mod scanning;
 pub mod sniff;
 pub mod tus_headers;
+
+pub use context::UploadContext;
+pub use model::{ScanStatus, Upload, UploadStatus};

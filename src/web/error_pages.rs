@@ -183,6 +183,22 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
             "Conflict",
             "The request conflicts with the current state. Reload the page and try again.",
         ),
+        410 => (
+            "Gone",
+            "This is no longer available. An unfinished upload expires after a while; please start it again.",
+        ),
+        412 => (
+            "Precondition failed",
+            "The client speaks a protocol version this server does not support.",
+        ),
+        423 => (
+            "Busy",
+            "Another request is working on this right now. Please try again in a moment.",
+        ),
+        460 => (
+            "Checksum mismatch",
+            "The data did not match its checksum and was discarded. Please send it again.",
+        ),
         413 => (
             "Too large",
             "What you sent is larger than this server accepts.",

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
+mod tus_support;
 
 mod access;
 mod account;
@@ -12,12 +13,18 @@ mod audit;
 mod audit_viewer;
 mod auth;
 mod buckets;
+mod cleanup;
 mod config_cli;
+mod downloads;
 mod errors;
 mod headers;
 mod health;
 mod keys;
 mod migrations;
 mod scan;
+mod scanning;
 mod storage;
 mod storage_s3;
+mod tus;
+mod tus_js_client;
+mod upload_pages;

@@ -1,0 +1,54 @@
+//! What the upload pipeline, the scanner and the cleanup worker share: the database, the
+//! bucket opener, the settings and the clock. One value, registered as app data and handed to
+//! background tasks.
+
+use std::sync::Arc;
+
+use crate::buckets::Bucket;
+use crate::buckets::store::Opener;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Database;
+use crate::error::AppError;
+use crate::storage::blob::BlobStore;
+use crate::storage::s3::S3Timeouts;
+use crate::storage::secrets::Keyring;
+
+#[derive(Clone)]
+pub struct UploadContext {
+    pub db: Database,
+    pub settings: Arc<Settings>,
+    pub keyring: Arc<Keyring>,
+    pub clock: Clock,
+}
+
+impl UploadContext {
+    pub fn new(db: Database, settings: Arc<Settings>, keyring: Arc<Keyring>, clock: Clock) -> Self {
+        Self {
+            db,
+            settings,
+            keyring,
+            clock,
+        }
+    }
+
+    pub fn opener(&self) -> Opener {
+        Opener {
+            db: self.db.clone(),
+            settings: self.settings.clone(),
+            keyring: self.keyring.clone(),
+        }
+    }
+
+    /// The bucket's storage backend with the normal (patient) timeouts. A bucket that cannot
+    /// be opened is "storage unavailable" (503) to the client; the reason goes to the log.
+    pub async fn store_for(&self, bucket: &Bucket) -> Result<BlobStore, AppError> {
+        self.opener()
+            .open(bucket, S3Timeouts::default())
+            .await
+            .map_err(|reason| {
+                tracing::warn!(bucket = %bucket.id, %reason, "cannot open bucket storage");
+                AppError::Unavailable("bucket storage cannot be opened".into())
+            })
+    }
+}
