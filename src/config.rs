@@ -97,6 +97,8 @@ pub struct RateLimits {
     pub login_burst: u32,
     /// Password change and API key creation.
     pub sensitive_per_minute: u32,
+    /// tus PATCH and HEAD (one per chunk of a file).
+    pub upload_per_minute: u32,
     /// Everything else.
     pub general_per_minute: u32,
 }
@@ -107,6 +109,7 @@ impl Default for RateLimits {
             login_per_minute: 5,
             login_burst: 5,
             sensitive_per_minute: 10,
+            upload_per_minute: 3000,
             general_per_minute: 300,
         }
     }

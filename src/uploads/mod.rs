@@ -9,12 +9,15 @@
 pub mod cleanup;
 pub mod context;
 pub mod filename;
+pub mod hasher;
 pub mod layout;
 pub mod model;
+pub mod pipeline;
 pub mod scan;
 pub mod scanning;
 pub mod sniff;
 pub mod tus_headers;
+pub mod uploader;
 
 pub use context::UploadContext;
 pub use model::{ScanStatus, Upload, UploadStatus};

@@ -58,6 +58,9 @@ impl Limit {
 pub struct Limiters {
     login: Limit,
     sensitive: Limit,
+    /// tus requests that carry file bytes or ask for an offset: many per minute by design
+    /// (one per chunk), so they have their own budget instead of the general one.
+    upload: Limit,
     general: Limit,
     checks: Arc<AtomicU64>,
 }
@@ -67,12 +70,16 @@ impl Limiters {
         Ok(Self {
             login: Limit::new(limits.login_per_minute, limits.login_burst)?,
             sensitive: Limit::new(limits.sensitive_per_minute, limits.sensitive_per_minute)?,
+            upload: Limit::new(limits.upload_per_minute, limits.upload_per_minute)?,
             general: Limit::new(limits.general_per_minute, limits.general_per_minute)?,
             checks: Arc::new(AtomicU64::new(0)),
         })
     }
 
     fn class_of(&self, method: &Method, path: &str) -> Option<&Limit> {
+        if path.starts_with("/tus/") && matches!(method.as_str(), "PATCH" | "HEAD") {
+            return Some(&self.upload);
+        }
         if *method != Method::POST {
             return None;
         }
@@ -92,7 +99,7 @@ impl Limiters {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY)
         {
-            for l in [&self.login, &self.sensitive, &self.general] {
+            for l in [&self.login, &self.sensitive, &self.upload, &self.general] {
                 l.limiter.retain_recent();
             }
         }
@@ -160,7 +167,12 @@ pub async fn rate_limit(
         Some(class) => (class.per_minute, check(class, &ip)?),
         None => (limiters.general.per_minute, u32::MAX),
     };
-    let general_remaining = check(&limiters.general, &ip)?;
+    let is_upload = class.is_some_and(|c| std::ptr::eq(c, &limiters.upload));
+    let general_remaining = if is_upload {
+        u32::MAX
+    } else {
+        check(&limiters.general, &ip)?
+    };
     let remaining = remaining.min(general_remaining);
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();

@@ -72,6 +72,12 @@ pub async fn api_key(app: &TestApp, scopes: &[&str]) -> String {
         .unwrap_or_else(|| panic!("no key on the page: {html}"))
 }
 
+/// Signs the main browser out, so it can sign in as someone else.
+pub async fn sign_out(app: &TestApp) {
+    let res = app.post_form("/logout", &[]).await;
+    assert_eq!(res.status(), 303);
+}
+
 /// Deterministic test bytes of `len`, different per `seed`.
 pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
     let mut state = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
