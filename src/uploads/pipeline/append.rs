@@ -134,6 +134,9 @@ enum Ended {
     Failed(AppError),
 }
 
+/// A part being sent: the task, the offset it ends at and the digest state there.
+type InFlight = (JoinHandle<Result<StoredPart, StorageError>>, u64, Vec<u8>);
+
 struct Writer<'a> {
     ctx: &'a UploadContext,
     lease: &'a Lease,
@@ -149,7 +152,7 @@ struct Writer<'a> {
     committed: u64,
     /// The tail this request started from, deleted once it is no longer referenced.
     old_tail: Option<ObjectKey>,
-    in_flight: Option<(JoinHandle<Result<StoredPart, StorageError>>, u64, Vec<u8>)>,
+    in_flight: Option<InFlight>,
     /// Sent but not recorded (checksum mode).
     unrecorded: Vec<StoredPart>,
     checksum: Option<ChunkHasher>,
