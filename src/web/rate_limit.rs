@@ -186,3 +186,31 @@ pub async fn rate_limit(
     }
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tus_data_requests_have_their_own_budget() {
+        let limits = RateLimits {
+            upload_per_minute: 7,
+            ..RateLimits::default()
+        };
+        let l = Limiters::new(&limits).unwrap();
+        let patch = Method::from_bytes(b"PATCH").unwrap();
+        let class = l.class_of(&patch, "/tus/0190a5c4-0000-7000-8000-000000000000");
+        assert!(class.is_some_and(|c| std::ptr::eq(c, &l.upload) && c.per_minute == 7));
+        assert!(
+            l.class_of(&Method::HEAD, "/tus/x")
+                .is_some_and(|c| std::ptr::eq(c, &l.upload))
+        );
+        // Creating an upload and everything else count against the general budget.
+        assert!(l.class_of(&Method::POST, "/tus/").is_none());
+        assert!(l.class_of(&Method::GET, "/uploads").is_none());
+        assert!(
+            l.class_of(&Method::POST, "/login")
+                .is_some_and(|c| std::ptr::eq(c, &l.login))
+        );
+    }
+}
