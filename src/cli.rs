@@ -46,6 +46,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Abort unfinished uploads that have expired (the server does this on its own every
+    /// `cleanup_interval_seconds`; this runs one pass now).
+    Cleanup {
+        /// Run one pass, print a one-line summary and exit.
+        #[arg(long, required = true)]
+        once: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +133,7 @@ pub async fn main() -> ExitCode {
                     expires_days,
                 },
         } => blocking(move || apikey_create(settings, &email, &scope, &name, expires_days)).await,
+        Command::Cleanup { .. } => cleanup_once(settings).await,
     }
 }
 
@@ -355,6 +363,29 @@ fn apikey_create(
             ExitCode::SUCCESS
         }
         Err(AppError::BadRequest(msg)) => fail(format!("--email {msg}")),
+        Err(e) => fail(e),
+    }
+}
+
+/// One cleanup pass against the configured database and buckets. Uploads whose storage
+/// could not be cleaned are scheduled for retry, which is not a failure of the command.
+async fn cleanup_once(settings: Settings) -> ExitCode {
+    let core = match tokio::task::spawn_blocking(move || Core::open(settings)).await {
+        Ok(Ok(core)) => core,
+        Ok(Err(e)) => return fail(e),
+        Err(e) => return fail(e),
+    };
+    let ctx = crate::uploads::UploadContext::new(
+        core.db,
+        core.settings,
+        core.keyring,
+        crate::clock::Clock::default(),
+    );
+    match crate::uploads::cleanup::run_once(&ctx).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(e),
     }
 }
