@@ -149,6 +149,11 @@ pub async fn run_once(ctx: &UploadContext) -> Result<CleanupReport, AppError> {
             break;
         }
     }
+    match crate::uploads::recovery::resume_stalled(ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "resumed stalled completions or scans"),
+        Err(e) => tracing::warn!(error = %e, "could not look for stalled uploads"),
+    }
     Ok(report)
 }
 

@@ -12,6 +12,7 @@ pub mod filename;
 pub mod hasher;
 pub mod layout;
 pub mod model;
+pub mod recovery;
 pub mod pipeline;
 pub mod scan;
 pub mod scanning;
