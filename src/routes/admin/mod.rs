@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod uploads;
 pub mod users;
 
 use crate::routes::RouteSpec;
@@ -11,9 +12,16 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     users::configure(cfg);
     buckets::configure(cfg);
     audit::configure(cfg);
+    uploads::configure(cfg);
 }
 
 /// Every admin route, for tests that check each one refuses the wrong roles.
 pub fn all_routes() -> Vec<RouteSpec> {
-    [users::ROUTES, buckets::ROUTES, audit::ROUTES].concat()
+    [
+        users::ROUTES,
+        buckets::ROUTES,
+        audit::ROUTES,
+        uploads::ROUTES,
+    ]
+    .concat()
 }
