@@ -3,8 +3,8 @@
 //! scanner that settles completed uploads, the cleanup worker, and the typed upload row.
 //!
 //! Audit actions: `upload.create`, `upload.reject`, `upload.complete`, `upload.abort`,
-//! `upload.expire`, `upload.cleanup_failed`, `upload.quarantine`, `upload.rescan`,
-//! `file.download`.
+//! `upload.expire`, `upload.cleanup_failed`, `upload.scan` (clean), `upload.quarantine`,
+//! `upload.rescan`, `file.download`.
 
 pub mod cleanup;
 pub mod context;
@@ -12,8 +12,8 @@ pub mod filename;
 pub mod hasher;
 pub mod layout;
 pub mod model;
-pub mod recovery;
 pub mod pipeline;
+pub mod recovery;
 pub mod scan;
 pub mod scanning;
 pub mod sniff;

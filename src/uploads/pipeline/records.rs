@@ -427,6 +427,9 @@ pub fn verified(
             u::hash_state.eq(None::<Vec<u8>>),
             u::completed_at.eq(completed_at),
             u::updated_at.eq(now),
+            // The scanner takes over at once; the writer's own release is then a no-op.
+            u::lease_token.eq(None::<String>),
+            u::lease_until.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)?;
         if n != 1 {
