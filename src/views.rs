@@ -47,10 +47,11 @@ impl Layout {
     /// The frame for a signed-in user: navigation by role, pending flash messages.
     pub fn for_user(user: &crate::auth::extractors::CurrentUser, current_path: &str) -> Self {
         use crate::domain::role::Role;
-        let mut items: Vec<(&str, &str)> = Vec::new();
+        let mut items: Vec<(&str, &str)> = vec![("/uploads", "Uploads")];
         if user.role == Role::Admin {
             items.push(("/admin/users", "Users"));
             items.push(("/admin/buckets", "Buckets"));
+            items.push(("/admin/uploads/quarantine", "Quarantine"));
         }
         if matches!(user.role, Role::Admin | Role::Auditor) {
             items.push(("/admin/audit", "Audit log"));

@@ -4,11 +4,11 @@ use actix_web::http::header;
 use crate::auth::extractors::CurrentUser;
 use crate::error::AppError;
 
-/// The start page: signed-in users go to their account overview, everyone else to the
-/// sign-in page (which says why when their session ended).
+/// The start page: signed-in users go to their uploads (what most of them come for),
+/// everyone else to the sign-in page (which says why when their session ended).
 pub async fn index(user: Result<CurrentUser, AppError>) -> HttpResponse {
     let target = match user {
-        Ok(_) => "/account".to_string(),
+        Ok(_) => "/uploads".to_string(),
         Err(AppError::SeeOther(location)) => location,
         Err(_) => "/login".to_string(),
     };

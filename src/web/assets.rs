@@ -29,7 +29,9 @@ const ASSETS: &[Asset] = &[
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("js/app.js", "text/javascript; charset=utf-8"),
+    asset!("js/upload.js", "text/javascript; charset=utf-8"),
     asset!("vendor/htmx.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/tus-js-client.min.js", "text/javascript; charset=utf-8"),
 ];
 
 pub struct AssetTable {

@@ -91,8 +91,8 @@ fn session_cookie(app: &TestApp) -> String {
 /// Whether this browser is signed in: "/" sends it to `/account`, otherwise to sign in.
 async fn signed_in(app: &TestApp, client: &reqwest::Client) -> bool {
     let at = location(&client.get(app.url("/")).send().await.unwrap());
-    assert!(at == "/account" || at.starts_with("/login"), "{at}");
-    at == "/account"
+    assert!(at == "/uploads" || at.starts_with("/login"), "{at}");
+    at == "/uploads"
 }
 
 async fn post_with(

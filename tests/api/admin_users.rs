@@ -344,7 +344,7 @@ async fn role_change_ends_the_users_sessions_and_is_audited(backend: Backend) {
     let admin = app.sign_in_as("admin").await;
     let id = app.create_user("clin@example.org", "uploader", PW);
     let clinician = browser_signed_in(&app, "clin@example.org", PW).await;
-    assert_eq!(home(&app, &clinician).await, "/account");
+    assert_eq!(home(&app, &clinician).await, "/uploads");
 
     let path = format!("/admin/users/{id}/role");
     let res = admin_post(&app, &path, &[("role", "auditor")]).await;
@@ -378,7 +378,7 @@ async fn disable_ends_the_live_session_and_enable_restores_access(backend: Backe
     let admin = app.sign_in_as("admin").await;
     let id = app.create_user("clin@example.org", "uploader", PW);
     let clinician = browser_signed_in(&app, "clin@example.org", PW).await;
-    assert_eq!(home(&app, &clinician).await, "/account");
+    assert_eq!(home(&app, &clinician).await, "/uploads");
 
     let res = admin_post(&app, &format!("/admin/users/{id}/disable"), &[]).await;
     assert_eq!(res.status(), 303);
@@ -427,7 +427,7 @@ async fn reset_password_sets_a_one_time_password_and_ends_sessions(backend: Back
     assert!(html.contains("Password must be at least 15 characters long (yours has 9)."));
     assert!(!html.contains("short one"));
     assert_eq!(user_facts(&app, &id).password_hash, old_hash);
-    assert_eq!(home(&app, &clinician).await, "/account");
+    assert_eq!(home(&app, &clinician).await, "/uploads");
 
     let res = admin_post(&app, &path, &[("password", ONE_TIME)]).await;
     assert_eq!(res.status(), 303);

@@ -229,7 +229,7 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
         .await;
     assert_eq!(
         crate::helpers::location(&restarted.get("/").await),
-        "/account"
+        "/uploads"
     );
 
     // The rotation itself is in the audit trail, without key material.
