@@ -208,6 +208,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             // and the CSRF check, which needs the session.
             .wrap(from_fn(csrf_protect))
             .wrap(cookie.middleware(session_db.clone(), options.clock.clone(), &session_settings))
+            .wrap(from_fn(crate::web::request_body::request_body))
             .wrap(from_fn(rate_limit))
             .wrap(from_fn(error_pages))
             .wrap(TracingLogger::default())
@@ -230,6 +231,9 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
     })
     // Slow clients cannot hold a worker: headers must arrive within 10 s.
     .client_request_timeout(Duration::from_secs(10))
+    // That deadline covers only the first request of a connection: a kept-alive connection
+    // could trickle its next request's headers forever. One request per connection.
+    .keep_alive(actix_web::http::KeepAlive::Disabled)
     .client_disconnect_timeout(Duration::from_secs(5))
     .shutdown_timeout(30);
     let server = match workers {

@@ -6,6 +6,7 @@
 //! `upload.expire`, `upload.cleanup_failed`, `upload.scan` (clean), `upload.quarantine`,
 //! `upload.rescan`, `file.download`.
 
+pub mod body_timeout;
 pub mod cleanup;
 pub mod context;
 pub mod filename;

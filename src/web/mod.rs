@@ -4,5 +4,6 @@ pub mod assets;
 pub mod client_ip;
 pub mod error_pages;
 pub mod rate_limit;
+pub mod request_body;
 pub mod respond;
 pub mod security_headers;

@@ -5,6 +5,7 @@
 mod helpers;
 mod tus_support;
 
+mod abuse;
 mod access;
 mod account;
 mod admin_users;
