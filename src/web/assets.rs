@@ -31,7 +31,10 @@ const ASSETS: &[Asset] = &[
     asset!("js/app.js", "text/javascript; charset=utf-8"),
     asset!("js/upload.js", "text/javascript; charset=utf-8"),
     asset!("vendor/htmx.min.js", "text/javascript; charset=utf-8"),
-    asset!("vendor/tus-js-client.min.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "vendor/tus-js-client.min.js",
+        "text/javascript; charset=utf-8"
+    ),
 ];
 
 pub struct AssetTable {
