@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/test-services.sh postgres s3 clamd
+# The real tus client the tus tests drive (pinned in tests/tus-js/package-lock.json).
+[ -f tests/tus-js/node_modules/tus-js-client/package.json ] ||
+    npm ci --prefix tests/tus-js --no-audit --no-fund
 # shellcheck disable=SC1091
 source target/test-services.env
 export MEDPORT_TEST_POSTGRES
