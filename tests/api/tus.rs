@@ -421,6 +421,19 @@ async fn file_types_are_checked_by_name_and_content(backend: Backend) {
     assert_eq!(name, "scan.pdf");
 }
 
+async fn long_utf8_text_arriving_whole_is_accepted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("uploader").await;
+    let tus = Tus::with_session(&app).await;
+    // A two-byte character straddles the 64 KiB the type check reads; the file arrives in
+    // one request, so the check sees the whole file's length but only a prefix of it.
+    let mut text = "a".repeat(64 * 1024 - 1).into_bytes();
+    text.extend_from_slice("é, ü and more text\n".as_bytes());
+    let id = tus.upload("notes.txt", &text, None, text.len()).await;
+    assert_eq!(status_of(&app, &id), "completed");
+    assert_eq!(column_sha256(&app, &id), Some(sha256_hex(&text)));
+}
+
 async fn a_whole_file_checksum_is_compared_at_completion(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_in_as("uploader").await;
@@ -545,6 +558,7 @@ crate::both_backends!(
     quota_is_enforced_before_any_byte,
     file_types_are_checked_by_name_and_content,
     a_whole_file_checksum_is_compared_at_completion,
+    long_utf8_text_arriving_whole_is_accepted,
     the_plain_form_goes_through_the_same_pipeline,
     a_second_writer_waits_for_the_lease,
 );

@@ -328,7 +328,9 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         let head = &self.buf[..self.buf.len().min(needed)];
-        match sniff::check(kind, head, whole_file) {
+        // `head` is the complete file only when nothing was cut off it: a text file longer
+        // than the sniffed prefix may have a character split at the cut.
+        match sniff::check(kind, head, whole_file && head.len() == self.buf.len()) {
             Ok(()) => {
                 self.sniff = None;
                 Ok(())
