@@ -420,6 +420,26 @@ impl Raw {
     }
 }
 
+/// A value from the environment variable `var`, else from the file key `key`, with where it
+/// came from (for error messages).
+fn pick(
+    env: &HashMap<String, String>,
+    key: &str,
+    file_value: Option<String>,
+    var: &str,
+) -> Option<Val> {
+    match env.get(var) {
+        Some(value) => Some(Val {
+            value: value.clone(),
+            origin: var.to_string(),
+        }),
+        None => file_value.map(|value| Val {
+            value,
+            origin: format!("{key} (medport.toml)"),
+        }),
+    }
+}
+
 fn parse_in_range(v: &Val, min: u64, max: u64) -> Result<u64, ConfigError> {
     match v.value.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),

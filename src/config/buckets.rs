@@ -68,15 +68,8 @@ pub(super) struct RawStorage {
 impl RawStorage {
     /// Takes the storage keys out of the file settings; the environment overrides them.
     pub(super) fn merge(file: &mut FileSettings, env: &HashMap<String, String>) -> Self {
-        let pick = |key: &str, file_value: Option<String>, var: &str| match env.get(var) {
-            Some(value) => Some(Val {
-                value: value.clone(),
-                origin: var.to_string(),
-            }),
-            None => file_value.map(|value| Val {
-                value,
-                origin: format!("{key} (medport.toml)"),
-            }),
+        let pick = |key: &str, file_value: Option<String>, var: &str| {
+            super::pick(env, key, file_value, var)
         };
         let flag = |v: Option<bool>| v.map(|b| b.to_string());
         Self {

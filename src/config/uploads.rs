@@ -67,15 +67,8 @@ pub(super) struct RawUploads {
 impl RawUploads {
     /// Takes the upload keys out of the file settings; the environment overrides them.
     pub(super) fn merge(file: &mut FileSettings, env: &HashMap<String, String>) -> Self {
-        let pick = |key: &str, file_value: Option<String>, var: &str| match env.get(var) {
-            Some(value) => Some(Val {
-                value: value.clone(),
-                origin: var.to_string(),
-            }),
-            None => file_value.map(|value| Val {
-                value,
-                origin: format!("{key} (medport.toml)"),
-            }),
+        let pick = |key: &str, file_value: Option<String>, var: &str| {
+            super::pick(env, key, file_value, var)
         };
         let num = |v: Option<u64>| v.map(|n| n.to_string());
         Self {
