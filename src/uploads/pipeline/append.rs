@@ -424,9 +424,12 @@ impl<'a> Writer<'a> {
         let from = self.committed;
         let state = state.to_vec();
         let now = self.ctx.clock.now_naive();
+        let finished = to == self.upload.declared_size;
         self.ctx
             .db
-            .run(move |conn| records::commit(conn, &id, &token, from, to, &state, &parts, now))
+            .run(move |conn| {
+                records::commit(conn, &id, &token, from, to, &state, &parts, finished, now)
+            })
             .await?;
         self.committed = to;
         if let Some(tail) = self.old_tail.take() {

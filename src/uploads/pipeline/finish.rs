@@ -22,7 +22,8 @@ use super::lease::Lease;
 use super::records::{self, Audited};
 use super::storage_io::delete_quietly;
 
-/// Completes a fully received upload (its lease held by the caller).
+/// Completes a fully received upload (its lease held by the caller; the commit of its last
+/// byte already moved it to `completing`).
 pub async fn complete(
     ctx: &UploadContext,
     lease: &Lease,
@@ -30,29 +31,6 @@ pub async fn complete(
     store: &BlobStore,
     audited: &Audited,
 ) -> Result<(), AppError> {
-    let id = upload.id.clone();
-    let token = lease.token().to_string();
-    let now = ctx.clock.now_naive();
-    let moved = ctx
-        .db
-        .run(move |conn| {
-            records::transition(
-                conn,
-                &id,
-                Some(&token),
-                &[UploadStatus::Active],
-                UploadStatus::Completing,
-                None,
-                now,
-                None,
-            )
-        })
-        .await?;
-    if !moved {
-        return Err(AppError::internal(
-            "upload left `active` during its last write",
-        ));
-    }
     let bucket_id = upload.bucket_id.clone();
     let bucket = ctx
         .db

@@ -230,7 +230,8 @@ pub struct StoredPart {
 
 /// Makes progress durable: records `parts` (idempotently: the same number with the same
 /// checksum is a no-op, a different checksum is refused) and moves the offset from `from`
-/// to `to` with the digest state covering exactly those bytes. Only the lease holder can,
+/// to `to` with the digest state covering exactly those bytes; `finished` (the last byte)
+/// also moves the upload to `completing`. Only the lease holder can,
 /// and only from the offset it started at.
 #[allow(clippy::too_many_arguments)]
 pub fn commit(
@@ -241,6 +242,7 @@ pub fn commit(
     to: u64,
     hash_state: &[u8],
     parts: &[StoredPart],
+    finished: bool,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
     write_tx(conn, |conn| {
@@ -281,6 +283,14 @@ pub fn commit(
         )
         .set((
             u::upload_offset.eq(to_i64(to)?),
+            // The last byte moves the upload to `completing` in the same write, so a crash
+            // right after it leaves an upload the recovery pass completes, never an `active`
+            // one whose offset says "done" and that would later expire.
+            u::status.eq(if finished {
+                UploadStatus::Completing.as_str()
+            } else {
+                UploadStatus::Active.as_str()
+            }),
             u::hash_state.eq(Some(hash_state)),
             u::lease_until.eq(now + LEASE_TTL),
             u::updated_at.eq(now),
