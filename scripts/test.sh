@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: starts the test services (PostgreSQL, the S3 server, clamd), then the
 # Rust unit and HTTP-level suites on SQLite and PostgreSQL and the storage suite on the
-# local store and on S3. The S3 tests fail (never skip) when the S3 server is not there.
+# local store and on S3, then the real-browser scenarios (scripts/test-e2e.sh: Debian's
+# Chromium, on SQLite and on PostgreSQL + S3). The S3 tests fail (never skip) when the S3
+# server is not there; the browser scenarios fail when Chromium is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +19,5 @@ export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRE
     MEDPORT_TEST_S3_REGION
 
 cargo test --locked --all-targets
+
+scripts/test-e2e.sh

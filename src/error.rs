@@ -106,6 +106,7 @@ impl ResponseError for AppError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(e) if e.is_full() => StatusCode::INSUFFICIENT_STORAGE,
             Self::Db(DbError::Query(diesel::result::Error::NotFound)) => StatusCode::NOT_FOUND,
             Self::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Storage(e) => match e {
@@ -162,5 +163,23 @@ mod tests {
         assert_eq!(status(StorageError::Integrity("tag".into())), 500);
         let unavailable = AppError::from(StorageError::Unavailable("down".into())).error_response();
         assert!(unavailable.headers().contains_key("retry-after"));
+    }
+
+    #[test]
+    fn a_full_sqlite_database_is_507_not_500() {
+        use diesel::{Connection as _, RunQueryDsl as _, connection::SimpleConnection as _};
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        // A database capped at a few pages is a full disk as SQLite reports it.
+        conn.batch_execute("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 4;")
+            .unwrap();
+        let err = (0..64)
+            .find_map(|_| {
+                diesel::sql_query("INSERT INTO t VALUES (zeroblob(4096))")
+                    .execute(&mut conn)
+                    .err()
+            })
+            .unwrap();
+        let err = AppError::from(err);
+        assert_eq!(err.status_code().as_u16(), 507, "{err}");
     }
 }

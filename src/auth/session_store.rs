@@ -194,12 +194,17 @@ impl SessionStore for DbSessionStore {
                     return Ok(Some(Err(())));
                 }
                 if (now - row.last_seen_at).num_seconds() >= TOUCH_INTERVAL_SECS {
-                    diesel::update(sessions::table.find(&id_hash))
+                    // Best effort: a full disk or a busy database must not sign the user
+                    // out or fail a read-only page; the next request touches it again.
+                    let touched = diesel::update(sessions::table.find(&id_hash))
                         .set((
                             sessions::last_seen_at.eq(now),
                             sessions::expires_at.eq(store.expires_at(row.created_at, now)),
                         ))
-                        .execute(conn)?;
+                        .execute(conn);
+                    if let Err(e) = touched {
+                        tracing::warn!(error = %e, "could not record session activity");
+                    }
                 }
                 Ok::<_, DbError>(Some(Ok(row.state)))
             })

@@ -5,7 +5,7 @@
 
 pub mod schema;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -72,6 +72,19 @@ impl DbError {
             _ => false,
         }
     }
+
+    /// True when the database could not write for lack of disk space (answer 507).
+    pub fn is_full(&self) -> bool {
+        use diesel::result::Error;
+        match self {
+            Self::Query(Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                // SQLite's SQLITE_FULL; PostgreSQL's disk_full (53100).
+                m.contains("database or disk is full") || m.contains("No space left on device")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Opens connections of exactly one backend. (The derived `establish` would try each
@@ -124,7 +137,8 @@ pub type PooledConn = PooledConnection<Manager>;
 pub struct Database {
     pool: Pool,
     backend: Backend,
-    sqlite_path: Option<Arc<PathBuf>>,
+    /// Declared after `pool` so that it is closed after the connections.
+    sqlite_file: Option<Arc<SqliteFile>>,
     /// Set when the last attempt to get a connection failed, cleared by the next success.
     /// Lets the error layer answer 503 "temporarily unavailable" rather than 500 for
     /// failures in layers that cannot say why they failed (the session store).
@@ -155,7 +169,7 @@ impl Database {
                 (
                     Backend::Sqlite,
                     SecretString::from(url.to_string()),
-                    Some(Arc::new(path.clone())),
+                    Some(path.clone()),
                 )
             }
             DatabaseSettings::Postgres { url } => (Backend::Postgres, url.clone(), None),
@@ -171,10 +185,14 @@ impl Database {
             .build(Manager { backend, url })
             .map_err(|e| DbError::Connect(e.to_string()))?;
         drop(pool.get().map_err(|e| DbError::Connect(e.to_string()))?);
+        let sqlite_file = match sqlite_path {
+            Some(path) => Some(Arc::new(SqliteFile::open(path)?)),
+            None => None,
+        };
         Ok(Self {
             pool,
             backend,
-            sqlite_path,
+            sqlite_file,
             unavailable: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -249,10 +267,10 @@ impl Database {
     pub async fn check_ready(&self) -> Result<(), &'static str> {
         let pool = self.pool.clone();
         let unavailable = self.unavailable.clone();
-        let sqlite_path = self.sqlite_path.clone();
+        let sqlite_file = self.sqlite_file.clone();
         actix_web::web::block(move || {
-            if let Some(path) = sqlite_path.as_deref() {
-                check_sqlite_file(path)?;
+            if let Some(file) = sqlite_file.as_deref() {
+                file.check()?;
             }
             let mut conn = match pool.get_timeout(Duration::from_secs(2)) {
                 Ok(conn) => {
@@ -287,16 +305,45 @@ fn checkout(pool: &Pool, unavailable: &AtomicBool) -> Result<PooledConn, DbError
     }
 }
 
-fn check_sqlite_file(path: &Path) -> Result<(), &'static str> {
-    use std::io::Read;
-    let mut header = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .map_err(|_| "database file unreadable")?;
-    if &header != b"SQLite format 3\0" {
-        return Err("database file is not a SQLite database");
+/// The SQLite database file as readiness sees it. SQLite's locks are POSIX record locks,
+/// which the kernel drops for the whole process as soon as *any* descriptor of that file is
+/// closed, so readiness must never open and close the file: that would silently unlock it
+/// under the live connections (another process could then checkpoint and delete the WAL).
+/// One descriptor is opened at start-up and kept; checks use `stat` on the path and
+/// positioned reads on that descriptor.
+struct SqliteFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl SqliteFile {
+    fn open(path: PathBuf) -> Result<Self, DbError> {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| DbError::Connect(format!("cannot open {}: {e}", path.display())))?;
+        Ok(Self { path, file })
     }
-    Ok(())
+
+    fn check(&self) -> Result<(), &'static str> {
+        use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+        let on_disk = std::fs::metadata(&self.path).map_err(|_| "database file unreadable")?;
+        let held = self
+            .file
+            .metadata()
+            .map_err(|_| "database file unreadable")?;
+        if (on_disk.dev(), on_disk.ino()) != (held.dev(), held.ino()) {
+            // Removed and recreated, or replaced by a rename (a restore while running):
+            // the connections still use the old file.
+            return Err("database file was replaced; restart medport");
+        }
+        let mut header = [0u8; 16];
+        self.file
+            .read_exact_at(&mut header, 0)
+            .map_err(|_| "database file unreadable")?;
+        if &header != b"SQLite format 3\0" {
+            return Err("database file is not a SQLite database");
+        }
+        Ok(())
+    }
 }
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is

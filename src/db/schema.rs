@@ -132,6 +132,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    upload_tails (upload_id, tail_offset) {
+        upload_id -> Text,
+        tail_offset -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> BigInt,
         occurred_at -> Timestamp,
@@ -154,6 +161,7 @@ diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(bucket_grants -> buckets (bucket_id));
 diesel::joinable!(uploads -> buckets (bucket_id));
 diesel::joinable!(upload_parts -> uploads (upload_id));
+diesel::joinable!(upload_tails -> uploads (upload_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -164,5 +172,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     bucket_grants,
     uploads,
     upload_parts,
+    upload_tails,
     audit_events,
 );

@@ -22,6 +22,7 @@ use crate::domain::ids::ApiKeyId;
 use crate::error::AppError;
 use crate::views::Layout;
 use crate::web::respond::{render, see_other};
+use crate::web::timestamp::Timestamp;
 
 crate::route_table! {
     GET "/account/api-keys" => list,
@@ -32,8 +33,8 @@ crate::route_table! {
 
 const PAGE_PATH: &str = "/account/api-keys";
 
-fn when(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+fn when(at: NaiveDateTime) -> Timestamp {
+    Timestamp::minutes(at)
 }
 
 /// How a key's prefix is shown: enough to tell keys apart, clearly not the whole key.
@@ -47,9 +48,9 @@ pub struct KeyView {
     pub name: String,
     pub prefix: String,
     pub scopes: String,
-    pub created: String,
-    pub expires: String,
-    pub last_used: String,
+    pub created: Timestamp,
+    pub expires: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
     pub status: &'static str,
     pub badge: &'static str,
     pub active: bool,
@@ -69,8 +70,8 @@ impl KeyView {
             prefix: shown_prefix(&row.prefix),
             scopes: scope_list(row.scope_set()),
             created: when(row.created_at),
-            expires: row.expires_at.map_or_else(|| "Never".into(), when),
-            last_used: row.last_used_at.map_or_else(|| "Never".into(), when),
+            expires: row.expires_at.map(when),
+            last_used: row.last_used_at.map(when),
             status: label,
             badge,
             // An expired key can still be rotated into a fresh one, or revoked for the record.
@@ -207,7 +208,9 @@ impl<'a> ApiKeyCreatedPage<'a> {
             name: &key.name,
             prefix: shown_prefix(key.secret.prefix()),
             scopes: scope_list(key.scopes),
-            expires: key.expires_at.map_or_else(|| "Never".into(), when),
+            expires: key
+                .expires_at
+                .map_or_else(|| "Never".into(), |at| when(at).to_string()),
             replaced,
         }
     }

@@ -235,8 +235,21 @@ impl BlobStore {
     /// checks).
     pub async fn list_multipart_uploads(&self) -> Result<Vec<(ObjectKey, MultipartId)>> {
         match self {
-            Self::Local(store) => store.list_multipart_uploads().await,
-            Self::S3(store) => store.list_multipart_uploads().await,
+            Self::Local(store) => store.list_multipart_uploads(None).await,
+            Self::S3(store) => store.list_multipart_uploads(None).await,
+        }
+    }
+
+    /// The unfinished multipart uploads of `key` and of every key that extends it (an
+    /// upload's object and its tail objects).
+    pub async fn list_multipart_uploads_under(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Vec<(ObjectKey, MultipartId)>> {
+        let prefix = Some(key.as_str());
+        match self {
+            Self::Local(store) => store.list_multipart_uploads(prefix).await,
+            Self::S3(store) => store.list_multipart_uploads(prefix).await,
         }
     }
 }

@@ -376,8 +376,13 @@ impl LocalStore {
         .await
     }
 
-    pub async fn list_multipart_uploads(&self) -> Result<Vec<(ObjectKey, MultipartId)>> {
+    /// Unfinished multipart uploads, all or those whose key starts with `prefix`.
+    pub async fn list_multipart_uploads(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<(ObjectKey, MultipartId)>> {
         let layout = self.layout.clone();
+        let prefix = prefix.map(str::to_string);
         blocking(move || {
             let mut uploads = Vec::new();
             let entries =
@@ -392,7 +397,14 @@ impl LocalStore {
                 }
                 match fs::read(entry.path().join("upload")) {
                     Ok(bytes) => match Manifest::decode(&bytes, &id) {
-                        Ok(manifest) => uploads.push((manifest.key, id)),
+                        Ok(manifest) => {
+                            if prefix
+                                .as_deref()
+                                .is_none_or(|p| manifest.key.as_str().starts_with(p))
+                            {
+                                uploads.push((manifest.key, id));
+                            }
+                        }
                         Err(e) => tracing::warn!(upload = %id, error = %e, "unreadable upload"),
                     },
                     // Completed or aborted while we listed.

@@ -240,7 +240,11 @@ impl S3Store {
             })
     }
 
-    pub async fn list_multipart_uploads(&self) -> Result<Vec<(ObjectKey, MultipartId)>> {
+    /// Unfinished multipart uploads, all or those whose key starts with `prefix`.
+    pub async fn list_multipart_uploads(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<(ObjectKey, MultipartId)>> {
         let mut uploads = Vec::new();
         let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
         loop {
@@ -248,6 +252,7 @@ impl S3Store {
                 .client
                 .list_multipart_uploads()
                 .bucket(&self.bucket)
+                .set_prefix(prefix.map(str::to_string))
                 .set_key_marker(key_marker.take())
                 .set_upload_id_marker(id_marker.take())
                 .send()
@@ -257,6 +262,10 @@ impl S3Store {
                 let (Some(raw_key), Some(id)) = (upload.key(), upload.upload_id()) else {
                     continue;
                 };
+                // Checked here too: some S3-compatible servers ignore the prefix.
+                if prefix.is_some_and(|p| !raw_key.starts_with(p)) {
+                    continue;
+                }
                 match ObjectKey::parse(raw_key) {
                     Some(key) => uploads.push((key, MultipartId::new(id))),
                     // Not one of ours (another application shares the bucket).

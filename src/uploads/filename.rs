@@ -170,9 +170,24 @@ fn shorten(name: &str) -> Result<String, FieldError> {
 }
 
 /// Characters removed from names: controls (`Cc`), format characters (`Cf`, Unicode 15),
-/// and the line/paragraph separators.
+/// the line/paragraph separators, and the rest of Unicode's default-ignorable code points
+/// (Hangul fillers, the grapheme joiner, variation selectors...), which render as nothing
+/// and would let two names that look identical differ.
 fn is_hidden(c: char) -> bool {
     c.is_control()
+        || matches!(
+            c,
+            '\u{034F}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{2065}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FFA0}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
         || matches!(
             c,
             '\u{00AD}'

@@ -7,3 +7,4 @@ pub mod rate_limit;
 pub mod request_body;
 pub mod respond;
 pub mod security_headers;
+pub mod timestamp;

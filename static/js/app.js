@@ -16,3 +16,37 @@
     }
   });
 })();
+
+// Times: the server writes UTC; show each in the reader's own time zone, keeping the UTC
+// text as the tooltip (the element's title). Also for rows htmx swaps in later.
+(function () {
+  "use strict";
+
+  var minutes = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+  var seconds = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
+
+  function localize(root) {
+    if (typeof Intl === "undefined" || !root.querySelectorAll) {
+      return;
+    }
+    var times = root.querySelectorAll("time[data-local]");
+    for (var i = 0; i < times.length; i++) {
+      var el = times[i];
+      var at = new Date(el.getAttribute("datetime"));
+      if (isNaN(at.getTime())) {
+        continue;
+      }
+      var withSeconds = /:\d\d:\d\d UTC$/.test(el.getAttribute("title") || "");
+      el.textContent = new Intl.DateTimeFormat(undefined, withSeconds ? seconds : minutes).format(at);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localize(document);
+  });
+  // An outerHTML swap replaces the event's target, so look at the whole page (a few dozen
+  // elements at most).
+  document.addEventListener("htmx:afterSwap", function () {
+    localize(document);
+  });
+})();

@@ -121,7 +121,8 @@
     var res = err && err.originalResponse;
     if (res) {
       var status = res.getStatus();
-      var body = (res.getBody() || "").trim();
+      // Plain-text errors are "415 Title" then the message; show the message alone.
+      var body = (res.getBody() || "").trim().replace(/^\d{3} [^\n]*\n/, "").trim();
       if (body && body.length <= 500 && body.charAt(0) !== "<") {
         return body;
       }

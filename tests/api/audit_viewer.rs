@@ -16,7 +16,7 @@ const PW: &str = "correct horse battery staple";
 /// (id, actor, action, outcome) of each event row on the page, in page order.
 fn rows(html: &str) -> Vec<(i64, String, String, String)> {
     let re = regex::Regex::new(
-        r#"(?s)<tr id="event-(\d+)">\s*<td>[^<]*</td>\s*<td>([^<]*)(?:<br>.*?)?</td>\s*<td><code>([^<]*)</code></td>\s*<td><span class="badge [^"]*">([^<]*)</span>"#,
+        r#"(?s)<tr id="event-(\d+)">\s*<td><time datetime="[^"]+" title="[^"]+ UTC" data-local>[^<]*</time></td>\s*<td>([^<]*)(?:<br>.*?)?</td>\s*<td><code>([^<]*)</code></td>\s*<td><span class="badge [^"]*">([^<]*)</span>"#,
     )
     .unwrap();
     re.captures_iter(html)

@@ -4,6 +4,7 @@
 //! a request holds is touched. Storage is checked on the real S3 test server.
 
 mod cli;
+mod leftovers;
 mod support;
 
 use std::time::Duration;

@@ -80,6 +80,11 @@ fn schema_matches(conn: &mut DbConnection) {
         .limit(0)
         .execute(conn)
         .unwrap();
+    upload_tails::table
+        .select(upload_tails::all_columns)
+        .limit(0)
+        .execute(conn)
+        .unwrap();
     audit_events::table
         .select(audit_events::all_columns)
         .limit(0)
@@ -96,11 +101,11 @@ fn table_count(conn: &mut DbConnection, backend: Backend) -> i64 {
     let sql = match backend {
         Backend::Sqlite => {
             "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
+             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','audit_events')"
         }
         Backend::Postgres => {
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','audit_events')"
+             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','audit_events')"
         }
     };
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
@@ -112,8 +117,8 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
     assert_eq!(table_count(&mut db.conn().unwrap(), backend), 0);
 
     let applied = db.migrate().unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
-    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 9);
+    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 10);
     schema_matches(&mut db.conn().unwrap());
 
     assert!(
@@ -121,9 +126,9 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
         "second run applies nothing"
     );
 
-    assert_eq!(db.revert_all().unwrap(), 2);
+    assert_eq!(db.revert_all().unwrap(), 3);
     assert_eq!(table_count(&mut db.conn().unwrap(), backend), 0);
-    assert_eq!(db.migrate().unwrap().len(), 2);
+    assert_eq!(db.migrate().unwrap().len(), 3);
     schema_matches(&mut db.conn().unwrap());
 }
 

@@ -245,6 +245,7 @@ mod conformance {
         parts_may_arrive_out_of_order_and_concurrently,
         uploading_a_part_again_replaces_it,
         abort_is_idempotent_and_ends_the_upload,
+        multipart_uploads_are_listed_by_key_prefix,
         complete_refuses_parts_that_do_not_match,
         complete_can_be_retried,
         range_gets,

@@ -29,6 +29,7 @@ use crate::domain::password::Password;
 use crate::error::AppError;
 use crate::views::Layout;
 use crate::web::respond::{render, see_other};
+use crate::web::timestamp::Timestamp;
 
 crate::route_table! {
     GET "/account" => account_page,
@@ -90,7 +91,7 @@ pub struct AccountPage {
     layout: Layout,
     email: String,
     role: &'static str,
-    password_changed: String,
+    password_changed: Timestamp,
     totp_enabled: bool,
     recovery_codes_left: usize,
 }
@@ -117,8 +118,8 @@ pub async fn account_page(
 // Shared steps
 // ---------------------------------------------------------------------------------------
 
-fn utc_text(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+fn utc_text(at: NaiveDateTime) -> Timestamp {
+    Timestamp::minutes(at)
 }
 
 fn user_email(user: &CurrentUser) -> Result<Email, AppError> {

@@ -16,13 +16,14 @@ use crate::db::schema::sessions;
 use crate::db::{Database, write_tx};
 use crate::error::AppError;
 use crate::views::Layout;
+use crate::web::timestamp::Timestamp;
 
 pub struct SessionView {
     id: String,
     device: String,
     ip: String,
-    created: String,
-    last_seen: String,
+    created: Timestamp,
+    last_seen: Timestamp,
     current: bool,
 }
 

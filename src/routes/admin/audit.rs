@@ -19,6 +19,7 @@ use crate::domain::FieldError;
 use crate::error::AppError;
 use crate::views::Layout;
 use crate::web::respond::render;
+use crate::web::timestamp::Timestamp;
 use filter::{AuditFilter, PAGE_SIZE, RawQuery};
 
 crate::route_table! {
@@ -111,7 +112,7 @@ impl From<Verification> for ChainBanner {
 /// One event, ready to show (askama escapes every field).
 pub struct EventView {
     pub id: i64,
-    pub time: String,
+    pub time: Timestamp,
     pub actor: String,
     pub actor_id: String,
     pub action: String,
@@ -138,7 +139,7 @@ impl From<AuditRow> for EventView {
         };
         Self {
             id: row.id,
-            time: row.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            time: Timestamp::seconds(row.occurred_at),
             actor: row.actor_label,
             actor_id: row.actor_user_id.unwrap_or_default(),
             action: row.action,

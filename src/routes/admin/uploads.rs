@@ -24,6 +24,7 @@ use crate::uploads::model::{self, ListFilter, ScanStatus, Upload, UploadStatus};
 use crate::uploads::scanning::rescan;
 use crate::views::Layout;
 use crate::web::respond::{render, see_other};
+use crate::web::timestamp::Timestamp;
 
 crate::route_table! {
     GET "/admin/uploads/quarantine" => quarantine,
@@ -44,7 +45,7 @@ pub struct QuarantinedView {
     pub bucket: String,
     pub reason: String,
     pub scan: &'static str,
-    pub date: String,
+    pub date: Timestamp,
     pub can_rescan: bool,
 }
 
@@ -139,7 +140,7 @@ fn view(
             .clone()
             .unwrap_or_else(|| "Quarantined".to_string()),
         scan: upload.scan_status.map_or("Not scanned", ScanStatus::label),
-        date: upload.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        date: Timestamp::minutes(upload.updated_at),
         id: upload.id.into_string(),
         filename: upload.filename,
     }

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 
 use crate::buckets::size::human;
 use crate::uploads::{ScanStatus, Upload, UploadStatus};
+use crate::web::timestamp::Timestamp;
 
 /// How long an upload may go without news before its row stops polling. Polling only while
 /// bytes are flowing keeps an idle page from holding a session open (the idle sign-out
@@ -16,8 +17,8 @@ const LIVE_COMPLETING_SECS: i64 = 15 * 60;
 /// Seconds between polls of a live upload.
 pub const POLL_SECS: u32 = 2;
 
-pub fn when(at: NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
+pub fn when(at: NaiveDateTime) -> Timestamp {
+    Timestamp::minutes(at)
 }
 
 fn status_badge(status: UploadStatus) -> &'static str {
@@ -75,9 +76,9 @@ pub struct UploadView {
     pub scan: Option<&'static str>,
     pub scan_badge: &'static str,
     pub scan_detail: Option<String>,
-    pub created: String,
-    pub completed: Option<String>,
-    pub expires: String,
+    pub created: Timestamp,
+    pub completed: Option<Timestamp>,
+    pub expires: Timestamp,
     pub downloadable: bool,
     /// The owner's email, for viewers who see everyone's uploads.
     pub owner: Option<String>,

@@ -11,6 +11,7 @@ use crate::domain::ids::BucketId;
 use crate::error::AppError;
 use crate::storage::blob::{BlobStore, MultipartId, StorageError};
 use crate::storage::s3::S3Timeouts;
+use crate::uploads::pipeline::leftovers;
 use crate::uploads::{UploadContext, layout};
 
 /// Cleanup is not urgent: a bucket that does not answer quickly is retried later rather
@@ -72,8 +73,13 @@ impl<'a> Stores<'a> {
             Ok(store) => store,
             Err(reason) => return Ok(Err(reason)),
         };
-        let outcome = match tokio::time::timeout(PER_UPLOAD, remove_leftovers(&store, job)).await {
-            Ok(Ok(())) => return Ok(Ok(())),
+        let tails = leftovers::recorded_tails(self.ctx, &job.id).await?;
+        let removed = tokio::time::timeout(PER_UPLOAD, remove_leftovers(&store, job, &tails)).await;
+        let outcome = match removed {
+            Ok(Ok(())) => {
+                leftovers::forget_tails(self.ctx, &job.id, tails).await?;
+                return Ok(Ok(()));
+            }
             Ok(Err(Leftover::Storage(e))) => {
                 tracing::warn!(upload = %job.id, bucket = %job.bucket_id, error = %e,
                     "cleanup could not abort an upload in storage");
@@ -104,9 +110,10 @@ enum Leftover {
     BadKey,
 }
 
-/// Aborts the multipart upload (a missing one counts as done) and deletes the tail object
-/// kept past the last whole part, if any.
-async fn remove_leftovers(store: &BlobStore, job: &Job) -> Result<(), Leftover> {
+/// Aborts the multipart upload (a missing one counts as done), deletes the tail object
+/// kept past the last whole part, if any, then everything else the upload left: multipart
+/// uploads under its key that no row names and the tails written down for it.
+async fn remove_leftovers(store: &BlobStore, job: &Job, tails: &[u64]) -> Result<(), Leftover> {
     let key = job.key().ok_or(Leftover::BadKey)?;
     if let Some(id) = &job.storage_upload_id {
         store
@@ -119,5 +126,7 @@ async fn remove_leftovers(store: &BlobStore, job: &Job) -> Result<(), Leftover> 
         let tail = layout::tail_key(&key, job.offset).ok_or(Leftover::BadKey)?;
         store.delete(&tail).await.map_err(Leftover::Storage)?;
     }
-    Ok(())
+    leftovers::sweep(store, &key, tails)
+        .await
+        .map_err(Leftover::Storage)
 }

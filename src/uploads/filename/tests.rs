@@ -55,6 +55,34 @@ fn bidi_overrides_and_invisible_characters_are_removed() {
 }
 
 #[test]
+fn default_ignorable_characters_that_render_as_nothing_are_removed() {
+    // Hangul fillers, the combining grapheme joiner, variation selectors (plain and
+    // supplementary), Mongolian selectors: each shows as nothing, so "scan.pdf" with one
+    // of them inside would look the same as "scan.pdf".
+    for hidden in [
+        '\u{3164}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{FFA0}',
+        '\u{034F}',
+        '\u{FE00}',
+        '\u{FE0F}',
+        '\u{E0100}',
+        '\u{180B}',
+        '\u{17B4}',
+    ] {
+        assert_eq!(
+            parse(&format!("sc{hidden}an.pdf")),
+            "scan.pdf",
+            "U+{:04X}",
+            hidden as u32
+        );
+    }
+    // A name of nothing but fillers is no name.
+    assert!(SafeFilename::parse("\u{3164}\u{115F}").is_err());
+}
+
+#[test]
 fn control_characters_are_removed() {
     // The NUL trick: whatever the name claims, the content sniffer checks the bytes.
     assert_eq!(parse("report.exe\0.pdf"), "report.exe.pdf");

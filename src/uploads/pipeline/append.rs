@@ -2,13 +2,16 @@
 //! them into fixed-size parts, make each durable before the offset moves, keep a partial
 //! tail in storage between requests, and complete the upload when the last byte is in.
 //!
-//! At most one part is held in memory while it is being filled, and one more while it is
-//! sent to storage (the next fills meanwhile), so memory per upload is two parts (16 MiB
-//! for every file up to 78 GiB) whatever the file's size.
+//! One part is held in memory while it is being filled and up to [`PARTS_IN_FLIGHT`] more
+//! while they are sent to storage, so memory per upload is a few parts (32 MiB for every
+//! file up to 78 GiB) whatever the file's size. Parts are recorded strictly in order: the
+//! offset only ever covers a prefix of the file that is durable.
 //!
 //! With an `Upload-Checksum` nothing of the request becomes durable until the whole body
 //! matched it: parts are sent but not recorded, so a mismatch (460) leaves the offset, the
 //! recorded parts and the old tail exactly as they were.
+
+use std::collections::VecDeque;
 
 use actix_web::web::{Bytes, BytesMut};
 use chrono::NaiveDateTime;
@@ -31,8 +34,13 @@ use crate::uploads::uploader::Uploader;
 
 use super::finish;
 use super::lease::Lease;
+use super::leftovers;
 use super::records::{self, Audited, StoredPart};
 use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read_small};
+
+/// Parts sent to storage concurrently per upload. One is not enough to keep an S3 server
+/// busy (each part waits for its round trip); more only costs memory.
+const PARTS_IN_FLIGHT: usize = 3;
 
 /// Renew the lease at least this often while bytes trickle in.
 const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
@@ -137,6 +145,13 @@ enum Ended {
 /// A part being sent: the task, the offset it ends at and the digest state there.
 type InFlight = (JoinHandle<Result<StoredPart, StorageError>>, u64, Vec<u8>);
 
+/// Room for the part starting at `start`: a whole part, or what is left of a smaller file
+/// (a 1 MiB file never holds an 8 MiB buffer).
+fn part_capacity(upload: &Upload, start: u64) -> usize {
+    let left = upload.declared_size.saturating_sub(start);
+    usize::try_from(upload.part_size.min(left)).unwrap_or(0)
+}
+
 struct Writer<'a> {
     ctx: &'a UploadContext,
     lease: &'a Lease,
@@ -151,8 +166,9 @@ struct Writer<'a> {
     /// The durable offset.
     committed: u64,
     /// The tail this request started from, deleted once it is no longer referenced.
-    old_tail: Option<ObjectKey>,
-    in_flight: Option<InFlight>,
+    old_tail: Option<(ObjectKey, u64)>,
+    /// Parts being sent, oldest first.
+    in_flight: VecDeque<InFlight>,
     /// Sent but not recorded (checksum mode).
     unrecorded: Vec<StoredPart>,
     checksum: Option<ChunkHasher>,
@@ -236,7 +252,7 @@ impl<'a> Writer<'a> {
             })?;
         let part_size = upload.part_size;
         let (whole, tail_len) = split(upload.offset, part_size);
-        let mut buf = BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0));
+        let mut buf = BytesMut::with_capacity(part_capacity(&upload, whole * part_size));
         let old_tail = if tail_len > 0 {
             let key = tail_key(&upload.object_key, upload.offset)
                 .ok_or_else(|| AppError::internal("tail key"))?;
@@ -248,7 +264,7 @@ impl<'a> Writer<'a> {
                     buf.len()
                 )));
             }
-            Some(key)
+            Some((key, upload.offset))
         } else {
             None
         };
@@ -267,7 +283,7 @@ impl<'a> Writer<'a> {
             store,
             multipart,
             old_tail,
-            in_flight: None,
+            in_flight: VecDeque::with_capacity(PARTS_IN_FLIGHT),
             unrecorded: Vec::new(),
             checksum: checksum.as_ref().map(ChunkHasher::new),
             sniff,
@@ -343,9 +359,16 @@ impl<'a> Writer<'a> {
     /// Refuses the file: abort storage, mark `rejected`, audit; the answer is 415.
     async fn reject(&mut self, reason: &str, audited: &Audited) -> AppError {
         abort_quietly(&self.store, &self.upload.object_key, &self.multipart).await;
-        if let Some(tail) = self.old_tail.take() {
+        if let Some((tail, _)) = self.old_tail.take() {
             delete_quietly(&self.store, &tail).await;
         }
+        leftovers::sweep_quietly(
+            self.ctx,
+            &self.store,
+            &self.upload.id,
+            &self.upload.object_key,
+        )
+        .await;
         let message = format!("The file was refused: {reason}.");
         let id = self.upload.id.clone();
         let token = self.lease.token().to_string();
@@ -376,31 +399,47 @@ impl<'a> Writer<'a> {
         AppError::refused(415, message)
     }
 
-    /// Sends the full part in `buf` to storage in the background; the previous one is
-    /// settled first, so parts are recorded in order.
+    /// Sends the full part in `buf` to storage in the background. When the pipe is full
+    /// the oldest part is settled first, so parts are recorded in order.
     async fn flush_part(&mut self) -> Result<(), AppError> {
         let bytes = self.buf.split().freeze();
-        self.buf
-            .reserve(usize::try_from(self.part_size).unwrap_or(0));
         let number = next_part(self.part_start / self.part_size)
             .ok_or_else(|| AppError::internal("part number out of range"))?;
         let part_end = self.part_start + bytes.len() as u64;
         let snapshot = self.hasher.save();
-        self.settle_in_flight().await?;
+        if self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.settle_oldest().await?;
+        }
         let store = self.store.clone();
         let key = self.upload.object_key.clone();
         let multipart = self.multipart.clone();
         let task =
             tokio::spawn(async move { put_part(&store, &key, &multipart, number, bytes).await });
-        self.in_flight = Some((task, part_end, snapshot));
+        self.in_flight.push_back((task, part_end, snapshot));
         self.part_start = part_end;
+        self.buf
+            .reserve(part_capacity(&self.upload, self.part_start));
         Ok(())
     }
 
-    /// Waits for the part being sent and records it (or, in checksum mode, keeps it for
-    /// the end).
+    /// Waits for every part being sent and records them in order. After a failure the
+    /// later parts are stopped: they were never recorded, so the offset stays before them.
     async fn settle_in_flight(&mut self) -> Result<(), AppError> {
-        let Some((task, part_end, snapshot)) = self.in_flight.take() else {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.settle_oldest().await {
+                for (task, _, _) in self.in_flight.drain(..) {
+                    task.abort();
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest part being sent and records it (or, in checksum mode, keeps it
+    /// for the end).
+    async fn settle_oldest(&mut self) -> Result<(), AppError> {
+        let Some((task, part_end, snapshot)) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let stored = task
@@ -432,8 +471,19 @@ impl<'a> Writer<'a> {
             })
             .await?;
         self.committed = to;
-        if let Some(tail) = self.old_tail.take() {
-            delete_quietly(&self.store, &tail).await;
+        if let Some((tail, at)) = self.old_tail.take() {
+            // Written down until it is gone, so a failed delete is swept later.
+            match self.store.delete(&tail).await {
+                Ok(()) => {
+                    let forgot = leftovers::forget_tails(self.ctx, &self.upload.id, vec![at]).await;
+                    if let Err(e) = forgot {
+                        tracing::warn!(upload = %self.upload.id, error = %e, "could not forget a deleted tail");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(upload = %self.upload.id, error = %e, "could not delete the replaced tail; it is swept later");
+                }
+            }
         }
         Ok(())
     }
@@ -487,6 +537,11 @@ impl<'a> Writer<'a> {
         } else if !rest.is_empty() {
             let key = tail_key(&self.upload.object_key, end)
                 .ok_or_else(|| AppError::internal("tail key"))?;
+            let id = self.upload.id.clone();
+            self.ctx
+                .db
+                .run(move |conn| records::note_tail(conn, &id, end))
+                .await?;
             put_small(&self.store, &key, rest).await?;
         }
         if end != self.committed || !parts.is_empty() {

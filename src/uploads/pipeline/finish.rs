@@ -19,6 +19,7 @@ use crate::uploads::model::{self, Upload, UploadStatus};
 use crate::uploads::uploader::Uploader;
 
 use super::lease::Lease;
+use super::leftovers;
 use super::records::{self, Audited};
 use super::storage_io::delete_quietly;
 
@@ -85,12 +86,14 @@ async fn assemble_and_verify(
     if let Some(problem) = problem {
         tracing::error!(upload = %upload.id, %problem, "completed object failed verification");
         store.delete(&upload.object_key).await?;
+        leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
         return Err(fail(ctx, lease, upload, audited, &problem, 500).await);
     }
     if let Some(expected) = &upload.client_checksum
         && *expected != sha256
     {
         store.delete(&upload.object_key).await?;
+        leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
         return Err(fail(
             ctx,
             lease,
@@ -118,6 +121,7 @@ async fn assemble_and_verify(
     ctx.db
         .run(move |conn| records::verified(conn, &id, &token, &sha256, scan, now, &event))
         .await?;
+    leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
     if scan {
         let (ctx, id) = (ctx.clone(), upload.id.clone());
         tokio::spawn(async move {
@@ -260,6 +264,7 @@ pub async fn terminate(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Re
         {
             delete_quietly(&store, &tail).await;
         }
+        leftovers::sweep_quietly(ctx, &store, &upload.id, &upload.object_key).await;
         let audited = super::create::audited(who);
         let event = audited
             .on("upload.abort", Outcome::Success, &upload.id)

@@ -13,6 +13,7 @@ mod append;
 mod create;
 mod finish;
 mod lease;
+pub mod leftovers;
 mod records;
 pub mod request;
 mod storage_io;

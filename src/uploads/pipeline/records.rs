@@ -455,3 +455,55 @@ impl Audited {
         self.event(action, outcome, id)
     }
 }
+
+/// Writes down that a tail object ending at `offset` is about to be stored (see the
+/// `upload_tails` migration). Idempotent.
+pub fn note_tail(conn: &mut DbConnection, id: &UploadId, offset: u64) -> Result<(), AppError> {
+    use crate::db::schema::upload_tails as t;
+    let offset = to_i64(offset)?;
+    let exists = t::table
+        .find((id.as_str(), offset))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !exists {
+        diesel::insert_into(t::table)
+            .values((t::upload_id.eq(id.as_str()), t::tail_offset.eq(offset)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Every tail offset written down for the upload.
+pub fn tails(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<u64>, AppError> {
+    use crate::db::schema::upload_tails as t;
+    let offsets: Vec<i64> = t::table
+        .filter(t::upload_id.eq(id.as_str()))
+        .order(t::tail_offset.asc())
+        .select(t::tail_offset)
+        .load(conn)?;
+    Ok(offsets
+        .into_iter()
+        .filter_map(|o| u64::try_from(o).ok())
+        .collect())
+}
+
+/// Forgets tails whose objects are gone.
+pub fn forget_tails(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    offsets: &[u64],
+) -> Result<(), AppError> {
+    use crate::db::schema::upload_tails as t;
+    let offsets = offsets
+        .iter()
+        .map(|&o| to_i64(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    diesel::delete(
+        t::table
+            .filter(t::upload_id.eq(id.as_str()))
+            .filter(t::tail_offset.eq_any(offsets)),
+    )
+    .execute(conn)?;
+    Ok(())
+}

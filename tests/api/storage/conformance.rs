@@ -2,7 +2,7 @@
 
 use futures_util::stream;
 use medport::storage::blob::{
-    BlobStore, ByteRange, MIN_PART_SIZE, MultipartId, PartInfo, StorageError,
+    BlobStore, ByteRange, MIN_PART_SIZE, MultipartId, ObjectKey, PartInfo, StorageError,
 };
 
 use super::{MIB, body, data, fresh_key, part, put_object, read, read_all, sha256, upload};
@@ -13,6 +13,7 @@ conformance!(
     parts_may_arrive_out_of_order_and_concurrently,
     uploading_a_part_again_replaces_it,
     abort_is_idempotent_and_ends_the_upload,
+    multipart_uploads_are_listed_by_key_prefix,
     complete_refuses_parts_that_do_not_match,
     complete_can_be_retried,
     range_gets,
@@ -108,6 +109,39 @@ pub(crate) async fn uploading_a_part_again_replaces_it(store: &BlobStore) {
     );
     store.complete(&key, &id, &[fresh, tail]).await.unwrap();
     assert!(read_all(store, &key, None).await == [new, last].concat());
+}
+
+/// An upload's object and its tail objects share its key as a prefix; cleanup finds every
+/// multipart upload under it, and nothing of another upload.
+pub(crate) async fn multipart_uploads_are_listed_by_key_prefix(store: &BlobStore) {
+    let key = fresh_key();
+    let tail = ObjectKey::parse(&format!("{}.tail.1000", key.as_str())).unwrap();
+    let other = fresh_key();
+    let on_key = store.create_multipart(&key).await.unwrap();
+    let on_tail = store.create_multipart(&tail).await.unwrap();
+    let on_other = store.create_multipart(&other).await.unwrap();
+    let mut under = store.list_multipart_uploads_under(&key).await.unwrap();
+    under.sort();
+    let mut expected = vec![
+        (key.clone(), on_key.clone()),
+        (tail.clone(), on_tail.clone()),
+    ];
+    expected.sort();
+    assert_eq!(under, expected);
+    assert_eq!(
+        store.list_multipart_uploads_under(&other).await.unwrap(),
+        vec![(other.clone(), on_other.clone())]
+    );
+    for (k, id) in [(&key, &on_key), (&tail, &on_tail), (&other, &on_other)] {
+        store.abort(k, id).await.unwrap();
+    }
+    assert!(
+        store
+            .list_multipart_uploads_under(&key)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub(crate) async fn abort_is_idempotent_and_ends_the_upload(store: &BlobStore) {

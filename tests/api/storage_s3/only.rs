@@ -165,13 +165,13 @@ async fn unfinished_uploads_are_listed_until_aborted() {
     let id_a = store.create_multipart(&a).await.unwrap();
     let id_b = store.create_multipart(&b).await.unwrap();
     put_part(&store, &a, &id_a, 1, b"tail").await;
-    let mut listed = ours(store.list_multipart_uploads().await.unwrap());
+    let mut listed = ours(store.list_multipart_uploads(None).await.unwrap());
     listed.sort();
     let mut expected = vec![(a.clone(), id_a.clone()), (b.clone(), id_b.clone())];
     expected.sort();
     assert_eq!(listed, expected);
     store.abort(&a, &id_a).await.unwrap();
-    let listed = ours(store.list_multipart_uploads().await.unwrap());
+    let listed = ours(store.list_multipart_uploads(None).await.unwrap());
     assert_eq!(listed, vec![(b.clone(), id_b.clone())]);
     // Aborting again, or an id the server never issued, is success.
     store.abort(&a, &id_a).await.unwrap();
@@ -184,7 +184,7 @@ async fn unfinished_uploads_are_listed_until_aborted() {
         Err(StorageError::NoSuchUpload)
     ));
     store.abort(&b, &id_b).await.unwrap();
-    assert!(ours(store.list_multipart_uploads().await.unwrap()).is_empty());
+    assert!(ours(store.list_multipart_uploads(None).await.unwrap()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
