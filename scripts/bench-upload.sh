@@ -9,6 +9,7 @@
 #   scripts/bench-upload.sh
 #
 # Knobs (environment): MEDPORT_BENCH_UPLOAD_MIB (file size, default 1024),
+# MEDPORT_BENCH_CLIENT (tus client: tus-js-client, the default, or curl),
 # MEDPORT_BENCH_CHUNK_MIB (tus PATCH size, default 64; `Infinity` sends one PATCH),
 # MEDPORT_BENCH_RUNS (upload pairs, default 3; the medians are reported),
 # MEDPORT_BENCH_S3_CONCURRENCY (boto3 parts in flight, default 10), MEDPORT_BENCH_DIR (where
@@ -21,6 +22,7 @@ root="$PWD"
 
 mib="${MEDPORT_BENCH_UPLOAD_MIB:-1024}"
 chunk_mib="${MEDPORT_BENCH_CHUNK_MIB:-64}"
+client="${MEDPORT_BENCH_CLIENT:-tus-js-client}"
 runs="${MEDPORT_BENCH_RUNS:-3}"
 bytes=$((mib * 1024 * 1024))
 [ "$bytes" -ge 1024 ] || { echo "MEDPORT_BENCH_UPLOAD_MIB must be at least 1" >&2; exit 1; }
@@ -95,6 +97,38 @@ sha256="$(sha256sum "$file" | cut -d' ' -f1)"
 # Both uploads read the file from the page cache.
 cat "$file" >/dev/null
 
+# ---------------------------------------------------------------- tus with curl
+# The same tus requests from curl, which streams the file from disk with little CPU of its
+# own (Node's client copies each chunk into a buffer first): creation, then PATCHes of
+# `chunk` bytes (one PATCH for the whole file with `Infinity`).
+tus_with_curl() {
+    local headers location offset=0 size step
+    headers="$(curl -fsS -o /dev/null -D - -X POST "http://127.0.0.1:$port/tus/" \
+        -H 'Tus-Resumable: 1.0.0' -H "Authorization: Bearer $key" \
+        -H "Upload-Length: $bytes" \
+        -H "Upload-Metadata: filename $(printf bench.dcm | base64),filetype $(printf application/dicom | base64)")"
+    location="$(printf '%s' "$headers" | tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')"
+    [ -n "$location" ] || { echo "tus creation gave no Location" >&2; return 1; }
+    case "$location" in http*) ;; *) location="http://127.0.0.1:$port$location" ;; esac
+    size="$bytes"
+    if [ "$chunk" = Infinity ]; then step="$size"; else step="$chunk"; fi
+    while [ "$offset" -lt "$size" ]; do
+        local n=$((size - offset < step ? size - offset : step))
+        local patch=(curl -fsS -o /dev/null -X PATCH "$location" -H 'Tus-Resumable: 1.0.0'
+            -H "Authorization: Bearer $key" -H "Upload-Offset: $offset" -H 'Expect:'
+            -H 'Content-Type: application/offset+octet-stream')
+        if [ "$n" -eq "$size" ]; then
+            # The whole file: curl streams it from disk.
+            "${patch[@]}" -T "$file" || return 1
+        else
+            # A byte range: curl reads the chunk into its own memory, then sends it.
+            tail -c +"$((offset + 1))" "$file" | head -c "$n" |
+                "${patch[@]}" --data-binary @- || return 1
+        fi
+        offset=$((offset + n))
+    done
+}
+
 # ---------------------------------------------------------------- the runs
 # Each run uploads through medport, then straight to S3; the medians are reported, since
 # other work on a 2-core machine moves single runs a lot.
@@ -106,9 +140,14 @@ for run in $(seq 1 "$runs"); do
     load="$(cut -d' ' -f1 /proc/loadavg)"
     cpu_before="$(cpu_ticks)"
     start="$(now)"
-    node tests/tus-js/upload.mjs --endpoint "http://127.0.0.1:$port/tus/" --key "$key" \
-        --file "$file" --filename bench.dcm --filetype application/dicom --chunk-size "$chunk" \
-        --timeout 3600 >"$work/tus.json" || { tail -n 50 "$work/medport.log" >&2; exit 1; }
+    if [ "$client" = curl ]; then
+        tus_with_curl || { tail -n 50 "$work/medport.log" >&2; exit 1; }
+    else
+        node tests/tus-js/upload.mjs --endpoint "http://127.0.0.1:$port/tus/" --key "$key" \
+            --file "$file" --filename bench.dcm --filetype application/dicom \
+            --chunk-size "$chunk" --timeout 3600 >"$work/tus.json" ||
+            { tail -n 50 "$work/medport.log" >&2; exit 1; }
+    fi
     medport_s="$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')"
     cpu_s="$(awk -v a="$cpu_before" -v b="$(cpu_ticks)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')"
     python3 scripts/bench-upload.py check "$bucket" "$bytes" "$sha256"

@@ -15,7 +15,7 @@
 //! `29ca0fa5303165f012f3e9775e3e95a3071cdd59f219973ec1cbb308d0214a6f` (checked by a test).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Condvar, LazyLock, Mutex, PoisonError};
 
 use bcrypt::BcryptError;
 
@@ -44,14 +44,14 @@ pub struct PasswordHashError(#[from] BcryptError);
 /// A bcrypt hash of `password` (`$2b$<cost>$...`, 60 characters) with a fresh salt.
 /// Blocking: run on the blocking pool.
 pub fn hash(password: &Password, cost: u32) -> Result<String, PasswordHashError> {
-    Ok(bcrypt::non_truncating_hash(password.expose(), cost)?)
+    Ok(BCRYPT.run(|| bcrypt::non_truncating_hash(password.expose(), cost))?)
 }
 
 /// Whether `candidate` matches `stored_hash`. Any error counts as "no": a candidate too long
 /// to have been stored, or a stored hash that is not bcrypt (logged, as that means a broken
 /// row). The comparison of hash outputs is constant-time. Blocking: run on the blocking pool.
 pub fn verify(candidate: &Password, stored_hash: &str) -> bool {
-    match bcrypt::non_truncating_verify(candidate.expose(), stored_hash) {
+    match BCRYPT.run(|| bcrypt::non_truncating_verify(candidate.expose(), stored_hash)) {
         Ok(matches) => matches,
         Err(BcryptError::Truncation(_)) => false,
         Err(error) => {
@@ -86,6 +86,58 @@ pub fn warm_up(cost: u32) {
     let _ = dummy_hash(cost);
 }
 
+/// bcrypt runs at most on all cores but one. Each run is a quarter of a second of one core;
+/// unbounded, a burst of sign-ins takes every core and every page waits behind them. Gated,
+/// sign-ins queue among themselves and one core stays free for everything else. Known and
+/// unknown addresses pass the same gate, so the timing stays equal.
+static BCRYPT: LazyLock<Gate> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    Gate::new(cores.saturating_sub(1).max(1))
+});
+
+/// A counting semaphore for blocking threads (bcrypt already runs on the blocking pool).
+struct Gate {
+    busy: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Self {
+        Self {
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
+        {
+            // The counter is only ever changed by whole increments and decrements, so a
+            // poisoned lock still holds a correct count.
+            let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+            while *busy >= self.limit {
+                busy = self
+                    .freed
+                    .wait(busy)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            *busy += 1;
+        }
+        // Released on the way out even if `work` panics.
+        struct Release<'a>(&'a Gate);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut busy = self.0.busy.lock().unwrap_or_else(PoisonError::into_inner);
+                *busy = busy.saturating_sub(1);
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        work()
+    }
+}
+
 /// Not a secret: nobody can sign in with it, as no account carries its hash.
 const DUMMY_PASSWORD: &str = "medport timing equaliser, not a real password";
 
@@ -104,7 +156,7 @@ fn dummy_hash(cost: u32) -> Option<String> {
     }
     // Hashed outside the lock so concurrent sign-ins are not queued behind it; two threads
     // may both compute the first hash for a cost, which is harmless.
-    let fresh = match bcrypt::non_truncating_hash(DUMMY_PASSWORD, cost) {
+    let fresh = match BCRYPT.run(|| bcrypt::non_truncating_hash(DUMMY_PASSWORD, cost)) {
         Ok(hash) => hash,
         Err(error) => {
             tracing::warn!(%error, cost, "could not make the dummy password hash");
@@ -124,6 +176,32 @@ mod tests {
     use super::*;
 
     const COST: u32 = 4;
+
+    #[test]
+    fn the_gate_lets_at_most_its_limit_run_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Arc::new(Gate::new(2));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, now, most) = (gate.clone(), now.clone(), most.clone());
+                std::thread::spawn(move || {
+                    gate.run(|| {
+                        let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(inside, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    });
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert_eq!(*gate.busy.lock().unwrap(), 0);
+    }
 
     #[test]
     fn hash_and_verify_round_trip() {

@@ -22,7 +22,8 @@
 //! them); over plain HTTP (loopback test servers only) the SDK signs each chunk as it goes
 //! (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`). Neither needs the body up front. Against
 //! SeaweedFS on loopback this costs about a fifth of the upload throughput compared with a
-//! bare `UNSIGNED-PAYLOAD` (74 against 96 MiB/s).
+//! bare `UNSIGNED-PAYLOAD` (74 against 96 MiB/s), so to a literal loopback address, where
+//! the bytes never leave the machine, parts go unsigned (`signs_part_bodies`).
 //!
 //! Encryption. `Sse` is requested at `CreateMultipartUpload` and checked with `HeadObject`
 //! after `CompleteMultipartUpload`. If the object is not encrypted as asked, it is deleted
@@ -59,6 +60,26 @@ pub struct S3Store {
     /// For messages: the endpoint (or "AWS") and region, never credentials.
     location: String,
     recent: RecentParts,
+    /// Whether part bodies are signed chunk by chunk (see [`signs_part_bodies`]).
+    sign_parts: bool,
+}
+
+/// Over plain HTTP the SDK signs every chunk of a part body, as nothing else protects it on
+/// the wire; over HTTPS it never does (TLS does). To a loopback address the bytes never leave
+/// the machine, so there the signing (about a fifth of the throughput) protects nothing and is
+/// skipped. Only a literal loopback address or `localhost` counts: a name that merely resolves
+/// there today could resolve elsewhere tomorrow. The CRC32 trailer is sent in every case.
+pub fn signs_part_bodies(endpoint: Option<&url::Url>) -> bool {
+    let Some(endpoint) = endpoint else {
+        return true;
+    };
+    let loopback = match endpoint.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    !(endpoint.scheme() == "http" && loopback)
 }
 
 impl fmt::Debug for S3Store {
@@ -75,7 +96,9 @@ impl S3Store {
     /// Builds the client. No network traffic: use `health` or `probe` to check the bucket.
     pub fn new(cfg: S3Config) -> Result<Self> {
         let (client, location) = config::client(&cfg)?;
+        let sign_parts = signs_part_bodies(cfg.endpoint.as_ref());
         Ok(Self {
+            sign_parts,
             client,
             bucket: cfg.bucket,
             sse: cfg.sse,
@@ -334,5 +357,32 @@ mod tests {
         assert_eq!(total_from_content_range("bytes 0-9/100"), Some(100));
         assert_eq!(total_from_content_range("bytes */100"), Some(100));
         assert_eq!(total_from_content_range("bytes 0-9/*"), None);
+    }
+
+    #[test]
+    fn part_bodies_go_unsigned_only_over_plain_http_to_a_literal_loopback_address() {
+        let signs = |url: &str| signs_part_bodies(Some(&url::Url::parse(url).unwrap()));
+        for unsigned in [
+            "http://127.0.0.1:8333",
+            "http://127.8.9.10",
+            "http://[::1]:9000",
+            "http://localhost:9000",
+            "http://LOCALHOST",
+        ] {
+            assert!(!signs(unsigned), "{unsigned}");
+        }
+        for signed in [
+            "http://10.0.0.5:9000",
+            "http://minio.internal:9000",
+            "http://localhost.example.org",
+            "http://127.0.0.1.example.org",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert!(signs(signed), "{signed}");
+        }
+        // Over HTTPS the SDK does not sign the body either way (TLS protects it); the flag
+        // only says whether medport asks for signing over plain HTTP.
+        assert!(signs("https://s3.eu-west-1.amazonaws.com"));
+        assert!(signs_part_bodies(None));
     }
 }

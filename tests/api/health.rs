@@ -30,6 +30,20 @@ async fn readyz_is_503_when_the_sqlite_file_is_unreadable() {
         "not ready: database file is not a SQLite database\n"
     );
 
+    // Replaced by a rename (a restore while running): the connections still use the old
+    // file, so the instance is not ready even though the new file is a database.
+    let restored = app.sqlite_path().with_extension("restored");
+    let mut header = b"SQLite format 3\0".to_vec();
+    header.resize(8192, 0);
+    std::fs::write(&restored, header).unwrap();
+    std::fs::rename(&restored, app.sqlite_path()).unwrap();
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.text().await.unwrap(),
+        "not ready: database file was replaced; restart medport\n"
+    );
+
     // Gone altogether.
     std::fs::remove_file(app.sqlite_path()).unwrap();
     let res = app.get("/readyz").await;

@@ -57,7 +57,8 @@ impl S3Store {
             .map_err(|_| StorageError::InvalidPart("part too large".into()))?;
         let limit = self.timeouts.part_attempt(expected_len);
         let request = |payload: ByteStream| {
-            self.client
+            let operation = self
+                .client
                 .upload_part()
                 .bucket(&self.bucket)
                 .key(key.as_str())
@@ -68,8 +69,12 @@ impl S3Store {
                 .customize()
                 .config_override(
                     aws_sdk_s3::Config::builder().timeout_config(self.timeouts.sdk(limit, limit)),
-                )
-                .send()
+                );
+            if self.sign_parts {
+                operation.send()
+            } else {
+                operation.disable_payload_signing().send()
+            }
         };
         let sent = if expected_len == 0 {
             body::ensure_empty(body).await?;

@@ -3,7 +3,7 @@
 //! tail in storage between requests, and complete the upload when the last byte is in.
 //!
 //! One part is held in memory while it is being filled and up to [`PARTS_IN_FLIGHT`] more
-//! while they are sent to storage, so memory per upload is a few parts (32 MiB for every
+//! while they are sent to storage, so memory per upload is a few parts (40 MiB for every
 //! file up to 78 GiB) whatever the file's size. Parts are recorded strictly in order: the
 //! offset only ever covers a prefix of the file that is durable.
 //!
@@ -40,7 +40,7 @@ use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read
 
 /// Parts sent to storage concurrently per upload. One is not enough to keep an S3 server
 /// busy (each part waits for its round trip); more only costs memory.
-const PARTS_IN_FLIGHT: usize = 3;
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// Renew the lease at least this often while bytes trickle in.
 const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
