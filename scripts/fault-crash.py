@@ -22,7 +22,8 @@ test database that waits on an advisory lock the script holds; see faultlib.Gate
   commit      a part or tail is in storage, the offset not yet moved (storage write, then
               database update);
   storage_id  the multipart upload exists in storage, the row does not name it yet;
-  completing  every byte is recorded (offset = length), the row is not `completing` yet;
+  completing  the last part is in storage; the commit that records it (and moves the row
+              to `completing` in the same write) has not happened;
   verified    storage assembled the object, the row is not verified yet.
 The script proves each gated kill is inside its window (storage ahead of the database)
 before killing.
@@ -201,9 +202,8 @@ class Scenario:
         if gate == "storage_id":
             pending = {r["object_key"] for r in rows if not r["storage_upload_id"]}
             return any(key in pending for key, _ in self.s3.multipart_uploads(self.bucket))
-        if gate == "completing":
-            return any(r["status"] == "active" and r["upload_offset"] == r["declared_size"]
-                       for r in rows)
+        # `completing` needs nothing of its own: the commit of the last byte also moves the row
+        # to `completing`, so its window is the last part stored and not yet recorded.
         if gate == "verified":
             for r in rows:
                 if r["status"] == "completing" and not r["sha256"]:

@@ -179,7 +179,7 @@ class Gate:
         "commit": (7001, "NEW.upload_offset IS DISTINCT FROM OLD.upload_offset"),
         # The multipart upload exists in storage; the row does not know its id yet.
         "storage_id": (7002, "OLD.storage_upload_id IS NULL AND NEW.storage_upload_id IS NOT NULL"),
-        # Every byte is recorded; the upload is not marked as completing yet.
+        # The last part is stored; the commit recording it (and `completing`) has not happened.
         "completing": (7004, "OLD.status = 'active' AND NEW.status = 'completing'"),
         # Storage completed the object; the row is not verified yet.
         "verified": (7003, "OLD.sha256 IS NULL AND NEW.sha256 IS NOT NULL"),

@@ -10,7 +10,6 @@ use crate::error::AppError;
 use crate::views::Flash;
 
 const CSRF: &str = "csrf";
-const FLASH: &str = "flash";
 pub const PENDING_USER: &str = "pending_uid";
 pub const PENDING_SINCE: &str = "pending_since";
 
@@ -109,14 +108,15 @@ pub fn take_expired(session: &Session) -> bool {
 }
 
 pub fn flash(session: &Session, kind: &'static str, message: impl Into<String>) {
-    let mut all: Vec<(String, String)> = session.get(FLASH).ok().flatten().unwrap_or_default();
+    let mut all: Vec<(String, String)> =
+        session.get(keys::FLASH).ok().flatten().unwrap_or_default();
     all.push((kind.to_string(), message.into()));
-    let _ = session.insert(FLASH, all);
+    let _ = session.insert(keys::FLASH, all);
 }
 
 pub fn take_flashes(session: &Session) -> Vec<Flash> {
     let all: Vec<(String, String)> = session
-        .remove_as(FLASH)
+        .remove_as(keys::FLASH)
         .and_then(Result::ok)
         .unwrap_or_default();
     all.into_iter()

@@ -22,6 +22,8 @@ use crate::db::{Database, DbError};
 
 /// Session state keys with a meaning outside the handlers that set them.
 pub mod keys {
+    /// Messages shown once on the next page.
+    pub const FLASH: &str = "flash";
     /// The signed-in user's id (set only after every sign-in step passed).
     pub const USER_ID: &str = "uid";
     /// Copied into the row for `/account/sessions`.
@@ -168,6 +170,33 @@ impl DbSessionStore {
     }
 }
 
+impl DbSessionStore {
+    /// Whether the stored state and `new` differ only in one-time notices.
+    async fn only_notices_differ(&self, id_hash: String, new: &HashMap<String, String>) -> bool {
+        let stored = self
+            .db
+            .run(move |conn| {
+                sessions::table
+                    .find(&id_hash)
+                    .select(sessions::state)
+                    .first::<String>(conn)
+                    .map_err(DbError::from)
+            })
+            .await;
+        let Ok(Ok(mut stored)) =
+            stored.map(|s| serde_json::from_str::<HashMap<String, String>>(&s))
+        else {
+            return false;
+        };
+        let mut new = new.clone();
+        for key in [keys::FLASH, keys::EXPIRED] {
+            stored.remove(key);
+            new.remove(key);
+        }
+        stored == new
+    }
+}
+
 impl SessionStore for DbSessionStore {
     async fn load(
         &self,
@@ -244,6 +273,7 @@ impl SessionStore for DbSessionStore {
         let user_id = state_str(&session_state, keys::USER_ID);
         let ip = truncate(state_str(&session_state, keys::IP), 64);
         let user_agent = truncate(state_str(&session_state, keys::USER_AGENT), 256);
+        let lookup = id_hash.clone();
         let updated = self
             .db
             .run(move |conn| {
@@ -257,8 +287,18 @@ impl SessionStore for DbSessionStore {
                     .execute(conn)
                     .map_err(DbError::from)
             })
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+            .await;
+        let updated = match updated {
+            Ok(n) => n,
+            // A full disk: a change that only a page view made (a notice shown and so
+            // removed, a notice added) may go unsaved, so pages keep answering; anything
+            // else (who is signed in, a pending step) must fail loudly.
+            Err(e) if e.is_full() && self.only_notices_differ(lookup, &session_state).await => {
+                tracing::warn!(error = %e, "session notices not saved: the disk is full");
+                return Ok(session_key);
+            }
+            Err(e) => return Err(UpdateError::Other(e.into())),
+        };
         if updated == 1 {
             return Ok(session_key);
         }

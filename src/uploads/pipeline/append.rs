@@ -319,6 +319,7 @@ impl<'a> Writer<'a> {
         if let Some(h) = &mut self.checksum {
             h.update(&chunk);
         }
+        self.settle_finished().await?;
         while !chunk.is_empty() {
             let room = usize::try_from(self.part_size)
                 .unwrap_or(usize::MAX)
@@ -417,8 +418,23 @@ impl<'a> Writer<'a> {
             tokio::spawn(async move { put_part(&store, &key, &multipart, number, bytes).await });
         self.in_flight.push_back((task, part_end, snapshot));
         self.part_start = part_end;
+        self.settle_finished().await?;
         self.buf
             .reserve(part_capacity(&self.upload, self.part_start));
+        Ok(())
+    }
+
+    /// Records the parts at the front of the pipe that are already stored, without waiting,
+    /// so the offset follows storage closely (a crash then costs the client little to
+    /// resend) even while the pipe is not full.
+    async fn settle_finished(&mut self) -> Result<(), AppError> {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(task, _, _)| task.is_finished())
+        {
+            self.settle_oldest().await?;
+        }
         Ok(())
     }
 
