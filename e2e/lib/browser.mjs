@@ -184,6 +184,57 @@ export async function checkA11y(page, what) {
     ...dark.violations.filter((v) => FAILING_IMPACTS.has(v.impact)).map((v) => ({ ...v, id: `${v.id} (dark scheme)` })),
   ];
   assert.equal(bad.length, 0, `accessibility (axe-core) on ${what} (${page.url()}):\n${describeViolations(bad)}`);
+  await checkNarrowScreen(page, what);
+}
+
+/**
+ * The page fits a 375 px wide phone: nothing makes the page itself scroll sideways (wide
+ * tables scroll inside their own wrapper). Checked with every accessibility check, then the
+ * viewport goes back to what it was.
+ */
+export async function checkNarrowScreen(page, what) {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 375, height: 812 });
+  try {
+    const overflow = await page.evaluate(() => {
+      const root = document.documentElement;
+      // What sticks out of the screen, outside any box that scrolls on its own: the
+      // outermost such elements, to name in the message.
+      const scrolls = (el) => ["auto", "scroll", "hidden"].includes(getComputedStyle(el).overflowX);
+      const inScroller = (el) => {
+        for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+          if (scrolls(p)) return true;
+        }
+        return false;
+      };
+      const out = (el) => el.getBoundingClientRect().right > root.clientWidth + 1;
+      const wider = Array.from(document.body.querySelectorAll("*"))
+        .filter((el) => el.getClientRects().length > 0 && !el.closest("[hidden]"))
+        .filter((el) => out(el) && !inScroller(el))
+        .filter((el) => !el.parentElement || !out(el.parentElement))
+        .slice(0, 5)
+        .map((el) => `${el.tagName.toLowerCase()}${el.className ? "." + String(el.className).split(" ").join(".") : ""} "${(el.textContent || "").trim().slice(0, 40)}"`);
+      if (wider.length === 0 && root.scrollWidth > root.clientWidth) {
+        // Nothing sticks out but the page still scrolls sideways: something positioned
+        // escapes a scrolling box. Name the positioned elements furthest to the right.
+        const positioned = Array.from(document.body.querySelectorAll("*"))
+          .filter((el) => ["absolute", "fixed"].includes(getComputedStyle(el).position))
+          .filter((el) => el.getBoundingClientRect().right > root.clientWidth + 1)
+          .slice(0, 5)
+          .map((el) => `${el.tagName.toLowerCase()}.${String(el.className).split(" ").join(".")} (positioned)`);
+        wider.push(...positioned);
+      }
+      return { extra: root.scrollWidth - root.clientWidth, wider };
+    });
+    assert.ok(
+      overflow.extra <= 0,
+      `${what} (${page.url()}) is ${overflow.extra}px wider than a 375px screen; widest: ${overflow.wider.join(", ")}`,
+    );
+  } finally {
+    if (before) {
+      await page.setViewportSize(before);
+    }
+  }
 }
 
 /** Every visible form control has an accessible label (a <label>, aria-label or aria-labelledby). */

@@ -48,6 +48,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// How long a HEAD waits for a request still writing to the upload.
+const HEAD_WAITS_FOR_WRITER: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn header_error(e: TusHeaderError) -> AppError {
     AppError::Refused(e.status(), e.to_string())
 }
@@ -201,7 +204,13 @@ pub async fn head(
 ) -> Result<HttpResponse, AppError> {
     require_version(&req)?;
     let id = upload_id(&path)?;
-    let upload = owned(&ctx, &who, &id).await?;
+    let mut upload = owned(&ctx, &who, &id).await?;
+    if upload.status == UploadStatus::Active {
+        // A writer still at work (typically the request a reload cut off): answer with the
+        // offset it leaves, so the client resumes from there without a refused PATCH.
+        pipeline::wait_while_held(&ctx, &id, HEAD_WAITS_FOR_WRITER).await?;
+        upload = owned(&ctx, &who, &id).await?;
+    }
     let offset = if upload.status == UploadStatus::Active {
         upload.offset
     } else {

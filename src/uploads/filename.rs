@@ -185,6 +185,7 @@ fn is_hidden(c: char) -> bool {
                 | '\u{3164}'
                 | '\u{FE00}'..='\u{FE0F}'
                 | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
                 | '\u{1BCA0}'..='\u{1BCA3}'
                 | '\u{E0000}'..='\u{E0FFF}'
         )

@@ -548,7 +548,55 @@ async fn a_second_writer_waits_for_the_lease(backend: Backend) {
     assert_eq!(status_of(&app, &id), "completed");
 }
 
+/// After a reload the browser's cut-off PATCH is still being stored for a moment. A HEAD
+/// then waits for that writer and answers the offset it leaves, so the resuming client's
+/// next PATCH is accepted at once (instead of meeting 423 with its body on the wire).
+async fn head_waits_for_a_writer_still_storing(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options::default()).await;
+    app.sign_in_as("uploader").await;
+    let tus = Tus::with_session(&app).await;
+    let id = tus.create_ok("x.pdf", 3 * MIB as u64, None).await;
+    let set_lease = |token: Option<&str>, offset: i64| {
+        let mut conn = app.db.conn().unwrap();
+        let until = chrono::Utc::now().naive_utc() + chrono::TimeDelta::seconds(30);
+        diesel::update(uploads::table.find(&id))
+            .set((
+                uploads::lease_token.eq(token),
+                uploads::lease_until.eq(token.map(|_| until)),
+                uploads::upload_offset.eq(offset),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    };
+    // A writer holds the lease at offset 0 ...
+    set_lease(Some("cut-off-request"), 0);
+    let db = app.db.clone();
+    let writer_id = id.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // ... and finishes: its bytes are recorded, the lease released.
+        let mut conn = db.conn().unwrap();
+        diesel::update(uploads::table.find(&writer_id))
+            .set((
+                uploads::lease_token.eq(None::<String>),
+                uploads::lease_until.eq(None::<chrono::NaiveDateTime>),
+                uploads::upload_offset.eq(4000_i64),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    });
+    let res = tus.head(&id).await;
+    writer.await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["upload-offset"],
+        "4000",
+        "the offset the writer left"
+    );
+}
+
 crate::both_backends!(
+    head_waits_for_a_writer_still_storing,
     options_describe_the_server,
     a_chunked_upload_resumes_from_the_stored_tail,
     uploads_to_s3_are_byte_identical,

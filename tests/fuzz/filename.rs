@@ -12,7 +12,8 @@ use unicode_normalization::{UnicodeNormalization, is_nfc};
 use crate::support::{config, ensure, mutated_text, replay, text};
 
 /// Every code point whose general category is Cc, Cf, Zl or Zp, from the Unicode Character
-/// Database (version 14, plus the format controls version 15 added at U+13439..U+1343F).
+/// Database (version 14, plus the format controls version 15 added at U+13439..U+1343F),
+/// and the other Default_Ignorable_Code_Point ranges of DerivedCoreProperties.txt.
 /// Written out here, not taken from the code under test, so the two can disagree.
 const HIDDEN: &[(u32, u32)] = &[
     (0x0, 0x1f),
@@ -38,6 +39,17 @@ const HIDDEN: &[(u32, u32)] = &[
     (0x1d173, 0x1d17a),
     (0xe0001, 0xe0001),
     (0xe0020, 0xe007f),
+    // The rest of Unicode's default-ignorable code points.
+    (0x034f, 0x034f),
+    (0x115f, 0x1160),
+    (0x17b4, 0x17b5),
+    (0x180b, 0x180f),
+    (0x2065, 0x2065),
+    (0x3164, 0x3164),
+    (0xfe00, 0xfe0f),
+    (0xffa0, 0xffa0),
+    (0xfff0, 0xfff8),
+    (0xe0000, 0xe0fff),
 ];
 
 fn hidden(c: char) -> bool {

@@ -8,6 +8,29 @@ use crate::uploads::model::UploadStatus;
 
 use super::records;
 
+/// Waits, at most `limit`, while a request holds the upload's lease. After a page reload
+/// the browser's cut-off PATCH is still being stored for a moment; a HEAD that waits for it
+/// tells the resuming client the final offset, so its next PATCH is accepted at once
+/// instead of meeting 423 with a body already on the wire.
+pub async fn wait_while_held(
+    ctx: &UploadContext,
+    id: &UploadId,
+    limit: std::time::Duration,
+) -> Result<(), AppError> {
+    let started = std::time::Instant::now();
+    loop {
+        let (lookup, now) = (id.clone(), ctx.clock.now_naive());
+        let held = ctx
+            .db
+            .run(move |conn| records::lease_held(conn, &lookup, now))
+            .await?;
+        if !held || started.elapsed() >= limit {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub struct Lease {
     id: UploadId,
     token: String,

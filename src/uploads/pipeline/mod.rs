@@ -21,4 +21,5 @@ mod storage_io;
 pub use append::{Appended, append, append_whole, writable};
 pub use create::create;
 pub use finish::{resume_completion, terminate};
+pub use lease::wait_while_held;
 pub use request::{RawRequest, UploadRequest};

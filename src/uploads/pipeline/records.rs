@@ -194,6 +194,21 @@ pub fn take_lease(
     Ok(n == 1)
 }
 
+/// Whether a request holds the upload's lease right now.
+pub fn lease_held(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let n: i64 = u::table
+        .find(id.as_str())
+        .filter(u::lease_token.is_not_null())
+        .filter(u::lease_until.gt(now))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Extends a held lease. `false`: it was lost (ran out and was taken).
 pub fn renew_lease(
     conn: &mut DbConnection,
