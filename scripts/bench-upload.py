@@ -4,6 +4,7 @@
   bench-upload.py bucket NAME                 create bucket NAME
   bench-upload.py direct FILE BUCKET KEY      multipart upload of FILE (8 MiB parts); prints seconds
   bench-upload.py check BUCKET SIZE SHA256    the newest object of SIZE bytes in BUCKET has that SHA-256
+  bench-upload.py drop NAME                   delete bucket NAME with everything in it
 
 Connection from MEDPORT_TEST_S3_{ENDPOINT,ACCESS_KEY,SECRET_KEY,REGION}. Knob:
 MEDPORT_BENCH_S3_CONCURRENCY (parts in flight for the direct upload; boto3's default 10).
@@ -65,6 +66,21 @@ def check(bucket, size, sha256):
         sys.exit(f"object {newest} differs from the file sent")
 
 
+def drop(bucket):
+    """The benchmark's gigabytes must not pile up on the shared S3 test server."""
+    s3 = client()
+    try:
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for u in page.get("Uploads", []):
+                s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+        s3.delete_bucket(Bucket=bucket)
+    except s3.exceptions.NoSuchBucket:
+        pass
+
+
 def main(argv):
     match argv:
         case ["bucket", name]:
@@ -73,6 +89,8 @@ def main(argv):
             direct(path, bucket, key)
         case ["check", bucket, size, sha256]:
             check(bucket, int(size), sha256)
+        case ["drop", name]:
+            drop(name)
         case _:
             sys.exit(__doc__)
 

@@ -50,15 +50,18 @@ fi
 
 work="$(mktemp -d "${MEDPORT_BENCH_DIR:-${TMPDIR:-/tmp}}/medport-bench-upload.XXXXXX")"
 pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 suffix="$(date +%s)-$$"
 bucket="medport-bench-$suffix"
 direct_bucket="medport-bench-direct-$suffix"
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+    # Gigabytes per run: never leave them on the shared S3 test server.
+    python3 scripts/bench-upload.py drop "$bucket" || true
+    python3 scripts/bench-upload.py drop "$direct_bucket" || true
+}
+trap cleanup EXIT
+
 python3 scripts/bench-upload.py bucket "$bucket"
 python3 scripts/bench-upload.py bucket "$direct_bucket"
 
