@@ -9,8 +9,9 @@
 #   scripts/test-e2e.sh sqlite                # one deployment only (sqlite | postgres)
 #   scripts/test-e2e.sh --update-screenshots  # also rewrite docs/screenshots/*.png
 #
-# Needs node/npm and /usr/bin/chromium (Debian package `chromium`); never downloads a
-# browser. Logs and pictures of failed pages: target/e2e/ (MEDPORT_E2E_ARTIFACTS).
+# Needs node/npm and /usr/bin/chromium (Debian package `chromium`, installed with apt when
+# missing and run as root); never downloads a browser. Logs and pictures of failed pages:
+# target/e2e/ (MEDPORT_E2E_ARTIFACTS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,16 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 
 chromium="${MEDPORT_E2E_CHROMIUM:-/usr/bin/chromium}"
+# A fresh machine: install Debian's Chromium (never a downloaded browser), as the test
+# services install theirs, when running as root; otherwise say what is missing.
+if [ ! -x "$chromium" ] && [ "$chromium" = /usr/bin/chromium ] && [ "$(id -u)" = 0 ] &&
+    command -v apt-get >/dev/null; then
+    echo "e2e: installing Debian's chromium (apt)"
+    mkdir -p target
+    { apt-get -q -o DPkg::Lock::Timeout=300 update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q -o DPkg::Lock::Timeout=300 chromium; } >target/e2e-apt.log 2>&1 ||
+        { echo "e2e: apt-get install chromium failed; see target/e2e-apt.log" >&2; exit 1; }
+fi
 [ -x "$chromium" ] || { echo "e2e: $chromium not found: install Debian's package chromium" >&2; exit 1; }
 command -v node >/dev/null || { echo "e2e: node not found: install Debian's packages nodejs and npm" >&2; exit 1; }
 
