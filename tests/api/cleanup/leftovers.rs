@@ -3,40 +3,23 @@
 //! the upload's key). Expiry removes all of it, and so does completion. Checked on the S3
 //! test server's own listings.
 
-use actix_web::web::Bytes;
 use diesel::prelude::*;
 use medport::db::schema::upload_tails;
 use medport::domain::ids::UploadId;
-use medport::storage::blob::{BlobStore, ObjectKey, PartNumber};
+use medport::storage::blob::ObjectKey;
 use medport::uploads::cleanup::run_once;
 use medport::uploads::layout::tail_key;
 
 use super::support::*;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
+use crate::scanning::put_object;
 use crate::tus_support::{Tus, api_key, dicom, spawn_on_s3};
 
 both_backends!(
     crash_leftovers_are_swept_when_the_upload_expires,
     crash_leftovers_are_swept_when_the_upload_completes,
 );
-
-/// Stores `bytes` whole at `key` as the pipeline stores a tail.
-async fn put_object(store: &BlobStore, key: &ObjectKey, bytes: &[u8]) {
-    let multipart = store.create_multipart(key).await.unwrap();
-    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(bytes))]);
-    let part = store
-        .upload_part(
-            key,
-            &multipart,
-            PartNumber::new(1).unwrap(),
-            body,
-            bytes.len() as u64,
-        )
-        .await
-        .unwrap();
-    store.complete(key, &multipart, &[part]).await.unwrap();
-}
 
 fn recorded_tails(app: &TestApp, id: &str) -> Vec<i64> {
     let mut conn = app.db.conn().unwrap();
