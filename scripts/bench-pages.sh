@@ -33,6 +33,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
 
 seconds="${MEDPORT_BENCH_SECONDS:-20}"
 connections="${MEDPORT_BENCH_CONNECTIONS:-64}"
@@ -91,7 +93,7 @@ measure() {
     if [ -n "$database_url" ]; then export DATABASE_URL="$database_url"; else unset DATABASE_URL; fi
     export MEDPORT_TRUSTED_PROXIES=127.0.0.1
     export RUST_LOG=warn
-    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    port="$(free_port)"
     export MEDPORT_BIND="127.0.0.1:$port"
 
     email="bench-pages-$suffix@example.org"
@@ -103,17 +105,8 @@ measure() {
         "$medport" user create --email "$email" --role uploader --password-stdin >/dev/null
     printf '%s\n' "$MEDPORT_BENCH_PASSWORD" |
         "$medport" user create --email "$login_email" --role uploader --password-stdin >/dev/null
-    key="$("$medport" apikey create --email "$email" --scope upload 2>/dev/null)"
-    case "$key" in mp_*) ;; *) echo "could not create an API key" >&2; exit 1 ;; esac
-
-    "$medport" serve >"$work/medport-$name.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 200); do
-        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || { cat "$work/medport-$name.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "medport not ready" >&2; exit 1; }
+    key="$(new_api_key "$medport" "$email" upload)" || exit 1
+    start_medport "$medport" "$work/medport-$name.log" "$port"
 
     if [ "$seed" -gt 0 ]; then
         MEDPORT_BENCH_API_KEY="$key" python3 scripts/bench-pages.py seed --port "$port" --count "$seed"

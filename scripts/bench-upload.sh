@@ -1,31 +1,51 @@
 #!/usr/bin/env bash
-# Upload throughput through medport against uploading straight to S3. Starts a release
-# `medport` (SQLite, data directory in a temp dir) whose default bucket is on the S3 test
-# server, uploads a generated DICOM file through tus with the real tus-js-client
-# (tests/tus-js), then uploads the same file straight to the S3 server with boto3 (multipart,
-# 8 MiB parts). Prints both throughputs, their ratio, medport's peak RSS (VmHWM) and the CPU
-# time medport spent per upload.
+# Upload throughput through medport against the storage's own client. Starts a release
+# `medport` (SQLite, data directory in a temp dir), uploads a generated DICOM file through tus
+# with the real tus-js-client (tests/tus-js), then stores the same file without medport:
+#
+#   s3    (default) the bucket is on the S3 test server; the reference is boto3 uploading the
+#         file straight to the same server (multipart, 8 MiB parts).
+#   local the bucket is medport's local encrypted store; the reference is `cp` of the file to
+#         the same disk followed by `sync` of the copy (medport makes every part durable before
+#         it answers, so the copy is made durable too).
+#
+# Prints both throughputs, their ratio, medport's peak RSS (VmHWM) and the CPU time medport
+# spent per run. Every upload through medport is downloaded back through medport and
+# compared with the file's SHA-256 (outside the timed part).
 #
 #   scripts/bench-upload.sh
+#   MEDPORT_BENCH_STORE=local scripts/bench-upload.sh
+#   MEDPORT_BENCH_PARALLEL=8 MEDPORT_BENCH_UPLOAD_MIB=256 scripts/bench-upload.sh
 #
-# Knobs (environment): MEDPORT_BENCH_UPLOAD_MIB (file size, default 1024),
-# MEDPORT_BENCH_CLIENT (tus client: tus-js-client, the default, or curl),
-# MEDPORT_BENCH_CHUNK_MIB (tus PATCH size, default 64; `Infinity` sends one PATCH),
-# MEDPORT_BENCH_RUNS (upload pairs, default 3; the medians are reported),
-# MEDPORT_BENCH_S3_CONCURRENCY (boto3 parts in flight, default 10), MEDPORT_BENCH_DIR (where
-# the file and data directory go; default the system temp dir), MEDPORT_BENCH_BIN (a medport
-# binary to measure instead of building one), CARGO_TARGET_DIR.
-# Targets: ratio medport/direct >= 0.85, peak RSS < 150 MiB.
+# Knobs (environment): MEDPORT_BENCH_STORE (s3 or local), MEDPORT_BENCH_UPLOAD_MIB (file
+# size, default 1024), MEDPORT_BENCH_PARALLEL (uploads at once on each side, default 1; the
+# throughput is then the sum over all of them), MEDPORT_BENCH_CLIENT (tus client:
+# tus-js-client, the default, or curl), MEDPORT_BENCH_CHUNK_MIB (tus PATCH size, default
+# Infinity, tus-js-client's own default: one PATCH; the browser page sends 50 MiB),
+# MEDPORT_BENCH_RUNS (run pairs, default 3; the medians are reported),
+# MEDPORT_BENCH_S3_CONCURRENCY (boto3 parts in flight per upload, default 10),
+# MEDPORT_BENCH_LOG (medport's RUST_LOG, default warn; `warn,medport=debug` logs every stored
+# part for scripts/bench-upload-timeline.py), MEDPORT_BENCH_KEEP_LOG (copy medport's log
+# there at the end), MEDPORT_BENCH_DIR (where the file and data directory go; default the
+# system temp dir), MEDPORT_BENCH_BIN (a medport binary to measure instead of building one),
+# CARGO_TARGET_DIR.
+# Targets: ratio medport/direct >= 0.85, peak RSS < 150 MiB whatever the file size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
 
 mib="${MEDPORT_BENCH_UPLOAD_MIB:-1024}"
-chunk_mib="${MEDPORT_BENCH_CHUNK_MIB:-64}"
+chunk_mib="${MEDPORT_BENCH_CHUNK_MIB:-Infinity}"
+store="${MEDPORT_BENCH_STORE:-s3}"
+parallel="${MEDPORT_BENCH_PARALLEL:-1}"
 client="${MEDPORT_BENCH_CLIENT:-tus-js-client}"
 runs="${MEDPORT_BENCH_RUNS:-3}"
 bytes=$((mib * 1024 * 1024))
 [ "$bytes" -ge 1024 ] || { echo "MEDPORT_BENCH_UPLOAD_MIB must be at least 1" >&2; exit 1; }
+case "$store" in s3 | local) ;; *) echo "MEDPORT_BENCH_STORE is s3 or local" >&2; exit 1 ;; esac
+[ "$parallel" -ge 1 ] 2>/dev/null || { echo "MEDPORT_BENCH_PARALLEL must be at least 1" >&2; exit 1; }
 if [ "$chunk_mib" = Infinity ]; then chunk=Infinity; else chunk=$((chunk_mib * 1024 * 1024)); fi
 
 log() { printf 'bench-upload: %s\n' "$*" >&2; }
@@ -34,12 +54,14 @@ now() { date +%s.%N; }
 # ---------------------------------------------------------------- tools and services
 command -v node >/dev/null || { echo "needs Node.js 18+ (Debian package nodejs)" >&2; exit 1; }
 [ -f tests/tus-js/node_modules/tus-js-client/package.json ] || npm ci --prefix tests/tus-js --silent
-python3 -c 'import boto3' 2>/dev/null || pip install --quiet boto3
-scripts/test-services.sh s3 >/dev/null
-# shellcheck disable=SC1091
-source target/test-services.env
-export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
-    MEDPORT_TEST_S3_REGION
+if [ "$store" = s3 ]; then
+    python3 -c 'import boto3' 2>/dev/null || pip install --quiet boto3
+    scripts/test-services.sh s3 >/dev/null
+    # shellcheck disable=SC1091
+    source target/test-services.env
+    export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
+        MEDPORT_TEST_S3_REGION
+fi
 
 medport="${MEDPORT_BENCH_BIN:-}"
 if [ -z "$medport" ]; then
@@ -55,42 +77,43 @@ bucket="medport-bench-$suffix"
 direct_bucket="medport-bench-direct-$suffix"
 cleanup() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    if [ -n "${MEDPORT_BENCH_KEEP_LOG:-}" ] && [ -f "$work/medport.log" ]; then
+        cp "$work/medport.log" "$MEDPORT_BENCH_KEEP_LOG"
+    fi
     rm -rf "$work"
-    # Gigabytes per run: never leave them on the shared S3 test server.
-    python3 scripts/bench-upload.py drop "$bucket" || true
-    python3 scripts/bench-upload.py drop "$direct_bucket" || true
+    if [ "$store" = s3 ]; then
+        # Gigabytes per run: never leave them on the shared S3 test server.
+        python3 scripts/bench-upload.py drop "$bucket" || true
+        python3 scripts/bench-upload.py drop "$direct_bucket" || true
+    fi
 }
 trap cleanup EXIT
 
-python3 scripts/bench-upload.py bucket "$bucket"
-python3 scripts/bench-upload.py bucket "$direct_bucket"
+if [ "$store" = s3 ]; then
+    python3 scripts/bench-upload.py bucket "$bucket"
+    python3 scripts/bench-upload.py bucket "$direct_bucket"
+fi
 
 # ---------------------------------------------------------------- medport
 export MEDPORT_DATA_DIR="$work/data"
-export MEDPORT_S3_ENDPOINT="$MEDPORT_TEST_S3_ENDPOINT" MEDPORT_S3_REGION="$MEDPORT_TEST_S3_REGION"
-export MEDPORT_S3_BUCKET="$bucket" MEDPORT_S3_PATH_STYLE=true
-export MEDPORT_S3_ACCESS_KEY_ID="$MEDPORT_TEST_S3_ACCESS_KEY"
-export MEDPORT_S3_SECRET_ACCESS_KEY="$MEDPORT_TEST_S3_SECRET_KEY"
-export MEDPORT_ALLOW_LOOPBACK_ENDPOINTS=true
-export RUST_LOG=warn
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if [ "$store" = s3 ]; then
+    export MEDPORT_S3_ENDPOINT="$MEDPORT_TEST_S3_ENDPOINT" MEDPORT_S3_REGION="$MEDPORT_TEST_S3_REGION"
+    export MEDPORT_S3_BUCKET="$bucket" MEDPORT_S3_PATH_STYLE=true
+    export MEDPORT_S3_ACCESS_KEY_ID="$MEDPORT_TEST_S3_ACCESS_KEY"
+    export MEDPORT_S3_SECRET_ACCESS_KEY="$MEDPORT_TEST_S3_SECRET_KEY"
+    export MEDPORT_ALLOW_LOOPBACK_ENDPOINTS=true
+fi
+export RUST_LOG="${MEDPORT_BENCH_LOG:-warn}"
+port="$(free_port)"
 export MEDPORT_BIND="127.0.0.1:$port"
 
 email="bench-$suffix@example.org"
 "$medport" migrate >/dev/null
-printf '%s' "bench password long enough $suffix" |
+password="bench password long enough $suffix"
+printf '%s' "$password" |
     "$medport" user create --email "$email" --role uploader --password-stdin >/dev/null
-key="$("$medport" apikey create --email "$email" --scope upload,read 2>/dev/null)"
-case "$key" in mp_*) ;; *) echo "could not create an API key" >&2; exit 1 ;; esac
-
-"$medport" serve >"$work/medport.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/medport.log" >&2; exit 1; }
-    sleep 0.05
-done
-curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { echo "medport not ready" >&2; exit 1; }
+key="$(new_api_key "$medport" "$email" upload,read)" || exit 1
+start_medport "$medport" "$work/medport.log" "$port"
 
 # ---------------------------------------------------------------- the file
 file="$work/bench.dcm"
@@ -125,40 +148,86 @@ tus_with_curl() {
             "${patch[@]}" -T "$file" || return 1
         else
             # A byte range: curl reads the chunk into its own memory, then sends it.
-            tail -c +"$((offset + 1))" "$file" | head -c "$n" |
-                "${patch[@]}" --data-binary @- || return 1
+            dd if="$file" bs=1M skip="$offset" count="$n" iflag=skip_bytes,count_bytes \
+                status=none | "${patch[@]}" --data-binary @- || return 1
         fi
         offset=$((offset + n))
     done
+    printf '%s\n' "$location"
 }
 
 # ---------------------------------------------------------------- the runs
-# Each run uploads through medport, then straight to S3; the medians are reported, since
-# other work on a 2-core machine moves single runs a lot.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
-hz="$(getconf CLK_TCK)"
-results="$work/results.txt"
-for run in $(seq 1 "$runs"); do
-    log "run $run/$runs: through medport (tus, $chunk_mib MiB PATCHes)"
-    load="$(cut -d' ' -f1 /proc/loadavg)"
-    cpu_before="$(cpu_ticks)"
-    start="$(now)"
+# One upload through medport; writes the upload's URL to $1.
+one_upload() {
     if [ "$client" = curl ]; then
-        tus_with_curl || { tail -n 50 "$work/medport.log" >&2; exit 1; }
+        tus_with_curl >"$1"
     else
         node tests/tus-js/upload.mjs --endpoint "http://127.0.0.1:$port/tus/" --key "$key" \
             --file "$file" --filename bench.dcm --filetype application/dicom \
-            --chunk-size "$chunk" --timeout 3600 >"$work/tus.json" ||
-            { tail -n 50 "$work/medport.log" >&2; exit 1; }
+            --chunk-size "$chunk" --timeout 3600 |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])' >"$1"
     fi
+}
+
+# `parallel` uploads through medport at once; fails when any of them fails.
+through_medport() {
+    local i pids=()
+    for i in $(seq 1 "$parallel"); do
+        one_upload "$work/url.$i" &
+        pids+=("$!")
+    done
+    wait_all "${pids[@]}"
+}
+
+# Every upload of the run, downloaded back through medport by its owner, must be the file.
+check_uploads() {
+    local i url ids=()
+    for i in $(seq 1 "$parallel"); do
+        url="$(cat "$work/url.$i")"
+        ids+=("${url##*/}")
+    done
+    printf '%s\n' "$password" | python3 scripts/bench-upload.py check "$port" "$email" "$sha256" "${ids[@]}"
+}
+
+# The same bytes stored without medport; prints the seconds it took.
+direct() {
+    local run="$1" start i pids=()
+    if [ "$store" = s3 ]; then
+        python3 scripts/bench-upload.py direct "$file" "$direct_bucket" "bench-$run" "$parallel"
+        return
+    fi
+    start="$(now)"
+    for i in $(seq 1 "$parallel"); do
+        { cp "$file" "$work/copy.$i" && sync "$work/copy.$i"; } &
+        pids+=("$!")
+    done
+    wait_all "${pids[@]}" || return 1
+    awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'
+    rm -f "$work"/copy.*
+}
+
+# Each run uploads through medport, then without it; the medians are reported, since
+# other work on a 2-core machine moves single runs a lot.
+if [ "$store" = s3 ]; then reference="boto3 -> S3"; else reference="cp + sync"; fi
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+hz="$(getconf CLK_TCK)"
+results="$work/results.txt"
+total_mib=$((mib * parallel))
+for run in $(seq 1 "$runs"); do
+    log "run $run/$runs: $parallel x $mib MiB through medport ($client, $chunk_mib MiB PATCHes, $store store)"
+    load="$(cut -d' ' -f1 /proc/loadavg)"
+    cpu_before="$(cpu_ticks)"
+    start="$(now)"
+    through_medport || { tail -n 50 "$work/medport.log" >&2; exit 1; }
     medport_s="$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')"
     cpu_s="$(awk -v a="$cpu_before" -v b="$(cpu_ticks)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')"
-    python3 scripts/bench-upload.py check "$bucket" "$bytes" "$sha256"
+    log "run $run/$runs: checking what medport stored (downloads through medport)"
+    check_uploads
 
-    log "run $run/$runs: straight to S3 (boto3, 8 MiB parts)"
-    direct_s="$(python3 scripts/bench-upload.py direct "$file" "$direct_bucket" "bench-$run.dcm")"
+    log "run $run/$runs: $parallel x $mib MiB without medport ($reference)"
+    direct_s="$(direct "$run")"
     echo "$medport_s $direct_s $cpu_s $load" >>"$results"
-    awk -v mib="$mib" -v run="$run" '{ printf "run %d: medport %.1f MiB/s, direct %.1f MiB/s, ratio %.2f, medport CPU %.1f s, load %s\n", run, mib / $1, mib / $2, $2 / $1, $3, $4 }' \
+    awk -v mib="$total_mib" -v run="$run" '{ printf "run %d: medport %.1f MiB/s, direct %.1f MiB/s, ratio %.2f, medport CPU %.1f s, load %s\n", run, mib / $1, mib / $2, $2 / $1, $3, $4 }' \
         <(tail -n 1 "$results") >&2
 done
 hwm_kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")"
@@ -167,12 +236,14 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 medport_s="$(cut -d' ' -f1 "$results" | median)"
 direct_s="$(cut -d' ' -f2 "$results" | median)"
 cpu_s="$(cut -d' ' -f3 "$results" | median)"
-awk -v mib="$mib" -v m="$medport_s" -v d="$direct_s" -v hwm="$hwm_kib" -v chunk="$chunk_mib" \
-    -v cpu="$cpu_s" -v runs="$runs" -v conc="${MEDPORT_BENCH_S3_CONCURRENCY:-10}" 'BEGIN {
-    printf "file: %d MiB, tus PATCH: %s MiB, boto3 parts in flight: %d, medians of %d runs\n", mib, chunk, conc, runs
-    printf "medport (tus-js-client -> medport -> S3): %7.1f MiB/s (%.1f s)\n", mib / m, m
-    printf "direct  (boto3 -> S3):                    %7.1f MiB/s (%.1f s)\n", mib / d, d
+awk -v mib="$mib" -v n="$parallel" -v m="$medport_s" -v d="$direct_s" -v hwm="$hwm_kib" \
+    -v chunk="$chunk_mib" -v cpu="$cpu_s" -v runs="$runs" -v store="$store" -v client="$client" \
+    -v ref="$reference" -v conc="${MEDPORT_BENCH_S3_CONCURRENCY:-10}" 'BEGIN {
+    printf "store: %s, file: %d MiB, uploads at once: %d, tus PATCH: %s MiB, medians of %d runs\n", store, mib, n, chunk, runs
+    if (store == "s3") printf "boto3 parts in flight per upload: %d\n", conc
+    printf "medport (%s -> medport): %7.1f MiB/s (%.1f s)\n", client, n * mib / m, m
+    printf "direct  (%s): %7.1f MiB/s (%.1f s)\n", ref, n * mib / d, d
     printf "ratio medport/direct: %.2f (target >= 0.85)\n", d / m
     printf "medport peak RSS (VmHWM, whole process life): %.1f MiB (target < 150 MiB)\n", hwm / 1024
-    printf "medport CPU per upload: %.1f s (%.0f%% of one core)\n", cpu, 100 * cpu / m
+    printf "medport CPU per run: %.1f s (%.0f%% of one core)\n", cpu, 100 * cpu / m
 }'

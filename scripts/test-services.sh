@@ -108,6 +108,15 @@ pid_alive() { # pidfile expected-command-substring
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
 }
 
+# 0 while the process exists and has not exited. Unlike pid_alive it does not look at the
+# command line, which still reads as this script's until a just-forked child has exec'd.
+process_running() { # pid
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ "${stat%% *}" != "Z" ]]
+}
+
 stop_pidfile() { # name pidfile expected-command-substring
     local pid i
     if ! pid_alive "$2" "$3"; then
@@ -268,7 +277,7 @@ renew_exhausted_s3() {
 }
 
 start_s3() {
-    local t0 code i
+    local t0 code i started="" status
     t0="$(now)"
     renew_exhausted_s3
     code="$(s3_status)"
@@ -311,13 +320,21 @@ EOF
                 -master.telemetry=false \
                 -master.volumeSizeLimitMB=64 -volume.max="$S3_VOLUME_SLOTS" \
                 >>"$S3_LOG" 2>&1 </dev/null 9>&- &
-            echo $! >"$S3_PIDFILE"
+            started=$!
+            echo "$started" >"$S3_PIDFILE"
         fi
         for ((i = 0; i < 120; i++)); do
             code="$(s3_status)"
             [[ "$code" == "200" ]] && break
-            pid_alive "$S3_PIDFILE" weed ||
-                die "s3: SeaweedFS exited during start; last log lines: $(tail -n 5 "$S3_LOG" | tr '\n' ' ')"
+            if [[ -n "$started" ]]; then
+                if ! process_running "$started"; then
+                    status=0
+                    wait "$started" || status=$?
+                    die "s3: SeaweedFS exited during start (status $status); last log lines: $(tail -n 20 "$S3_LOG" | tr '\n' ' ')"
+                fi
+            elif ! pid_alive "$S3_PIDFILE" weed; then
+                die "s3: the SeaweedFS we waited for exited; last log lines: $(tail -n 20 "$S3_LOG" | tr '\n' ' ')"
+            fi
             sleep 0.5
         done
         [[ "$code" == "200" ]] ||

@@ -243,6 +243,7 @@ struct FileSettings {
     clamd: Option<String>,
     scan_max_size: Option<u64>,
     quarantine: Option<String>,
+    upload_buffer_mib: Option<u64>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -591,6 +592,27 @@ mod tests {
             matches!(&s.master_key, MasterKeySource::DataDir(p) if p == Path::new("data/master.key"))
         );
         assert_eq!(s.session.idle_timeout, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn the_upload_buffer_is_whole_mebibytes_in_range() {
+        assert_eq!(load(&[]).uploads.part_buffer, 64 << 20);
+        let s = load(&[("MEDPORT_UPLOAD_BUFFER_MIB", "256")]);
+        assert_eq!(s.uploads.part_buffer, 256 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("medport.toml");
+        std::fs::write(&file, "").unwrap();
+        for bad in ["0", "7", "65537", "lots", "-8"] {
+            let loaded =
+                Settings::load_from(Some(&file), &env(&[("MEDPORT_UPLOAD_BUFFER_MIB", bad)]));
+            let Err(e) = loaded else {
+                panic!("{bad} was accepted")
+            };
+            assert!(
+                e.to_string().contains("MEDPORT_UPLOAD_BUFFER_MIB"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{ConfigError, FileSettings, Settings, Val};
 
-const GIB: u64 = 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
 
 /// What happens to an infected file's object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,10 @@ pub struct UploadSettings {
     /// Files larger than this are not sent to clamd; they are quarantined as "not scanned".
     pub scan_max_size: u64,
     pub quarantine: QuarantineAction,
+    /// Memory for parts on their way to storage, shared by every upload of this instance
+    /// (default 64 MiB). One part per upload is always allowed, so a full budget slows
+    /// uploads down and never stops them.
+    pub part_buffer: u64,
 }
 
 impl Default for UploadSettings {
@@ -50,6 +55,7 @@ impl Default for UploadSettings {
             clamd: None,
             scan_max_size: 4 * GIB,
             quarantine: QuarantineAction::Move,
+            part_buffer: 64 * MIB,
         }
     }
 }
@@ -62,6 +68,7 @@ pub(super) struct RawUploads {
     clamd: Option<Val>,
     scan_max_size: Option<Val>,
     quarantine: Option<Val>,
+    buffer_mib: Option<Val>,
 }
 
 impl RawUploads {
@@ -94,6 +101,11 @@ impl RawUploads {
                 "MEDPORT_SCAN_MAX_SIZE",
             ),
             quarantine: pick("quarantine", file.quarantine.take(), "MEDPORT_QUARANTINE"),
+            buffer_mib: pick(
+                "upload_buffer_mib",
+                num(file.upload_buffer_mib.take()),
+                "MEDPORT_UPLOAD_BUFFER_MIB",
+            ),
         }
     }
 
@@ -119,6 +131,9 @@ impl RawUploads {
         }
         if let Some(v) = &self.scan_max_size {
             u.scan_max_size = super::parse_in_range(v, 1, 4 * GIB)?;
+        }
+        if let Some(v) = &self.buffer_mib {
+            u.part_buffer = super::parse_in_range(v, 8, 64 * 1024)? * MIB;
         }
         if let Some(v) = &self.quarantine {
             u.quarantine = match v.value.trim().to_ascii_lowercase().as_str() {

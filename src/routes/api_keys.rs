@@ -33,10 +33,6 @@ crate::route_table! {
 
 const PAGE_PATH: &str = "/account/api-keys";
 
-fn when(at: NaiveDateTime) -> Timestamp {
-    Timestamp::minutes(at)
-}
-
 /// How a key's prefix is shown: enough to tell keys apart, clearly not the whole key.
 fn shown_prefix(prefix: &str) -> String {
     format!("mp_{prefix}_…")
@@ -69,9 +65,9 @@ impl KeyView {
             name: row.name.clone(),
             prefix: shown_prefix(&row.prefix),
             scopes: scope_list(row.scope_set()),
-            created: when(row.created_at),
-            expires: row.expires_at.map(when),
-            last_used: row.last_used_at.map(when),
+            created: Timestamp::minutes(row.created_at),
+            expires: row.expires_at.map(Timestamp::minutes),
+            last_used: row.last_used_at.map(Timestamp::minutes),
             status: label,
             badge,
             // An expired key can still be rotated into a fresh one, or revoked for the record.
@@ -210,7 +206,7 @@ impl<'a> ApiKeyCreatedPage<'a> {
             scopes: scope_list(key.scopes),
             expires: key
                 .expires_at
-                .map_or_else(|| "Never".into(), |at| when(at).to_string()),
+                .map_or_else(|| "Never".into(), |at| Timestamp::minutes(at).to_string()),
             replaced,
         }
     }

@@ -47,6 +47,9 @@ pub struct PartInfo {
     /// Opaque; compare exactly. Equal content uploaded again to the same upload gets the same
     /// ETag on both backends.
     pub etag: String,
+    /// The part's SHA-256 (hex) when the backend computed it while storing the part (the
+    /// local store does, for its ETag); S3 reports none. Saves the caller hashing it again.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +148,11 @@ impl BlobStore {
             Self::Local(store) => store.create_multipart(key).await,
             Self::S3(store) => store.create_multipart(key).await,
         }
+    }
+
+    /// Whether `upload_part` reports each part's SHA-256 (see [`PartInfo::sha256`]).
+    pub fn hashes_parts(&self) -> bool {
+        matches!(self, Self::Local(_))
     }
 
     /// Streams one part to the backend, reading `body` chunk by chunk (never whole). Fails

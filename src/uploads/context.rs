@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::storage::blob::BlobStore;
 use crate::storage::s3::S3Timeouts;
 use crate::storage::secrets::Keyring;
+use crate::uploads::pipeline::PartBudget;
 
 #[derive(Clone)]
 pub struct UploadContext {
@@ -20,15 +21,19 @@ pub struct UploadContext {
     pub settings: Arc<Settings>,
     pub keyring: Arc<Keyring>,
     pub clock: Clock,
+    /// Memory for parts on their way to storage, shared by every upload.
+    pub part_budget: PartBudget,
 }
 
 impl UploadContext {
     pub fn new(db: Database, settings: Arc<Settings>, keyring: Arc<Keyring>, clock: Clock) -> Self {
+        let part_budget = PartBudget::new(settings.uploads.part_buffer);
         Self {
             db,
             settings,
             keyring,
             clock,
+            part_budget,
         }
     }
 

@@ -107,7 +107,7 @@ pub async fn account_page(
             layout: Layout::for_user(&user, "/account"),
             email: user.email.clone(),
             role: user.role.label(),
-            password_changed: utc_text(row.password_changed_at),
+            password_changed: Timestamp::minutes(row.password_changed_at),
             totp_enabled: row.totp_enabled(),
             recovery_codes_left: recovery_codes_left(&row),
         },
@@ -117,10 +117,6 @@ pub async fn account_page(
 // ---------------------------------------------------------------------------------------
 // Shared steps
 // ---------------------------------------------------------------------------------------
-
-fn utc_text(at: NaiveDateTime) -> Timestamp {
-    Timestamp::minutes(at)
-}
 
 fn user_email(user: &CurrentUser) -> Result<Email, AppError> {
     Email::parse(&user.email).map_err(|_| AppError::internal("stored email does not parse"))

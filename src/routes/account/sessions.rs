@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{render, see_other, utc_text};
+use super::{render, see_other};
 use crate::audit::{self, Event, Outcome};
 use crate::auth::extractors::CurrentUser;
 use crate::auth::{SessionCookie, users};
@@ -73,8 +73,8 @@ pub async fn sessions_page(
             current: current.as_deref() == Some(row.id_hash.as_str()),
             device: describe_user_agent(row.user_agent.as_deref()),
             ip: row.ip.unwrap_or_else(|| "unknown".into()),
-            created: utc_text(row.created_at),
-            last_seen: utc_text(row.last_seen_at),
+            created: Timestamp::minutes(row.created_at),
+            last_seen: Timestamp::minutes(row.last_seen_at),
             id: row.id_hash,
         })
         .collect();

@@ -17,10 +17,6 @@ const LIVE_COMPLETING_SECS: i64 = 15 * 60;
 /// Seconds between polls of a live upload.
 pub const POLL_SECS: u32 = 2;
 
-pub fn when(at: NaiveDateTime) -> Timestamp {
-    Timestamp::minutes(at)
-}
-
 fn status_badge(status: UploadStatus) -> &'static str {
     match status {
         UploadStatus::Completed => "badge-ok",
@@ -128,9 +124,9 @@ impl UploadView {
             scan,
             scan_badge,
             scan_detail: upload.scan_detail.clone(),
-            created: when(upload.created_at),
-            completed: upload.completed_at.map(when),
-            expires: when(upload.expires_at),
+            created: Timestamp::minutes(upload.created_at),
+            completed: upload.completed_at.map(Timestamp::minutes),
+            expires: Timestamp::minutes(upload.expires_at),
             downloadable: upload.is_downloadable() && may_download,
             owner,
             via_api_key: upload.api_key_id.is_some(),

@@ -23,6 +23,7 @@ pub fn part_info(header: &PartHeader) -> PartInfo {
         number: header.number,
         size: header.size,
         etag: hex::encode(header.etag),
+        sha256: Some(hex::encode(header.sha256)),
     }
 }
 

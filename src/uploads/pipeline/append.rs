@@ -11,13 +11,10 @@
 //! matched it: parts are sent but not recorded, so a mismatch (460) leaves the offset, the
 //! recorded parts and the old tail exactly as they were.
 
-use std::collections::VecDeque;
-
 use actix_web::web::{Bytes, BytesMut};
 use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt as _};
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::audit::Outcome;
 use crate::buckets::queries as bucket_queries;
@@ -33,13 +30,15 @@ use crate::uploads::tus_headers::UploadChecksum;
 use crate::uploads::uploader::Uploader;
 
 use super::finish;
+use super::in_flight::{InFlight, Sending};
 use super::lease::Lease;
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
 use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read_small};
 
 /// Parts sent to storage concurrently per upload. One is not enough to keep an S3 server
-/// busy (each part waits for its round trip); more only costs memory.
+/// busy (each part waits for its round trip); more only costs memory. Only parts still being
+/// sent count (see `in_flight`).
 const PARTS_IN_FLIGHT: usize = 4;
 
 /// Renew the lease at least this often while bytes trickle in.
@@ -142,9 +141,6 @@ enum Ended {
     Failed(AppError),
 }
 
-/// A part being sent: the task, the offset it ends at and the digest state there.
-type InFlight = (JoinHandle<Result<StoredPart, StorageError>>, u64, Vec<u8>);
-
 /// Room for the part starting at `start`: a whole part, or what is left of a smaller file
 /// (a 1 MiB file never holds an 8 MiB buffer).
 fn part_capacity(upload: &Upload, start: u64) -> usize {
@@ -167,8 +163,8 @@ struct Writer<'a> {
     committed: u64,
     /// The tail this request started from, deleted once it is no longer referenced.
     old_tail: Option<(ObjectKey, u64)>,
-    /// Parts being sent, oldest first.
-    in_flight: VecDeque<InFlight>,
+    /// Parts being sent, or stored and not yet recorded.
+    in_flight: InFlight<Result<StoredPart, StorageError>>,
     /// Sent but not recorded (checksum mode).
     unrecorded: Vec<StoredPart>,
     checksum: Option<ChunkHasher>,
@@ -283,7 +279,7 @@ impl<'a> Writer<'a> {
             store,
             multipart,
             old_tail,
-            in_flight: VecDeque::with_capacity(PARTS_IN_FLIGHT),
+            in_flight: InFlight::new(),
             unrecorded: Vec::new(),
             checksum: checksum.as_ref().map(ChunkHasher::new),
             sniff,
@@ -408,15 +404,14 @@ impl<'a> Writer<'a> {
             .ok_or_else(|| AppError::internal("part number out of range"))?;
         let part_end = self.part_start + bytes.len() as u64;
         let snapshot = self.hasher.save();
-        if self.in_flight.len() >= PARTS_IN_FLIGHT {
-            self.settle_oldest().await?;
-        }
+        self.make_room().await?;
+        let room = self.ctx.part_budget.reserve(bytes.len() as u64).await;
         let store = self.store.clone();
         let key = self.upload.object_key.clone();
         let multipart = self.multipart.clone();
-        let task =
-            tokio::spawn(async move { put_part(&store, &key, &multipart, number, bytes).await });
-        self.in_flight.push_back((task, part_end, snapshot));
+        self.in_flight.spawn(part_end, snapshot, room, async move {
+            put_part(&store, &key, &multipart, number, bytes).await
+        });
         self.part_start = part_end;
         self.settle_finished().await?;
         self.buf
@@ -424,15 +419,23 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Waits until fewer than [`PARTS_IN_FLIGHT`] parts are still being sent, recording
+    /// stored parts in order meanwhile.
+    async fn make_room(&mut self) -> Result<(), AppError> {
+        loop {
+            self.settle_finished().await?;
+            if self.in_flight.sending() < PARTS_IN_FLIGHT {
+                return Ok(());
+            }
+            self.in_flight.one_ended().await;
+        }
+    }
+
     /// Records the parts at the front of the pipe that are already stored, without waiting,
     /// so the offset follows storage closely (a crash then costs the client little to
     /// resend) even while the pipe is not full.
     async fn settle_finished(&mut self) -> Result<(), AppError> {
-        while self
-            .in_flight
-            .front()
-            .is_some_and(|(task, _, _)| task.is_finished())
-        {
+        while self.in_flight.oldest_finished() {
             self.settle_oldest().await?;
         }
         Ok(())
@@ -443,9 +446,7 @@ impl<'a> Writer<'a> {
     async fn settle_in_flight(&mut self) -> Result<(), AppError> {
         while !self.in_flight.is_empty() {
             if let Err(e) = self.settle_oldest().await {
-                for (task, _, _) in self.in_flight.drain(..) {
-                    task.abort();
-                }
+                self.in_flight.abort_all();
                 return Err(e);
             }
         }
@@ -455,7 +456,12 @@ impl<'a> Writer<'a> {
     /// Waits for the oldest part being sent and records it (or, in checksum mode, keeps it
     /// for the end).
     async fn settle_oldest(&mut self) -> Result<(), AppError> {
-        let Some((task, part_end, snapshot)) = self.in_flight.pop_front() else {
+        let Some(Sending {
+            task,
+            end: part_end,
+            digest: snapshot,
+        }) = self.in_flight.pop_oldest()
+        else {
             return Ok(());
         };
         let stored = task

@@ -113,6 +113,10 @@ async fn assemble_and_verify(
             "sha256": sha256,
             "scan": if scan { "pending" } else { "off" },
         }));
+    // Swept before the verdict is written: once the upload is completed nothing comes back
+    // to it, so a crash right after the verdict must find nothing left to sweep. Until then
+    // a crash leaves it `completing`, and resuming sweeps again.
+    leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
     let (id, token, now) = (
         upload.id.clone(),
         lease.token().to_string(),
@@ -121,7 +125,6 @@ async fn assemble_and_verify(
     ctx.db
         .run(move |conn| records::verified(conn, &id, &token, &sha256, scan, now, &event))
         .await?;
-    leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
     if scan {
         let (ctx, id) = (ctx.clone(), upload.id.clone());
         tokio::spawn(async move {

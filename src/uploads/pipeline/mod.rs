@@ -12,6 +12,7 @@
 mod append;
 mod create;
 mod finish;
+mod in_flight;
 mod lease;
 pub mod leftovers;
 mod records;
@@ -21,5 +22,6 @@ mod storage_io;
 pub use append::{Appended, append, append_whole, writable};
 pub use create::create;
 pub use finish::{resume_completion, terminate};
+pub use in_flight::PartBudget;
 pub use lease::wait_while_held;
 pub use request::{RawRequest, UploadRequest};

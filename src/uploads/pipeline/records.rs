@@ -362,7 +362,12 @@ pub fn parts(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<PartInfo>, Ap
                 .and_then(PartNumber::new)
                 .ok_or_else(|| AppError::internal("stored part number out of range"))?;
             let size = u64::try_from(size).map_err(|_| AppError::internal("negative part"))?;
-            Ok(PartInfo { number, size, etag })
+            Ok(PartInfo {
+                number,
+                size,
+                etag,
+                sha256: None,
+            })
         })
         .collect()
 }

@@ -22,19 +22,33 @@ pub async fn put_part(
     number: PartNumber,
     bytes: Bytes,
 ) -> Result<StoredPart, StorageError> {
-    let sha256 = {
+    // The part's digest makes a re-sent part a no-op when it is recorded. A store that
+    // hashes parts as it writes them (the local store) reports it; otherwise it is computed
+    // here, beside the upload, on a blocking thread.
+    let digest = (!store.hashes_parts()).then(|| {
         let bytes = bytes.clone();
         tokio::task::spawn_blocking(move || sha256_hex(&bytes))
-            .await
-            .map_err(|e| StorageError::Io(format!("digest task failed: {e}")))?
-    };
+    });
     let len = bytes.len() as u64;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes.clone())]);
+        let started = std::time::Instant::now();
         match store.upload_part(key, multipart, number, body, len).await {
-            Ok(info) => return Ok(StoredPart { info, sha256 }),
+            Ok(info) => {
+                // The part timeline of `scripts/bench-upload-timeline.py`.
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::debug!(part = %number, bytes = len, ms, "part stored");
+                let sha256 = match (&info.sha256, digest) {
+                    (Some(reported), _) => reported.clone(),
+                    (None, Some(task)) => task
+                        .await
+                        .map_err(|e| StorageError::Io(format!("digest task failed: {e}")))?,
+                    (None, None) => sha256_hex(&bytes),
+                };
+                return Ok(StoredPart { info, sha256 });
+            }
             Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, part = %number, attempt, "part upload failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;

@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# Steps the bench-*.sh scripts share; sourced, not run.
+
+# A TCP port free on 127.0.0.1 right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Prints a new API key for EMAIL with SCOPE (e.g. `upload,read`), made with the CLI of the
+# medport binary MEDPORT; exits when none came out.
+new_api_key() {
+    local medport="$1" email="$2" scope="$3" key
+    key="$("$medport" apikey create --email "$email" --scope "$scope" 2>/dev/null)"
+    case "$key" in mp_*) ;; *) echo "could not create an API key" >&2; exit 1 ;; esac
+    printf '%s\n' "$key"
+}
+
+# Starts `MEDPORT serve` in the background, its output in LOG, and waits until GET /readyz
+# on 127.0.0.1:PORT answers; sets `pid`. Exits with the log when medport stops or never
+# gets ready (10 s).
+start_medport() {
+    local medport="$1" log="$2" port="$3"
+    "$medport" serve >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 200); do
+        curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+        sleep 0.05
+    done
+    echo "medport not ready after 10 s" >&2
+    exit 1
+}
+
+# Waits for every background job PID given; fails when any of them failed.
+wait_all() {
+    local job failed=0
+    for job in "$@"; do wait "$job" || failed=1; done
+    return "$failed"
+}
