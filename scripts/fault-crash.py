@@ -446,9 +446,7 @@ class Scenario:
             honest_done = honest_done or honest
         self.finish()
         c = self.checks
-        self.medport.audit_chain(c)
-        c.ok(not self.medport.panics(), "no panic in medport's log",
-             "; ".join(self.medport.panics()[:3]))
+        self.medport.closing_checks(c)
 
 
 def main():
@@ -460,14 +458,7 @@ def main():
     p.add_argument("--no-lease-wait", action="store_true",
                    help="clear the dead process's lease in every round (no 60 s wait)")
     args = p.parse_args()
-    s = Scenario(args)
-    try:
-        s.run()
-    except Exception as e:  # noqa: BLE001 - reported as a failure with the logs kept
-        import traceback
-        traceback.print_exc()
-        s.checks.ok(False, "scenario ran to the end", repr(e))
-    s.checks.done(s.cleanup if hasattr(s, "work") else None)
+    fl.run_scenario(Scenario(args))
 
 
 if __name__ == "__main__":

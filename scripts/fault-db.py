@@ -26,7 +26,6 @@ Quick: under 1.5 minutes. Exit status 1 when anything is lost or wrong.
 
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -150,29 +149,18 @@ class Scenario:
         c.eq(status, 201, "create the upload")
         status, off, _, _ = self.tus.patch(uid, content, 0, 9 * MIB + 1)
         c.eq((status, off), (204, 9 * MIB + 1), "first PATCH")
-        result = {}
-
-        def stream():
-            try:
-                result["answer"] = self.tus.patch(uid, content, off, content.size, pace=4 * MIB)
-            except fl.Interrupted as e:
-                result["error"] = str(e)
-
-        sender = threading.Thread(target=stream)
-        sender.start()
+        sender = fl.BackgroundPatch(self.tus, uid, content, off, content.size, pace=4 * MIB)
         fl.wait_for(lambda: len(self.pg.parts(uid)) >= 2, 30, what="a second part recorded")
         time.sleep(1.0)
         self.pg.stop("immediate")
         fl.log("PostgreSQL stopped (immediate)")
         t = time.monotonic()
-        sender.join(timeout=120)
-        if "answer" in result:
-            status, _, headers, body = result["answer"]
+        if sender.join(timeout=120):
+            status, _, headers, body = sender.answer
             self.unavailable(status, headers, "the PATCH streaming at the outage",
                              time.monotonic() - t)
         else:
-            c.ok(False, "the PATCH streaming at the outage gets an answer",
-                 result.get("error", "none"))
+            c.ok(False, "the PATCH streaming at the outage gets an answer", sender.error)
         self.offset = off
         self.outage_checks(uid, "outage 1")
 
@@ -217,21 +205,8 @@ class Scenario:
         self.recovery_checks("recovery 2")
         status, digest, size = fl.download_sha256(self.medport.url, self.cookie, uid)
         c.eq((status, digest), (200, content.sha256()), "download after the outages")
-        self.medport.audit_chain(c)
-        c.ok(not self.medport.panics(), "no panic in medport's log",
-             "; ".join(self.medport.panics()[:3]))
-
-
-def main():
-    s = Scenario()
-    try:
-        s.run()
-    except Exception as e:  # noqa: BLE001 - reported as a failure with the logs kept
-        import traceback
-        traceback.print_exc()
-        s.checks.ok(False, "scenario ran to the end", repr(e))
-    s.checks.done(s.cleanup if hasattr(s, "work") else None)
+        self.medport.closing_checks(c)
 
 
 if __name__ == "__main__":
-    main()
+    fl.run_scenario(Scenario())

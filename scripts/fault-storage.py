@@ -26,7 +26,6 @@ Quick: under 1.5 minutes. Exit status 1 when anything is lost or wrong.
 
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,16 +89,7 @@ class Scenario:
         c.eq((status, off), (204, 10 * MIB + 3), "first PATCH (one part and a tail)")
 
         # ---------------------------------------------------------- 1: outage mid-PATCH
-        result = {}
-
-        def send_rest():
-            try:
-                result["answer"] = self.tus.patch(uid, content, off, content.size, pace=8 * MIB)
-            except fl.Interrupted as e:
-                result["error"] = str(e)
-
-        sender = threading.Thread(target=send_rest)
-        sender.start()
+        sender = fl.BackgroundPatch(self.tus, uid, content, off, content.size, pace=8 * MIB)
         try:
             fl.wait_for(lambda: len(self.db.parts(uid)) >= 2, 30, what="two parts recorded")
         except TimeoutError as e:
@@ -109,14 +99,14 @@ class Scenario:
         self.weed.stop()
         t0 = time.monotonic()
         fl.log(f"S3 stopped at {sent_at_outage} bytes sent")
-        sender.join(timeout=300)
+        answer = sender.join(timeout=300)
         answer_s = time.monotonic() - t0
-        if "answer" in result:
-            status, new, headers, body = result["answer"]
+        if answer:
+            status, new, headers, body = answer
             self.service_unavailable(status, headers, f"PATCH during the outage ({answer_s:.1f} s)")
             fl.log(f"PATCH answered {status} after {answer_s:.1f} s: {body[:120]!r}")
         else:
-            c.ok(False, "PATCH during the outage gets an answer", result.get("error", "no answer"))
+            c.ok(False, "PATCH during the outage gets an answer", sender.error)
 
         # ---------------------------------------------------------- 2: during the outage
         status, offset, _ = self.tus.head(uid)
@@ -164,26 +154,17 @@ class Scenario:
         status, off, _, _ = self.tus.patch(lid, last, 0, 16 * MIB)
         c.eq((status, off), (204, 16 * MIB), "second upload: two whole parts")
         gate = fl.Gate(self.db, "commit")
-        result = {}
-
-        def send_last():
-            try:
-                result["answer"] = self.tus.patch(lid, last, off, last.size)
-            except fl.Interrupted as e:
-                result["error"] = str(e)
-
-        sender = threading.Thread(target=send_last)
-        sender.start()
+        sender = fl.BackgroundPatch(self.tus, lid, last, off, last.size)
         fl.wait_for(gate.waiting, 30, what="the last part's commit at the gate")
         self.weed.stop()
         fl.log("S3 stopped after the last part was stored, before it is recorded")
         gate.release()
-        sender.join(timeout=300)
-        if "answer" in result:
-            status, new, headers, body = result["answer"]
+        answer = sender.join(timeout=300)
+        if answer:
+            status, new, headers, body = answer
             self.service_unavailable(status, headers, "last PATCH when S3 fails at completion")
         else:
-            c.ok(False, "last PATCH gets an answer", result.get("error", ""))
+            c.ok(False, "last PATCH gets an answer", sender.error)
         row = self.row(lid)
         fl.log(f"after the failed completion: status {row['status']}, offset {row['upload_offset']}")
         c.ok(row["sha256"] == "" and row["status"] in ("active", "completing"),
@@ -208,20 +189,8 @@ class Scenario:
         fl.check_completed(c, self.db, self.s3, self.bucket, lid, last, "completion after the outage")
         left = [k for k, _ in self.s3.multipart_uploads(self.bucket)]
         c.ok(not left, "no multipart upload left but abandoned ones", ", ".join(left))
-        self.medport.audit_chain(c)
-        c.ok(not self.medport.panics(), "no panic in medport's log", "; ".join(self.medport.panics()[:3]))
-
-
-def main():
-    s = Scenario()
-    try:
-        s.run()
-    except Exception as e:  # noqa: BLE001 - reported as a failure with the logs kept
-        import traceback
-        traceback.print_exc()
-        s.checks.ok(False, "scenario ran to the end", repr(e))
-    s.checks.done(s.cleanup if hasattr(s, "work") else None)
+        self.medport.closing_checks(c)
 
 
 if __name__ == "__main__":
-    main()
+    fl.run_scenario(Scenario())

@@ -20,9 +20,9 @@ CARGO_TARGET_DIR.
 `python3 scripts/faultlib purge` removes what failed runs kept for inspection.
 """
 
-from .client import Interrupted, Tus, download_sha256, get, sign_in
+from .client import BackgroundPatch, Interrupted, Tus, download_sha256, get, sign_in
 from .common import (MIB, PASSWORD, ROOT, Checks, build_medport, free_port, log, port_free,
-                     remove_workdir, services_env, wait_for, workdir)
+                     remove_workdir, run_scenario, services_env, wait_for, workdir)
 from .content import Content
 from .medport import Medport
 from .postgres import Db, Gate, PgCluster, SharedPgDatabase, SqliteDb
@@ -30,8 +30,9 @@ from .s3 import S3, Seaweed
 from .verify import check_completed, offset_backed
 
 __all__ = [
-    "MIB", "PASSWORD", "ROOT", "Checks", "Content", "Db", "Gate", "Interrupted", "Medport",
-    "PgCluster", "S3", "Seaweed", "SharedPgDatabase", "SqliteDb", "Tus", "build_medport",
-    "check_completed", "download_sha256", "free_port", "get", "log", "offset_backed",
-    "port_free", "remove_workdir", "services_env", "sign_in", "wait_for", "workdir",
+    "MIB", "PASSWORD", "ROOT", "BackgroundPatch", "Checks", "Content", "Db", "Gate",
+    "Interrupted", "Medport", "PgCluster", "S3", "Seaweed", "SharedPgDatabase", "SqliteDb", "Tus",
+    "build_medport", "check_completed", "download_sha256", "free_port", "get", "log",
+    "offset_backed", "port_free", "remove_workdir", "run_scenario", "services_env", "sign_in",
+    "wait_for", "workdir",
 ]

@@ -7,6 +7,7 @@ import http.client
 import re
 import select
 import socket
+import threading
 import time
 import urllib.parse
 
@@ -123,6 +124,29 @@ class Tus:
             raise Interrupted(f"PATCH {upload_id}: {e!r}") from e
         finally:
             conn.close()
+
+
+class BackgroundPatch:
+    """One PATCH sent on a thread of its own, so a scenario can break a service while the
+    body streams. `join` gives the answer tuple of `Tus.patch`, or None with `error` set."""
+
+    def __init__(self, tus, upload_id, content, offset, end, **patch_options):
+        self.answer = None
+        self.error = "no answer"
+        self._thread = threading.Thread(
+            target=self._send, args=(tus, upload_id, content, offset, end), kwargs=patch_options,
+            daemon=True)
+        self._thread.start()
+
+    def _send(self, tus, upload_id, content, offset, end, **patch_options):
+        try:
+            self.answer = tus.patch(upload_id, content, offset, end, **patch_options)
+        except Interrupted as e:
+            self.error = str(e)
+
+    def join(self, timeout):
+        self._thread.join(timeout=timeout)
+        return self.answer
 
 
 def get(base_url, path, cookie=None, headers=None, timeout=30):

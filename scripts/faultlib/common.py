@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 
 MIB = 1024 * 1024
@@ -159,3 +160,14 @@ def build_medport():
         raise SystemExit("cargo build failed")
     log(f"built in {time.monotonic() - t:.0f} s")
     return os.path.join(target, "release", "medport")
+
+
+def run_scenario(scenario):
+    """Runs a scenario to its end and exits with its checks' verdict. An exception is a
+    failed check, so the work directory and its logs are kept for inspection."""
+    try:
+        scenario.run()
+    except Exception as e:  # noqa: BLE001 - reported as a failure with the logs kept
+        traceback.print_exc()
+        scenario.checks.ok(False, "scenario ran to the end", repr(e))
+    scenario.checks.done(scenario.cleanup if hasattr(scenario, "work") else None)

@@ -98,3 +98,12 @@ class Medport:
 
     def panics(self):
         return [line for line in self.log_text().splitlines() if "panicked" in line]
+
+    def no_panic(self, checks, label="medport's log"):
+        found = self.panics()
+        return checks.ok(not found, f"no panic in {label}", "; ".join(found[:3]))
+
+    def closing_checks(self, checks):
+        """What every scenario ends with: an unbroken audit chain and no panic."""
+        self.audit_chain(checks)
+        self.no_panic(checks)
