@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::storage::blob::BlobStore;
 use crate::storage::s3::S3Timeouts;
 use crate::storage::secrets::Keyring;
-use crate::uploads::pipeline::PartBudget;
+use crate::uploads::pipeline::{PartBudget, PartBuffers};
 
 #[derive(Clone)]
 pub struct UploadContext {
@@ -23,17 +23,21 @@ pub struct UploadContext {
     pub clock: Clock,
     /// Memory for parts on their way to storage, shared by every upload.
     pub part_budget: PartBudget,
+    /// Buffers of stored parts, reused for the next parts instead of freed.
+    pub part_buffers: PartBuffers,
 }
 
 impl UploadContext {
     pub fn new(db: Database, settings: Arc<Settings>, keyring: Arc<Keyring>, clock: Clock) -> Self {
         let part_budget = PartBudget::new(settings.uploads.part_buffer);
+        let part_buffers = PartBuffers::new(settings.uploads.part_buffer);
         Self {
             db,
             settings,
             keyring,
             clock,
             part_budget,
+            part_buffers,
         }
     }
 

@@ -248,7 +248,9 @@ impl<'a> Writer<'a> {
             })?;
         let part_size = upload.part_size;
         let (whole, tail_len) = split(upload.offset, part_size);
-        let mut buf = BytesMut::with_capacity(part_capacity(&upload, whole * part_size));
+        let mut buf = ctx
+            .part_buffers
+            .take(part_capacity(&upload, whole * part_size));
         let old_tail = if tail_len > 0 {
             let key = tail_key(&upload.object_key, upload.offset)
                 .ok_or_else(|| AppError::internal("tail key"))?;
@@ -399,9 +401,11 @@ impl<'a> Writer<'a> {
     /// Sends the full part in `buf` to storage in the background. When the pipe is full
     /// the oldest part is settled first, so parts are recorded in order.
     async fn flush_part(&mut self) -> Result<(), AppError> {
-        let bytes = self.buf.split().freeze();
         let number = next_part(self.part_start / self.part_size)
             .ok_or_else(|| AppError::internal("part number out of range"))?;
+        // The whole buffer goes with the part (not a split of it), so it comes back
+        // unshared once the part is stored.
+        let bytes = std::mem::take(&mut self.buf).freeze();
         let part_end = self.part_start + bytes.len() as u64;
         let snapshot = self.hasher.save();
         self.make_room().await?;
@@ -409,13 +413,19 @@ impl<'a> Writer<'a> {
         let store = self.store.clone();
         let key = self.upload.object_key.clone();
         let multipart = self.multipart.clone();
+        let buffers = self.ctx.part_buffers.clone();
         self.in_flight.spawn(part_end, snapshot, room, async move {
-            put_part(&store, &key, &multipart, number, bytes).await
+            let stored = put_part(&store, &key, &multipart, number, bytes.clone()).await;
+            buffers.give_back(bytes);
+            stored
         });
         self.part_start = part_end;
         self.settle_finished().await?;
-        self.buf
-            .reserve(part_capacity(&self.upload, self.part_start));
+        // Only now: a writer waiting for room above holds no second buffer meanwhile.
+        self.buf = self
+            .ctx
+            .part_buffers
+            .take(part_capacity(&self.upload, self.part_start));
         Ok(())
     }
 
@@ -541,7 +551,7 @@ impl<'a> Writer<'a> {
             self.check_type(audited).await?;
         }
         let mut parts = std::mem::take(&mut self.unrecorded);
-        let rest = self.buf.split().freeze();
+        let rest = std::mem::take(&mut self.buf).freeze();
         // A file that is an exact number of parts has none left to send; an empty file
         // still needs its one (empty) part.
         if finished && (!rest.is_empty() || end == 0) {
@@ -552,10 +562,11 @@ impl<'a> Writer<'a> {
                 &self.upload.object_key,
                 &self.multipart,
                 number,
-                rest,
+                rest.clone(),
             )
-            .await?;
-            parts.push(stored);
+            .await;
+            self.ctx.part_buffers.give_back(rest);
+            parts.push(stored?);
         } else if !rest.is_empty() {
             let key = tail_key(&self.upload.object_key, end)
                 .ok_or_else(|| AppError::internal("tail key"))?;
@@ -564,7 +575,9 @@ impl<'a> Writer<'a> {
                 .db
                 .run(move |conn| records::note_tail(conn, &id, end))
                 .await?;
-            put_small(&self.store, &key, rest).await?;
+            let stored = put_small(&self.store, &key, rest.clone()).await;
+            self.ctx.part_buffers.give_back(rest);
+            stored?;
         }
         if end != self.committed || !parts.is_empty() {
             let state = self.hasher.save();
