@@ -520,6 +520,42 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Sends what is left in the buffer at the end of a request: the file's last part when
+    /// the file is complete, otherwise a tail object the next request starts from.
+    async fn store_rest(
+        &self,
+        rest: Bytes,
+        finished: bool,
+        end: u64,
+    ) -> Result<Option<StoredPart>, AppError> {
+        // A file that is an exact number of parts has none left to send; an empty file
+        // still needs its one (empty) part.
+        if finished && (!rest.is_empty() || end == 0) {
+            let number = next_part(self.part_start / self.part_size)
+                .ok_or_else(|| AppError::internal("part number out of range"))?;
+            let stored = put_part(
+                &self.store,
+                &self.upload.object_key,
+                &self.multipart,
+                number,
+                rest,
+            )
+            .await?;
+            return Ok(Some(stored));
+        }
+        if !rest.is_empty() {
+            let key = tail_key(&self.upload.object_key, end)
+                .ok_or_else(|| AppError::internal("tail key"))?;
+            let id = self.upload.id.clone();
+            self.ctx
+                .db
+                .run(move |conn| records::note_tail(conn, &id, end))
+                .await?;
+            put_small(&self.store, &key, rest).await?;
+        }
+        Ok(None)
+    }
+
     async fn end(mut self, ended: Ended, audited: &Audited) -> Result<Appended, AppError> {
         // A part already on its way is good data whatever happened after it.
         let settled = self.settle_in_flight().await;
@@ -552,33 +588,11 @@ impl<'a> Writer<'a> {
         }
         let mut parts = std::mem::take(&mut self.unrecorded);
         let rest = std::mem::take(&mut self.buf).freeze();
-        // A file that is an exact number of parts has none left to send; an empty file
-        // still needs its one (empty) part.
-        if finished && (!rest.is_empty() || end == 0) {
-            let number = next_part(self.part_start / self.part_size)
-                .ok_or_else(|| AppError::internal("part number out of range"))?;
-            let stored = put_part(
-                &self.store,
-                &self.upload.object_key,
-                &self.multipart,
-                number,
-                rest.clone(),
-            )
-            .await;
-            self.ctx.part_buffers.give_back(rest);
-            parts.push(stored?);
-        } else if !rest.is_empty() {
-            let key = tail_key(&self.upload.object_key, end)
-                .ok_or_else(|| AppError::internal("tail key"))?;
-            let id = self.upload.id.clone();
-            self.ctx
-                .db
-                .run(move |conn| records::note_tail(conn, &id, end))
-                .await?;
-            let stored = put_small(&self.store, &key, rest.clone()).await;
-            self.ctx.part_buffers.give_back(rest);
-            stored?;
-        }
+        let last = self.store_rest(rest.clone(), finished, end).await;
+        // The buffer goes back in every case, empty ones too (a PATCH that ends on a part
+        // boundary); the copy sent is gone by now.
+        self.ctx.part_buffers.give_back(rest);
+        parts.extend(last?);
         if end != self.committed || !parts.is_empty() {
             let state = self.hasher.save();
             self.record(end, &state, parts).await?;

@@ -93,6 +93,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unused_buffer_comes_back_too() {
+        // A request that ends on a part boundary leaves its next buffer empty.
+        let buffers = PartBuffers::new(64 * MIB as u64);
+        let unused = buffers.take(8 * MIB);
+        let at = unused.as_ptr();
+        buffers.give_back(unused.freeze());
+        assert_eq!(buffers.take(8 * MIB).as_ptr(), at);
+    }
+
+    #[test]
     fn bytes_still_shared_are_not_reused() {
         let buffers = PartBuffers::new(64 * MIB as u64);
         let (part, _) = full_part(&buffers, MIB);
