@@ -11,6 +11,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub mod refusals;
+
 use crate::db::schema::audit_events;
 use crate::db::{DbConnection, DbError};
 

@@ -11,9 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod buckets;
+mod rate_limits;
 mod uploads;
 
 pub use buckets::{DefaultBucket, SystemS3};
+pub use rate_limits::RateLimits;
 pub use uploads::{QuarantineAction, UploadSettings};
 
 /// Start-up refuses to run on a bad setting; the message names the setting (never its value
@@ -87,32 +89,6 @@ impl PublicUrl {
 pub struct SessionSettings {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
-}
-
-/// Requests per minute per client address, by route class.
-#[derive(Debug, Clone)]
-pub struct RateLimits {
-    /// Sign-in and TOTP steps (POST only).
-    pub login_per_minute: u32,
-    pub login_burst: u32,
-    /// Password change and API key creation.
-    pub sensitive_per_minute: u32,
-    /// tus PATCH and HEAD (one per chunk of a file).
-    pub upload_per_minute: u32,
-    /// Everything else.
-    pub general_per_minute: u32,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            login_per_minute: 5,
-            login_burst: 5,
-            sensitive_per_minute: 10,
-            upload_per_minute: 3000,
-            general_per_minute: 300,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +220,11 @@ struct FileSettings {
     scan_max_size: Option<u64>,
     quarantine: Option<String>,
     upload_buffer_mib: Option<u64>,
+    rate_limit_login_per_minute: Option<u64>,
+    rate_limit_login_burst: Option<u64>,
+    rate_limit_sensitive_per_minute: Option<u64>,
+    rate_limit_upload_per_minute: Option<u64>,
+    rate_limit_general_per_minute: Option<u64>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -269,12 +250,14 @@ struct Raw {
     trusted_proxies: Option<Val>,
     storage: buckets::RawStorage,
     uploads: uploads::RawUploads,
+    rate_limits: rate_limits::RawRateLimits,
 }
 
 impl Raw {
     fn merge(mut file: FileSettings, env: &HashMap<String, String>) -> Self {
         let storage = buckets::RawStorage::merge(&mut file, env);
         let uploads = uploads::RawUploads::merge(&mut file, env);
+        let rate_limits = rate_limits::RawRateLimits::merge(&mut file, env);
         let from_file = |key: &str, v: Option<String>| {
             v.map(|value| Val {
                 value,
@@ -325,6 +308,7 @@ impl Raw {
             ),
             storage,
             uploads,
+            rate_limits,
         }
     }
 
@@ -407,6 +391,7 @@ impl Raw {
         }
         self.storage.validate(&mut s)?;
         self.uploads.validate(&mut s)?;
+        self.rate_limits.validate(&mut s)?;
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self
                 .session_idle_minutes

@@ -176,6 +176,10 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
     let limiters =
         web::Data::new(Limiters::new(&core.settings.rate_limits).map_err(StartupError::Task)?);
     let cookie = SessionCookie::new(&core.settings, &core.master_key);
+    let devices = web::Data::new(crate::auth::device::DeviceCookies::new(
+        &core.settings,
+        &core.master_key,
+    ));
     let keyring = web::Data::from(core.keyring.clone());
     let clock = web::Data::new(options.clock.clone());
     let hook = options.routes;
@@ -193,6 +197,12 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         options.clock.clone(),
     );
     crate::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let refusals = web::Data::new(crate::audit::refusals::Refusals::new());
+    crate::audit::refusals::spawn_ticker(
+        core.db.clone(),
+        refusals.clone().into_inner(),
+        options.clock.clone(),
+    );
     let upload_ctx = web::Data::new(upload_ctx);
     let session_db = core.db.clone();
     let session_settings = core.settings.clone();
@@ -204,14 +214,15 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         App::new()
             // The last `wrap` runs first: security headers outermost, so every response,
             // even an error from any inner layer, gets them; then the request id; then
-            // error pages, which show that id; then the general rate limit, the session,
-            // and the CSRF check, which needs the session.
+            // error pages, which show that id; then the session, the rate limit (which
+            // needs the session to count a signed-in user per account), body deadlines
+            // and limits, and the CSRF check, which needs the session.
             .wrap(from_fn(csrf_protect))
-            .wrap(cookie.middleware(session_db.clone(), options.clock.clone(), &session_settings))
             .wrap(from_fn(crate::web::request_body::request_body))
             .wrap(from_fn(rate_limit))
+            .wrap(cookie.middleware(session_db.clone(), options.clock.clone(), &session_settings))
             .wrap(from_fn(error_pages))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::web::request_span::RequestSpan>::new())
             .wrap(from_fn(security_headers))
             .app_data(policy.clone())
             .app_data(db.clone())
@@ -225,6 +236,8 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::default().limit(64 * 1024))
             .app_data(limiters.clone())
+            .app_data(refusals.clone())
+            .app_data(devices.clone())
             .configure(routes::configure)
             .configure(hook)
             .default_service(web::to(routes::not_found))

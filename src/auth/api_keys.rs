@@ -7,7 +7,7 @@
 
 mod principal;
 
-pub use principal::{ApiPrincipal, BearerRefused};
+pub use principal::{ApiPrincipal, BearerRefused, owner_of};
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
@@ -434,6 +434,7 @@ enum Refusal {
     Revoked,
     Expired,
     OwnerDisabled,
+    AdminWithoutTotp,
 }
 
 impl Refusal {
@@ -443,12 +444,14 @@ impl Refusal {
             Self::Revoked => "key revoked",
             Self::Expired => "key expired",
             Self::OwnerDisabled => "owner account disabled",
+            Self::AdminWithoutTotp => "owner is an administrator without two-factor authentication",
         }
     }
 }
 
 /// Checks a presented key: known prefix, matching hash (compared in constant time), not
-/// revoked, not expired, owner enabled. `None` for any refusal. Refusals of a key whose row
+/// revoked, not expired, owner enabled and, for an administrator, with TOTP enrolled (a
+/// password alone must not reach every bucket). `None` for any refusal. Refusals of a key whose row
 /// exists are audited (`api_key.authenticate`); unknown prefixes are not, as there is nothing
 /// to attribute them to.
 pub fn authenticate(
@@ -457,7 +460,7 @@ pub fn authenticate(
     now: NaiveDateTime,
     origin: &Origin,
 ) -> Result<Option<KeyOwner>, AppError> {
-    let found: Option<(ApiKeyRow, String, String, bool)> = api_keys::table
+    let found: Option<(ApiKeyRow, String, String, bool, bool)> = api_keys::table
         .inner_join(users::table)
         .filter(api_keys::prefix.eq(presented.prefix()))
         .select((
@@ -465,12 +468,14 @@ pub fn authenticate(
             users::email,
             users::role,
             users::disabled,
+            users::totp_secret_sealed.is_not_null(),
         ))
         .first(conn)
         .optional()?;
-    let Some((row, email, role, disabled)) = found else {
+    let Some((row, email, role, disabled, totp_enabled)) = found else {
         return Ok(None);
     };
+    let role = Role::parse(&role).map_err(|_| AppError::internal("unknown role in users table"))?;
     let refusal = if !hashes_match(&row.key_hash, &presented.sha256_hex()) {
         Some(Refusal::WrongSecret)
     } else if row.revoked_at.is_some() {
@@ -479,6 +484,8 @@ pub fn authenticate(
         Some(Refusal::Expired)
     } else if disabled {
         Some(Refusal::OwnerDisabled)
+    } else if role == Role::Admin && !totp_enabled {
+        Some(Refusal::AdminWithoutTotp)
     } else {
         None
     };
@@ -515,7 +522,7 @@ pub fn authenticate(
     Ok(Some(KeyOwner {
         user_id: UserId::from_db(row.user_id.clone()),
         email,
-        role: Role::parse(&role).map_err(|_| AppError::internal("unknown role in users table"))?,
+        role,
         scopes: row.scope_set(),
         key_id: row.key_id(),
     }))

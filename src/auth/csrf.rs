@@ -18,7 +18,9 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use subtle::ConstantTimeEq;
 
-use crate::audit::{self, Actor, Event, Origin, Outcome};
+use crate::audit::refusals::{self, Refusals};
+use crate::audit::{self, Actor, Event, Outcome};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::error::AppError;
@@ -79,17 +81,15 @@ fn check_origin(req: &ServiceRequest) -> Result<(), &'static str> {
         return Ok(());
     };
     let origin = origin.to_str().map_err(|_| "unreadable Origin")?;
-    let settings = req.app_data::<web::Data<Settings>>();
-    let same = match settings.and_then(|s| s.public_url.as_ref()) {
+    // The scheme is not compared without a public URL: a TLS proxy may rewrite it.
+    let same = match req
+        .app_data::<web::Data<Settings>>()
+        .and_then(|s| s.public_url.as_ref())
+    {
         Some(public) => origin == public.origin(),
-        // Without a configured public URL, compare host[:port] with the Host header (the
-        // scheme may be rewritten by a TLS proxy).
-        None => {
-            let host = req.connection_info().host().to_string();
-            origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host))
-        }
+        None => origin.split_once("://").is_some_and(|(_, rest)| {
+            rest.eq_ignore_ascii_case(&crate::web::client::host(req.request()))
+        }),
     };
     if same { Ok(()) } else { Err("foreign Origin") }
 }
@@ -153,30 +153,37 @@ async fn read_limited(req: &mut ServiceRequest) -> Result<web::Bytes, Refusal> {
     Ok(body.freeze())
 }
 
+/// Refusals of a signed-in session are recorded in full; anonymous ones are counted
+/// (`audit::refusals`), as anyone can send them.
 async fn record_rejection(req: &ServiceRequest, reason: &'static str) {
     let Some(db) = req.app_data::<web::Data<Database>>().cloned() else {
         return;
     };
-    let actor =
-        crate::auth::session::user_id(&req.get_session()).map_or_else(Actor::anonymous, |id| {
-            Actor {
-                user_id: Some(id.into_string()),
-                label: "session user".into(),
-            }
-        });
+    let ip = crate::web::client::ip_of_service_request(req);
+    let user = crate::auth::session::user_id(&req.get_session());
+    let actor = user.as_ref().map_or_else(Actor::anonymous, |id| Actor {
+        user_id: Some(id.as_str().to_string()),
+        label: "session user".into(),
+    });
     let event = Event::new(actor, "access.denied", Outcome::Denied)
-        .origin(Origin {
-            ip: crate::web::client_ip::of_service_request(req).map(|ip| ip.to_string()),
-            request_id: None,
-        })
+        .origin(refusals::origin_of(ip))
         .details(serde_json::json!({
             "reason": reason,
             "method": req.method().as_str(),
-            "path": req.path(),
+            "path": refusals::capped_path(req.path()),
         }));
-    let result = db
-        .run(move |conn| audit::record(conn, &event).map_err(AppError::from))
-        .await;
+    let result = match (user, req.app_data::<web::Data<Refusals>>()) {
+        (None, Some(counted)) => {
+            let now = req
+                .app_data::<web::Data<Clock>>()
+                .map_or_else(|| chrono::Utc::now().timestamp(), |c| c.unix());
+            refusals::record(&db, counted, ip, reason, now, event).await
+        }
+        _ => {
+            db.run(move |conn| audit::record(conn, &event).map(drop))
+                .await
+        }
+    };
     if let Err(e) = result {
         tracing::error!(error = %e, "could not record a CSRF rejection");
     }

@@ -1,6 +1,6 @@
 //! Who is asking, as types. A handler that takes `CurrentUser` only runs for a signed-in,
-//! enabled user; `Admin` and `Auditor` add the role check (and, for admins, TOTP). Checks
-//! are never scattered through handlers.
+//! enabled user (an admin only once TOTP is enrolled); `Admin` and `Auditor` add the role
+//! check. Checks are never scattered through handlers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +18,9 @@ use crate::error::AppError;
 
 /// Pages a user who must change their password may still reach.
 const ALLOWED_BEFORE_PASSWORD_CHANGE: &[&str] = &["/account/password", "/logout"];
-/// Pages an admin without TOTP may still reach.
+/// Pages an admin without TOTP may still reach: one password alone must not open anything
+/// an administrator could use (pages, uploads, API keys).
+const ALLOWED_BEFORE_TOTP: &[&str] = &[TOTP_ENROLMENT, "/logout"];
 const TOTP_ENROLMENT: &str = "/account/totp";
 
 #[derive(Clone)]
@@ -58,7 +60,7 @@ impl CurrentUser {
 
 pub fn request_origin(req: &HttpRequest) -> Origin {
     Origin {
-        ip: crate::web::client_ip::of_request(req).map(|ip| ip.to_string()),
+        ip: crate::web::client::ip(req).map(|ip| ip.to_string()),
         request_id: req
             .extensions()
             .get::<tracing_actix_web::RequestId>()
@@ -125,12 +127,21 @@ async fn authenticate(req: HttpRequest) -> Result<CurrentUser, AppError> {
             return Err(login_required(&req));
         }
     };
-    if row.must_change_password && !ALLOWED_BEFORE_PASSWORD_CHANGE.contains(&req.path()) {
-        return Err(AppError::SeeOther("/account/password".into()));
+    let role = row.role()?;
+    // A password change comes first; TOTP enrolment is checked once it is done.
+    if row.must_change_password {
+        if !ALLOWED_BEFORE_PASSWORD_CHANGE.contains(&req.path()) {
+            return Err(AppError::SeeOther("/account/password".into()));
+        }
+    } else if role == Role::Admin
+        && !row.totp_enabled()
+        && !ALLOWED_BEFORE_TOTP.contains(&req.path())
+    {
+        return Err(totp_required(&req, &session));
     }
     let origin = request_origin(&req);
     Ok(CurrentUser {
-        role: row.role()?,
+        role,
         totp_enabled: row.totp_enabled(),
         must_change_password: row.must_change_password,
         email: row.email,
@@ -140,6 +151,20 @@ async fn authenticate(req: HttpRequest) -> Result<CurrentUser, AppError> {
         ip: origin.ip,
         request_id: origin.request_id,
     })
+}
+
+/// An admin without TOTP: browsers go to enrolment; scripts and tus clients get 403.
+fn totp_required(req: &HttpRequest, session: &Session) -> AppError {
+    let path = req.path();
+    if path.starts_with("/tus") || path.starts_with("/api/") {
+        return AppError::Forbidden;
+    }
+    session::flash(
+        session,
+        "info",
+        "Administrators must turn on two-factor authentication before using medport.",
+    );
+    AppError::SeeOther(TOTP_ENROLMENT.into())
 }
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
@@ -160,7 +185,7 @@ async fn deny(req: &HttpRequest, user: &CurrentUser, needed: &'static str) -> Ap
             .origin(user.origin())
             .details(serde_json::json!({
                 "method": req.method().as_str(),
-                "path": req.path(),
+                "path": crate::audit::refusals::capped_path(req.path()),
                 "needed": needed,
             }));
         if let Err(e) = db
@@ -188,14 +213,6 @@ impl FromRequest for Admin {
             if user.role != Role::Admin {
                 return Err(deny(&req, &user, "admin").await);
             }
-            if !user.totp_enabled {
-                session::flash(
-                    &user.session,
-                    "info",
-                    "Administrators must turn on two-factor authentication before using admin pages.",
-                );
-                return Err(AppError::SeeOther(TOTP_ENROLMENT.into()));
-            }
             Ok(Admin(user))
         })
     }
@@ -215,8 +232,8 @@ impl FromRequest for Auditor {
             let user = authenticate(req.clone()).await?;
             match user.role {
                 Role::Auditor => Ok(Auditor(user)),
-                Role::Admin if user.totp_enabled => Ok(Auditor(user)),
-                Role::Admin => Err(AppError::SeeOther(TOTP_ENROLMENT.into())),
+                // `authenticate` lets an admin through only once TOTP is enrolled.
+                Role::Admin => Ok(Auditor(user)),
                 Role::Uploader => Err(deny(&req, &user, "auditor").await),
             }
         })

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod csrf;
+pub mod device;
 pub mod extractors;
 pub mod passwords;
 pub mod recovery_codes;

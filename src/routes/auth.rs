@@ -2,7 +2,9 @@
 //!
 //! Unknown addresses, wrong passwords and disabled accounts get the same answer after the
 //! same amount of bcrypt work; the throttle is keyed by address whether or not an account
-//! exists. Every attempt is audited (never with the password).
+//! exists. Every attempt is audited (never with the password). A browser that signed in to
+//! the account before is throttled under its own device entry (`auth::device`), so failures
+//! from elsewhere never keep the account's owner out.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -10,7 +12,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use crate::audit::refusals::{self, Refusals};
 use crate::audit::{self, Actor, Event, Origin, Outcome};
+use crate::auth::device::DeviceCookies;
 use crate::auth::extractors::{CurrentUser, request_origin};
 use crate::auth::{passwords, recovery_codes, session, throttle, totp, users};
 use crate::clock::Clock;
@@ -94,6 +98,7 @@ enum Known {
     NoAccount,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn login(
     req: HttpRequest,
     session: Session,
@@ -101,6 +106,8 @@ pub async fn login(
     db: web::Data<Database>,
     settings: web::Data<Settings>,
     clock: web::Data<Clock>,
+    devices: web::Data<DeviceCookies>,
+    refusals: web::Data<Refusals>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm {
         email: raw_email,
@@ -110,7 +117,12 @@ pub async fn login(
     let next = LocalPath::or_home(next.as_deref());
     let origin = request_origin(&req);
     let now = clock.now_naive();
-    let throttle_key = throttle::key_for_input(&raw_email);
+    let account_key = throttle::key_for_input(&raw_email);
+    let presented = devices.read(&req);
+    // A trusted browser answers for its own attempts only; others share the account's entry.
+    let throttle_key = devices
+        .throttle_key(&presented, &account_key)
+        .unwrap_or_else(|| account_key.clone());
     let email = Email::parse(&raw_email).ok();
     let attempted: String = raw_email.trim().chars().take(254).collect();
 
@@ -137,11 +149,12 @@ pub async fn login(
     let cost = settings.bcrypt_cost;
     let row = match known {
         Known::Throttled(until) => {
+            // Counted, not stored one by one: a guesser would otherwise write a row per try.
             let event = Event::new(Actor::anonymous(), "login", Outcome::Denied)
                 .origin(origin.clone())
                 .details(serde_json::json!({ "email": attempted, "reason": "throttled" }));
-            db.run(move |conn| audit::record(conn, &event).map_err(AppError::from))
-                .await?;
+            let ip = crate::web::client::ip(&req);
+            refusals::record(&db, &refusals, ip, "sign-in throttled", clock.unix(), event).await?;
             let wait = (until - now).num_seconds().max(1);
             return login_failed(
                 session,
@@ -221,7 +234,10 @@ pub async fn login(
         return Ok(see_other("/login/totp"));
     }
     session::sign_in(&session, &user_id, origin.ip, user_agent(&req))?;
-    Ok(see_other(next.as_str()))
+    let mut res = see_other(next.as_str());
+    res.add_cookie(&devices.after_sign_in(&presented, &account_key)?)
+        .map_err(AppError::internal)?;
+    Ok(res)
 }
 
 /// Counts a failure against the address and audits it; returns the wait if the address is
@@ -318,6 +334,7 @@ pub async fn totp_submit(
     db: web::Data<Database>,
     clock: web::Data<Clock>,
     keyring: web::Data<Keyring>,
+    devices: web::Data<DeviceCookies>,
 ) -> Result<HttpResponse, AppError> {
     let Some(user_id) = session::pending_user(&session, clock.unix(), SECOND_STEP_SECS) else {
         session::flash(
@@ -333,10 +350,19 @@ pub async fn totp_submit(
     let code = form.into_inner().code;
     let keyring = keyring.into_inner();
     let lookup = user_id.clone();
+    let presented = devices.read(&req);
+    let device = (devices.clone().into_inner(), presented.clone());
     let outcome = db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                check_second_factor(conn, &keyring, &lookup, &code, unix, now)
+                let throttle_key = |email: &str| {
+                    let account_key = throttle::key_for_input(email);
+                    device
+                        .0
+                        .throttle_key(&device.1, &account_key)
+                        .unwrap_or(account_key)
+                };
+                check_second_factor(conn, &keyring, &lookup, &code, unix, now, throttle_key)
             })
         })
         .await?;
@@ -355,6 +381,8 @@ pub async fn totp_submit(
             db.run(move |conn| audit::record(conn, &event).map_err(AppError::from))
                 .await?;
             session::sign_in(&session, &user_id, origin.ip, user_agent(&req))?;
+            let device_cookie =
+                devices.after_sign_in(&presented, &throttle::key_for_input(&row.email))?;
             if let SecondFactor::RecoveryCode { remaining } = factor {
                 session::flash(
                     &session,
@@ -364,7 +392,9 @@ pub async fn totp_submit(
                     ),
                 );
             }
-            Ok(see_other("/"))
+            let mut res = see_other("/");
+            res.add_cookie(&device_cookie).map_err(AppError::internal)?;
+            Ok(res)
         }
         Err(Some(message)) => render(
             StatusCode::UNAUTHORIZED,
@@ -383,6 +413,8 @@ pub async fn totp_submit(
 
 /// Checks a TOTP code (each time step accepted once) or a recovery code (each used once),
 /// inside one write transaction so two parallel requests cannot both use the same one.
+/// `throttle_key` names the throttle entry for the account's address (the browser's own
+/// when it is trusted for the account).
 #[allow(clippy::type_complexity)]
 fn check_second_factor(
     conn: &mut crate::db::DbConnection,
@@ -391,6 +423,7 @@ fn check_second_factor(
     code: &str,
     unix: i64,
     now: chrono::NaiveDateTime,
+    throttle_key: impl FnOnce(&str) -> String,
 ) -> Result<Result<(users::UserRow, SecondFactor), Option<String>>, AppError> {
     use crate::db::schema::users as u;
     use diesel::prelude::*;
@@ -401,7 +434,7 @@ fn check_second_factor(
     if row.disabled {
         return Ok(Err(None));
     }
-    let key = throttle::key_for_input(&row.email);
+    let key = throttle_key(&row.email);
     if let Some(until) = throttle::blocked_until(conn, &key, now)? {
         return Ok(Err(Some(throttle::wait_message(until, now))));
     }

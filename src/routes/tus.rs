@@ -87,16 +87,9 @@ pub async fn options(settings: web::Data<Settings>) -> HttpResponse {
         .finish()
 }
 
-/// The URL of an upload, absolute as tus clients expect: from `MEDPORT_PUBLIC_URL` when
-/// set, else from the request's own scheme and host.
-fn location(req: &HttpRequest, settings: &Settings, id: &UploadId) -> String {
-    match &settings.public_url {
-        Some(url) => format!("{}/tus/{id}", url.as_str().trim_end_matches('/')),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}/tus/{id}", info.scheme(), info.host())
-        }
-    }
+/// The URL of an upload, absolute as tus clients expect.
+fn location(req: &HttpRequest, id: &UploadId) -> String {
+    format!("{}/tus/{id}", crate::web::client::base_url(req))
 }
 
 pub async fn create(
@@ -149,7 +142,7 @@ pub async fn create(
         }
     }
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location(&req, &ctx.settings, &upload.id)))
+        .insert_header((header::LOCATION, location(&req, &upload.id)))
         .insert_header(("Upload-Offset", offset.to_string()))
         .insert_header(("Upload-Expires", expires(upload.expires_at)))
         .finish())

@@ -3,6 +3,11 @@
 //! tighter limit too. Over a limit: 429 with `Retry-After` and `X-RateLimit-*` headers.
 //! Built once at start-up so every worker shares the counters (per instance; the
 //! per-account sign-in throttle in the database is what holds across instances).
+//!
+//! Who the client is: a signed-in session or a valid API key counts per account, so that
+//! fifty clinicians behind one hospital NAT address are not one client; a browser with a
+//! valid device cookie signs in under its own budget; everything else (anonymous traffic,
+//! refused keys) counts per client address.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
@@ -10,10 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use actix_session::SessionExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, ResponseError, web};
 use governor::clock::{Clock as _, DefaultClock};
@@ -21,10 +27,20 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+use crate::auth::device::DeviceCookies;
 use crate::config::RateLimits;
+use crate::domain::ids::UserId;
+
+/// Whose budget a request spends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Client {
+    Address(IpAddr),
+    Account(UserId),
+    Device(String),
+}
 
 type Keyed =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+    RateLimiter<Client, DefaultKeyedStateStore<Client>, DefaultClock, StateInformationMiddleware>;
 
 /// Forget idle clients now and then so the table does not grow without bound.
 const PRUNE_EVERY: u64 = 4096;
@@ -138,8 +154,8 @@ impl ResponseError for TooManyRequests {
     }
 }
 
-fn check(limit: &Limit, ip: &IpAddr) -> Result<u32, TooManyRequests> {
-    match limit.limiter.check_key(ip) {
+fn check(limit: &Limit, client: &Client) -> Result<u32, TooManyRequests> {
+    match limit.limiter.check_key(client) {
         Ok(snapshot) => Ok(snapshot.remaining_burst_capacity()),
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -151,6 +167,29 @@ fn check(limit: &Limit, ip: &IpAddr) -> Result<u32, TooManyRequests> {
     }
 }
 
+/// The account of a signed-in session or a valid API key; for sign-in posts, a browser
+/// with a valid device cookie; else the client address.
+async fn client_of(req: &ServiceRequest) -> Client {
+    if let Some(id) = crate::auth::session::user_id(&req.get_session()) {
+        return Client::Account(id);
+    }
+    if req.headers().contains_key(header::AUTHORIZATION)
+        && let Ok(Some(id)) = crate::auth::api_keys::owner_of(req.request()).await
+    {
+        return Client::Account(id);
+    }
+    if req.path().starts_with("/login")
+        && let Some(devices) = req.app_data::<web::Data<DeviceCookies>>()
+        && let Some(id) = devices.read(req.request()).browser_id()
+    {
+        return Client::Device(id.to_string());
+    }
+    // No peer address only happens on unusual transports; they share one bucket.
+    Client::Address(
+        crate::web::client::ip_of_service_request(req).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+    )
+}
+
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -159,19 +198,17 @@ pub async fn rate_limit(
         return next.call(req).await;
     };
     limiters.prune();
-    // No peer address only happens on unusual transports; they share one bucket.
-    let ip = crate::web::client_ip::of_service_request(&req)
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client = client_of(&req).await;
     let class = limiters.class_of(req.method(), req.path());
     let (limit, remaining) = match class {
-        Some(class) => (class.per_minute, check(class, &ip)?),
+        Some(class) => (class.per_minute, check(class, &client)?),
         None => (limiters.general.per_minute, u32::MAX),
     };
     let is_upload = class.is_some_and(|c| std::ptr::eq(c, &limiters.upload));
     let general_remaining = if is_upload {
         u32::MAX
     } else {
-        check(&limiters.general, &ip)?
+        check(&limiters.general, &client)?
     };
     let remaining = remaining.min(general_remaining);
     let mut res = next.call(req).await?;

@@ -226,7 +226,11 @@ async fn csrf_missing_wrong_or_cross_site_is_refused(backend: Backend) {
     assert_eq!(location(&app.get("/").await), "/login");
     let actions = app.audit_actions();
     assert!(actions.iter().all(|a| a.0 != "login"), "{actions:?}");
-    assert_eq!(actions.iter().filter(|a| a.0 == "access.denied").count(), 5);
+    // Before sign-in, the first refusals of an address are recorded and the rest counted
+    // (more in `hardening/audit_flood.rs`); a turning minute may record a few more.
+    let recorded = actions.iter().filter(|a| a.0 == "access.denied").count();
+    let first = medport::audit::refusals::PER_ADDRESS as usize;
+    assert!((first..=5).contains(&recorded), "{recorded}");
 
     // The same form with the token works, as a browser sends it: Chromium says
     // `Origin: null` under `Referrer-Policy: no-referrer`, with `Sec-Fetch-Site: same-origin`.

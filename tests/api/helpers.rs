@@ -259,8 +259,18 @@ impl TestApp {
 
     /// A second browser: its own cookies, same server.
     pub fn new_browser(&self) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        Self::browser(reqwest::Client::builder())
+    }
+
+    /// A browser on another machine: its connections come from `source`, another loopback
+    /// address such as `127.0.0.2`, so the server sees another client address.
+    pub fn browser_from(&self, source: &str) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+        Self::browser(reqwest::Client::builder().local_address(source.parse().ok()))
+    }
+
+    fn browser(builder: reqwest::ClientBuilder) -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::Client::builder()
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(jar.clone())
             .build()
@@ -354,17 +364,27 @@ impl TestApp {
 
     /// The session's CSRF token whether or not it is signed in (sign-in page, or the
     /// account page once signed in).
+    /// Follows redirects (a signed-in user may be sent on to a password change or TOTP
+    /// enrolment) until a page shows one.
     pub async fn session_csrf(&self, client: &reqwest::Client) -> String {
-        let res = client
-            .get(self.url("/login"))
-            .header("Accept", "text/html")
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 303 {
-            return self.csrf_token_with(client, "/account").await;
+        let mut path = "/login".to_string();
+        for _ in 0..4 {
+            let res = client
+                .get(self.url(&path))
+                .header("Accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            if res.status() != 303 {
+                return extract_csrf(&res.text().await.unwrap())
+                    .unwrap_or_else(|| panic!("no csrf token on {path}"));
+            }
+            path = match location(&res).as_str() {
+                "/" => "/account".to_string(),
+                other => other.to_string(),
+            };
         }
-        extract_csrf(&res.text().await.unwrap()).unwrap()
+        panic!("no page with a csrf token after {path}");
     }
 
     /// POST a form as a browser would, with the session's CSRF token.
@@ -390,6 +410,51 @@ impl TestApp {
             .order(id.asc())
             .load(&mut *conn)
             .unwrap()
+    }
+
+    /// The audit table's stored text, in bytes: every column of every row (ids and times
+    /// counted as their text form), for tests that bound how fast it can grow.
+    pub fn audit_bytes(&self) -> usize {
+        use diesel::prelude::*;
+        use medport::db::schema::audit_events::dsl::*;
+        let mut conn = self.db.conn().unwrap();
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+        )> = audit_events
+            .select((
+                actor_label,
+                action,
+                outcome,
+                details,
+                ip,
+                target_id,
+                prev_hash,
+                hash,
+            ))
+            .load(&mut *conn)
+            .unwrap();
+        rows.iter()
+            .map(|(a, b, c, d, e, f, g, h)| {
+                // id, time, actor id, target type and request id: at most this much more.
+                let fixed = 8 + 26 + 36 + 16 + 36;
+                fixed
+                    + a.len()
+                    + b.len()
+                    + c.len()
+                    + d.len()
+                    + e.as_ref().map_or(0, String::len)
+                    + f.as_ref().map_or(0, String::len)
+                    + g.len()
+                    + h.len()
+            })
+            .sum()
     }
 
     /// Gives a user a TOTP secret the test knows (as enrolment would) and 10 recovery codes.

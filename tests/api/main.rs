@@ -18,6 +18,7 @@ mod cleanup;
 mod config_cli;
 mod downloads;
 mod errors;
+mod hardening;
 mod headers;
 mod health;
 mod keys;

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use super::authenticate;
 use crate::audit::{self, Actor, Event, Origin, Outcome};
@@ -118,8 +118,53 @@ fn bearer_key(req: &HttpRequest) -> Result<ApiKeySecret, BearerRefused> {
     ApiKeySecret::parse(token.trim_matches(' ')).ok_or(BearerRefused::Invalid)
 }
 
-async fn extract(req: HttpRequest) -> Result<ApiPrincipal, actix_web::Error> {
-    let presented = bearer_key(&req)?;
+/// The outcome of checking a request's bearer key, kept in the request's extensions so the
+/// rate limiter (which needs to know whose request it is) and the extractor check and audit
+/// a key once.
+#[derive(Clone)]
+struct Checked(Result<ApiPrincipal, BearerRefusal>);
+
+#[derive(Clone, Copy, Debug)]
+enum BearerRefusal {
+    Missing,
+    Invalid,
+}
+
+impl From<BearerRefusal> for BearerRefused {
+    fn from(r: BearerRefusal) -> Self {
+        match r {
+            BearerRefusal::Missing => Self::Missing,
+            BearerRefusal::Invalid => Self::Invalid,
+        }
+    }
+}
+
+/// The key's owner when the request carries a valid bearer key (`None` otherwise).
+/// Checks the key once per request.
+pub async fn owner_of(req: &HttpRequest) -> Result<Option<UserId>, AppError> {
+    match check(req).await? {
+        Ok(principal) => Ok(Some(principal.user_id)),
+        Err(_) => Ok(None),
+    }
+}
+
+async fn check(req: &HttpRequest) -> Result<Result<ApiPrincipal, BearerRefusal>, AppError> {
+    if let Some(Checked(done)) = req.extensions().get::<Checked>() {
+        return Ok(done.clone());
+    }
+    let checked = authenticate_request(req).await?;
+    req.extensions_mut().insert(Checked(checked.clone()));
+    Ok(checked)
+}
+
+async fn authenticate_request(
+    req: &HttpRequest,
+) -> Result<Result<ApiPrincipal, BearerRefusal>, AppError> {
+    let presented = match bearer_key(req) {
+        Ok(key) => key,
+        Err(BearerRefused::Missing) => return Ok(Err(BearerRefusal::Missing)),
+        Err(BearerRefused::Invalid) => return Ok(Err(BearerRefusal::Invalid)),
+    };
     let db = req
         .app_data::<web::Data<Database>>()
         .cloned()
@@ -128,14 +173,16 @@ async fn extract(req: HttpRequest) -> Result<ApiPrincipal, actix_web::Error> {
         .app_data::<web::Data<Clock>>()
         .cloned()
         .ok_or_else(|| AppError::internal("clock not configured"))?;
-    let origin = request_origin(&req);
+    let origin = request_origin(req);
     let now = clock.now_naive();
     let lookup_origin = origin.clone();
-    let owner = db
+    let Some(owner) = db
         .run(move |conn| authenticate(conn, &presented, now, &lookup_origin))
         .await?
-        .ok_or(BearerRefused::Invalid)?;
-    Ok(ApiPrincipal {
+    else {
+        return Ok(Err(BearerRefusal::Invalid));
+    };
+    Ok(Ok(ApiPrincipal {
         user_id: owner.user_id,
         email: owner.email,
         role: owner.role,
@@ -143,9 +190,13 @@ async fn extract(req: HttpRequest) -> Result<ApiPrincipal, actix_web::Error> {
         key_id: owner.key_id,
         origin,
         method: req.method().as_str().to_string(),
-        path: req.path().to_string(),
+        path: crate::audit::refusals::capped_path(req.path()).to_string(),
         db,
-    })
+    }))
+}
+
+async fn extract(req: HttpRequest) -> Result<ApiPrincipal, actix_web::Error> {
+    Ok(check(&req).await?.map_err(BearerRefused::from)?)
 }
 
 impl FromRequest for ApiPrincipal {

@@ -1,0 +1,135 @@
+//! Until an administrator has enrolled TOTP, their password opens only the enrolment and
+//! sign-out routes: no pages, no uploads, no API keys, in the browser or through a key.
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, location};
+use crate::tus_support::Tus;
+
+const PASSWORD: &str = "a long enough test password";
+
+/// An admin who has not enrolled TOTP, signed in in the main browser.
+async fn admin_without_totp(app: &TestApp) -> String {
+    let id = app.create_user("admin@example.org", "admin", PASSWORD);
+    app.sign_in("admin@example.org", PASSWORD).await;
+    id
+}
+
+/// A key issued straight in the database, as `medport apikey create` would.
+fn key_for(app: &TestApp, user_id: &str) -> String {
+    use medport::auth::api_keys::{self, ChangedBy, KeyName, KeyRequest};
+    use medport::domain::api_key::Scopes;
+    let mut conn = app.db.conn().unwrap();
+    let request = KeyRequest {
+        name: KeyName::parse("script").unwrap(),
+        scopes: Scopes::parse_list("upload,read").unwrap(),
+        expires_in: None,
+    };
+    let issued = api_keys::create(
+        &mut conn,
+        &medport::domain::ids::UserId::parse(user_id).unwrap(),
+        &request,
+        chrono::Utc::now().naive_utc(),
+        &ChangedBy {
+            actor: medport::audit::Actor::system(),
+            origin: medport::audit::Origin::default(),
+            via: "command line",
+        },
+    )
+    .unwrap();
+    issued.secret.expose().to_string()
+}
+
+async fn an_admin_without_totp_reaches_only_enrolment_and_sign_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    admin_without_totp(&app).await;
+    for path in [
+        "/",
+        "/account",
+        "/account/api-keys",
+        "/account/sessions",
+        "/uploads",
+        "/uploads/new",
+        "/admin/users",
+    ] {
+        let res = app.get_html(path).await;
+        assert_eq!(res.status(), 303, "{path}");
+        let to = location(&res);
+        assert!(
+            to == "/account/totp" || (path == "/" && to.starts_with('/')),
+            "{path} -> {to}"
+        );
+    }
+    assert_eq!(app.get_html("/account/totp").await.status(), 200);
+
+    // No key can be minted.
+    let res = app
+        .post_form(
+            "/account/api-keys",
+            &[
+                ("name", "mine"),
+                ("expires_days", "30"),
+                ("scopes", "upload"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&res), "/account/totp");
+    let mut conn = app.db.conn().unwrap();
+    let keys: i64 = {
+        use diesel::prelude::*;
+        medport::db::schema::api_keys::table
+            .count()
+            .get_result(&mut *conn)
+            .unwrap()
+    };
+    assert_eq!(keys, 0);
+
+    // No upload, from the page's tus client either.
+    let res = Tus::with_session(&app)
+        .await
+        .create(10, &[("filename", "a.pdf")])
+        .await;
+    assert_eq!(res.status(), 403);
+
+    // Signing out still works.
+    let res = app.post_form("/logout", &[]).await;
+    assert_eq!(location(&res), "/login?signed_out=1");
+}
+
+async fn the_keys_of_an_admin_without_totp_do_not_authenticate(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.create_user("admin@example.org", "admin", PASSWORD);
+    let key = key_for(&app, &id);
+    let (script, _) = app.new_browser();
+    let res = script
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = Tus::with_key(&app, &key)
+        .create(10, &[("filename", "a.pdf")])
+        .await;
+    assert_eq!(res.status(), 401);
+    let refusals: Vec<_> = app
+        .audit_actions()
+        .into_iter()
+        .filter(|(a, _, d)| a == "api_key.authenticate" && d.contains("two-factor"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "each refusal is audited");
+
+    // Once the admin has enrolled, the key works.
+    app.enrol_totp(&id, "admin@example.org");
+    let res = script
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+both_backends!(
+    an_admin_without_totp_reaches_only_enrolment_and_sign_out,
+    the_keys_of_an_admin_without_totp_do_not_authenticate,
+);

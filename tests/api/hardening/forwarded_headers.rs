@@ -1,0 +1,136 @@
+//! Forwarded headers count only from `MEDPORT_TRUSTED_PROXIES`: without it a client cannot
+//! choose the address in the audit trail and the request log, the host the CSRF Origin
+//! check compares with, or the host of a tus `Location`.
+
+use crate::both_backends;
+use crate::helpers::{Backend, Options, TestApp, location, serve_with_log};
+
+const SPOOFED: [(&str, &str); 4] = [
+    ("X-Forwarded-For", "203.0.113.77"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Proto", "https"),
+    (
+        "Forwarded",
+        "for=203.0.113.77;host=evil.example;proto=https",
+    ),
+];
+
+fn spoofed(mut rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    for (name, value) in SPOOFED {
+        rb = rb.header(name, value);
+    }
+    rb
+}
+
+async fn a_foreign_origin_is_refused_whatever_the_forwarded_host_says(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("uploader").await;
+    let token = app.session_csrf(&app.client).await;
+    let res = spoofed(app.client.post(app.url("/logout")))
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+async fn the_tus_location_names_this_server_not_a_forwarded_host(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("uploader").await;
+    let key = crate::tus_support::api_key(&app, &["upload"]).await;
+    let (client, _) = app.new_browser();
+    let res = spoofed(client.post(app.url("/tus/")))
+        .bearer_auth(&key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename YS5wZGY=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let to = location(&res);
+    assert!(to.starts_with(&format!("{}/tus/", app.address)), "{to}");
+}
+
+async fn a_trusted_proxy_names_the_host_and_client(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            tweak: Box::new(|s| s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.sign_in_as("uploader").await;
+    let key = crate::tus_support::api_key(&app, &["upload"]).await;
+    let (client, _) = app.new_browser();
+    let res = spoofed(client.post(app.url("/tus/")))
+        .bearer_auth(&key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename YS5wZGY=")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        location(&res).starts_with("https://evil.example/tus/"),
+        "{}",
+        location(&res)
+    );
+}
+
+async fn the_audit_trail_and_request_log_record_the_peer_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user(
+        "clin@example.org",
+        "uploader",
+        "a long enough test password",
+    );
+    let (server, address, log) = serve_with_log(&app, &[]);
+    let (client, _) = app.new_browser();
+    let page = client
+        .get(format!("{address}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = crate::helpers::extract_csrf(&page).unwrap();
+    let res = spoofed(client.post(format!("{address}/login")))
+        .form(&[
+            ("email", "clin@example.org"),
+            ("password", "wrong"),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let ips: Vec<Option<String>> = {
+        use diesel::prelude::*;
+        use medport::db::schema::audit_events::dsl::*;
+        let mut conn = app.db.conn().unwrap();
+        audit_events
+            .filter(action.eq("login"))
+            .select(ip)
+            .load(&mut *conn)
+            .unwrap()
+    };
+    assert_eq!(ips, [Some("127.0.0.1".to_string())]);
+    let mut server = server;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("client_ip=127.0.0.1"), "{log}");
+    assert!(!log.contains("203.0.113.77"), "{log}");
+    assert!(!log.contains("evil.example"), "{log}");
+}
+
+both_backends!(
+    a_foreign_origin_is_refused_whatever_the_forwarded_host_says,
+    the_tus_location_names_this_server_not_a_forwarded_host,
+    a_trusted_proxy_names_the_host_and_client,
+    the_audit_trail_and_request_log_record_the_peer_address,
+);
