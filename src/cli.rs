@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::api_keys::ChangedBy;
 use crate::config::{self, Settings};
 use crate::error::AppError;
 use crate::startup::{Application, Core};
@@ -300,7 +301,7 @@ fn apikey_create(
     name: &str,
     expires_days: Option<u16>,
 ) -> ExitCode {
-    use crate::auth::api_keys::{self, ChangedBy, ExpiryDays, KeyName, KeyRequest};
+    use crate::auth::api_keys::{self, ExpiryDays, KeyName, KeyRequest};
     use crate::auth::users;
     use crate::domain::api_key::Scopes;
     use crate::domain::email::Email;
@@ -336,11 +337,7 @@ fn apikey_create(
         scopes,
         expires_in,
     };
-    let by = ChangedBy {
-        actor: audit::Actor::system(),
-        origin: audit::Origin::default(),
-        via: "command line",
-    };
+    let by = ChangedBy::command_line();
     let now = crate::clock::Clock::default().now_naive();
     let issued = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
         let owner = match users::find_by_email(&mut conn, &email)? {

@@ -498,6 +498,40 @@ pub fn extract_csrf(html: &str) -> Option<String> {
     re.captures(html).map(|c| c[1].to_string())
 }
 
+/// A second browser signed in as a user without TOTP.
+pub async fn browser_signed_in(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
+    let (client, _) = app.new_browser();
+    let res = app.login_with(&client, email, password).await;
+    assert_eq!(res.status(), 303, "sign-in failed for {email}");
+    assert_eq!(location(&res), "/");
+    client
+}
+
+/// A request from a script: no cookies, just the bearer header.
+pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+    let (client, _) = app.new_browser();
+    client
+        .get(app.url(path))
+        .header("Authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Runs the real `medport` binary with `args` against the test app's database and data
+/// directory.
+pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
+        .args(args)
+        .current_dir(app.data_dir.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEDPORT_DATA_DIR", &app.data_dir)
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .unwrap()
+}
+
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")

@@ -6,6 +6,9 @@ pub mod buckets;
 pub mod uploads;
 pub mod users;
 
+use actix_web::web;
+
+use crate::error::AppError;
 use crate::routes::RouteSpec;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
@@ -24,4 +27,14 @@ pub fn all_routes() -> Vec<RouteSpec> {
         uploads::ROUTES,
     ]
     .concat()
+}
+
+/// Form bodies are read after the role check has run: every field defaults to empty, and an
+/// unreadable body is only reported once the handler (behind `Admin`) runs.
+type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
+
+fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
+    form.map(web::Form::into_inner).map_err(|_| {
+        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
+    })
 }

@@ -12,6 +12,7 @@ mod views;
 
 use actix_web::web;
 
+use super::{FormResult, fields};
 use crate::buckets::store::Opener;
 use crate::config::Settings;
 use crate::db::Database;
@@ -48,16 +49,6 @@ fn parse_id(raw: &str) -> Result<BucketId, AppError> {
 
 fn parse_user_id(raw: &str) -> Result<UserId, AppError> {
     UserId::parse(raw).ok_or(AppError::NotFound)
-}
-
-/// Form bodies are read after the role check has run; an unreadable body is reported once
-/// the handler (behind `Admin`) runs.
-type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
-
-fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
-    form.map(web::Form::into_inner).map_err(|_| {
-        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
-    })
 }
 
 /// What the checks need to open a bucket's backend.
