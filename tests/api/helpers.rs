@@ -306,6 +306,28 @@ impl TestApp {
         .into_string()
     }
 
+    /// Issues an API key for a user directly (as `medport apikey create` would); returns
+    /// the whole key.
+    pub fn create_api_key(&self, user_id: &str, scopes: &str) -> String {
+        use medport::auth::api_keys::{self, ChangedBy, KeyName, KeyRequest};
+        use medport::domain::{api_key::Scopes, ids::UserId};
+        let request = KeyRequest {
+            name: KeyName::parse("test key").unwrap(),
+            scopes: Scopes::parse_list(scopes).unwrap(),
+            expires_in: None,
+        };
+        let mut conn = self.db.conn().unwrap();
+        let key = api_keys::create(
+            &mut conn,
+            &UserId::parse(user_id).unwrap(),
+            &request,
+            chrono::Utc::now().naive_utc(),
+            &ChangedBy::command_line(),
+        )
+        .unwrap();
+        key.secret.expose().to_string()
+    }
+
     /// The CSRF token of the current session, read from a page the way a browser would.
     pub async fn csrf_token_with(&self, client: &reqwest::Client, path: &str) -> String {
         let html = client

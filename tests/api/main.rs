@@ -20,6 +20,7 @@ mod downloads;
 mod errors;
 mod headers;
 mod health;
+mod incident;
 mod keys;
 mod migrations;
 mod scan;

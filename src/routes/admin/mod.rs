@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod security;
 pub mod uploads;
 pub mod users;
 
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     buckets::configure(cfg);
     audit::configure(cfg);
     uploads::configure(cfg);
+    security::configure(cfg);
 }
 
 /// Every admin route, for tests that check each one refuses the wrong roles.
@@ -25,6 +27,7 @@ pub fn all_routes() -> Vec<RouteSpec> {
         buckets::ROUTES,
         audit::ROUTES,
         uploads::ROUTES,
+        security::ROUTES,
     ]
     .concat()
 }

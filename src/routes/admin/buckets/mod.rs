@@ -51,8 +51,8 @@ fn parse_user_id(raw: &str) -> Result<UserId, AppError> {
     UserId::parse(raw).ok_or(AppError::NotFound)
 }
 
-/// What the checks need to open a bucket's backend.
-fn opener(
+/// What the checks need to open a bucket's backend (here and on the incident page).
+pub(super) fn opener(
     db: &web::Data<Database>,
     settings: &web::Data<Settings>,
     keyring: &web::Data<Keyring>,
