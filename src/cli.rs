@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::api_keys::ChangedBy;
 use crate::config::{self, Settings};
 use crate::error::AppError;
 use crate::startup::{Application, Core};
@@ -41,6 +42,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Sign-in sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// API keys for scripts.
     Apikey {
         #[command(subcommand)]
@@ -71,6 +77,18 @@ pub enum ApikeyCommand {
         #[arg(long)]
         expires_days: Option<u16>,
     },
+    /// Revoke every API key not yet revoked (for a suspected compromise).
+    RevokeAll {
+        /// Only this account's keys.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// End every session, so every user must sign in again (for a suspected compromise).
+    RevokeAll,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +151,12 @@ pub async fn main() -> ExitCode {
                     expires_days,
                 },
         } => blocking(move || apikey_create(settings, &email, &scope, &name, expires_days)).await,
+        Command::Apikey {
+            command: ApikeyCommand::RevokeAll { email },
+        } => blocking(move || apikey_revoke_all(settings, email.as_deref())).await,
+        Command::Sessions {
+            command: SessionsCommand::RevokeAll,
+        } => blocking(move || sessions_revoke_all(settings)).await,
         Command::Cleanup { .. } => cleanup_once(settings).await,
     }
 }
@@ -300,7 +324,7 @@ fn apikey_create(
     name: &str,
     expires_days: Option<u16>,
 ) -> ExitCode {
-    use crate::auth::api_keys::{self, ChangedBy, ExpiryDays, KeyName, KeyRequest};
+    use crate::auth::api_keys::{self, ExpiryDays, KeyName, KeyRequest};
     use crate::auth::users;
     use crate::domain::api_key::Scopes;
     use crate::domain::email::Email;
@@ -336,11 +360,7 @@ fn apikey_create(
         scopes,
         expires_in,
     };
-    let by = ChangedBy {
-        actor: audit::Actor::system(),
-        origin: audit::Origin::default(),
-        via: "command line",
-    };
+    let by = ChangedBy::command_line();
     let now = crate::clock::Clock::default().now_naive();
     let issued = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
         let owner = match users::find_by_email(&mut conn, &email)? {
@@ -363,6 +383,63 @@ fn apikey_create(
             ExitCode::SUCCESS
         }
         Err(AppError::BadRequest(msg)) => fail(format!("--email {msg}")),
+        Err(e) => fail(e),
+    }
+}
+
+/// Revokes every API key, or every key of one account, and prints how many.
+fn apikey_revoke_all(settings: Settings, email: Option<&str>) -> ExitCode {
+    use crate::auth::users;
+    use crate::domain::email::Email;
+    use crate::incident::api_keys::{self, KeyScope};
+
+    let email = match email.map(Email::parse).transpose() {
+        Ok(e) => e,
+        Err(e) => return fail(format!("--email {}", e.message)),
+    };
+    let core = match Core::open(settings) {
+        Ok(core) => core,
+        Err(e) => return fail(e),
+    };
+    let now = crate::clock::Clock::default().now_naive();
+    let revoked = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
+        let scope = match &email {
+            None => KeyScope::All,
+            Some(email) => match users::find_by_email(&mut conn, email)? {
+                Some(row) => KeyScope::Owner(row.user_id()),
+                None => return Err(AppError::BadRequest("no account has this email".into())),
+            },
+        };
+        api_keys::revoke_all(&mut conn, &scope, &ChangedBy::command_line(), now)
+    });
+    match revoked {
+        Ok(revoked) => {
+            match revoked.owner {
+                Some(owner) => println!("api keys: {} revoked for {owner}", revoked.count),
+                None => println!("api keys: {} revoked", revoked.count),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(AppError::BadRequest(msg)) => fail(format!("--email {msg}")),
+        Err(e) => fail(e),
+    }
+}
+
+/// Ends every session and prints how many were live.
+fn sessions_revoke_all(settings: Settings) -> ExitCode {
+    let core = match Core::open(settings) {
+        Ok(core) => core,
+        Err(e) => return fail(e),
+    };
+    let now = crate::clock::Clock::default().now_naive();
+    let ended = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
+        crate::incident::sessions::end_all(&mut conn, None, &ChangedBy::command_line(), now)
+    });
+    match ended {
+        Ok(count) => {
+            println!("sessions: {count} ended");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(e),
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod incident;
 pub mod key_rotation;
 pub mod keys;
 pub mod routes;

@@ -174,6 +174,26 @@ pub struct ChangedBy {
     pub via: &'static str,
 }
 
+impl ChangedBy {
+    /// A signed-in user, on a page.
+    pub fn web(user: &crate::auth::extractors::CurrentUser) -> Self {
+        Self {
+            actor: user.actor(),
+            origin: user.origin(),
+            via: "web",
+        }
+    }
+
+    /// An operator at the server, running `medport ...`: the audit trail names `system`.
+    pub fn command_line() -> Self {
+        Self {
+            actor: Actor::system(),
+            origin: Origin::default(),
+            via: "command line",
+        }
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = api_keys)]
 struct NewKeyRow<'a> {

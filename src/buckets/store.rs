@@ -226,7 +226,8 @@ pub struct StepResult {
     pub detail: String,
 }
 
-const STEPS: [&str; 4] = [
+/// The steps, in order (the incident page's column headings).
+pub const STEPS: [&str; 4] = [
     "Reach the bucket",
     "Write a test object",
     "Read it back",

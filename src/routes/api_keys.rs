@@ -230,14 +230,6 @@ async fn keys_page(
     })
 }
 
-fn changed_by(user: &CurrentUser) -> ChangedBy {
-    ChangedBy {
-        actor: user.actor(),
-        origin: user.origin(),
-        via: "web",
-    }
-}
-
 fn key_id(raw: &str) -> Result<ApiKeyId, AppError> {
     ApiKeyId::parse(raw).ok_or(AppError::NotFound)
 }
@@ -264,7 +256,7 @@ pub async fn create(
     };
     let owner = user.id.clone();
     let now = clock.now_naive();
-    let by = changed_by(&user);
+    let by = ChangedBy::web(&user);
     let key = db
         .run(move |conn| api_keys::create(conn, &owner, &request, now, &by))
         .await?;
@@ -283,7 +275,7 @@ pub async fn revoke(
     let id = key_id(&id)?;
     let owner = user.id.clone();
     let now = clock.now_naive();
-    let by = changed_by(&user);
+    let by = ChangedBy::web(&user);
     let outcome = db
         .run(move |conn| api_keys::revoke(conn, &owner, &id, now, &by))
         .await?;
@@ -318,7 +310,7 @@ pub async fn rotate(
     let id = key_id(&id)?;
     let owner = user.id.clone();
     let now = clock.now_naive();
-    let by = changed_by(&user);
+    let by = ChangedBy::web(&user);
     let outcome = db
         .run(move |conn| api_keys::rotate(conn, &owner, &id, now, &by))
         .await?;

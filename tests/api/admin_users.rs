@@ -8,7 +8,7 @@ use medport::db::schema::{api_keys, audit_events, sessions, users};
 use medport::routes::admin::users::ROUTES;
 
 use crate::both_backends;
-use crate::helpers::{Backend, SignedIn, TestApp, extract_csrf, location};
+use crate::helpers::{Backend, SignedIn, TestApp, browser_signed_in, extract_csrf, location};
 
 const PW: &str = "correct horse battery staple";
 const ONE_TIME: &str = "violet anchor midnight parade";
@@ -155,15 +155,6 @@ async fn post_with(
 
 async fn body(res: reqwest::Response) -> String {
     res.text().await.unwrap()
-}
-
-/// A second browser signed in as a user without TOTP.
-async fn browser_signed_in(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
-    let (client, _) = app.new_browser();
-    let res = app.login_with(&client, email, password).await;
-    assert_eq!(res.status(), 303, "sign-in failed for {email}");
-    assert_eq!(location(&res), "/");
-    client
 }
 
 /// A second browser signed in as an administrator, through the TOTP step.

@@ -2,7 +2,6 @@
 //! hash, accepted only as `Authorization: Bearer`, limited by scope, revocable and
 //! rotatable by their owner alone.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use medport::db::schema::{api_keys, audit_events, buckets, sessions, uploads};
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, location};
+use crate::helpers::{Backend, Options, TestApp, api_get, location, medport};
 
 const KEY_PATTERN: &str = r"mp_[a-z0-9]{8}_[A-Za-z0-9]{40}";
 
@@ -50,17 +49,6 @@ fn key_id(app: &TestApp, key: &str) -> String {
         .filter(api_keys::prefix.eq(prefix_of(key)))
         .select(api_keys::id)
         .first(&mut *conn)
-        .unwrap()
-}
-
-/// A request from a script: no cookies, just the bearer header.
-async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
-    let (client, _) = app.new_browser();
-    client
-        .get(app.url(path))
-        .header("Authorization", format!("Bearer {key}"))
-        .send()
-        .await
         .unwrap()
 }
 
@@ -590,18 +578,6 @@ async fn uploads_listing_is_scoped_to_the_key_owner(backend: Backend) {
     assert_eq!(list[0]["status"], "completed");
     assert_eq!(list[0]["declared_size"], 1234);
     assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
-}
-
-fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(args)
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .output()
-        .unwrap()
 }
 
 async fn cli_creates_a_working_key(backend: Backend) {

@@ -316,6 +316,28 @@ impl TestApp {
         .into_string()
     }
 
+    /// Issues an API key for a user directly (as `medport apikey create` would); returns
+    /// the whole key.
+    pub fn create_api_key(&self, user_id: &str, scopes: &str) -> String {
+        use medport::auth::api_keys::{self, ChangedBy, KeyName, KeyRequest};
+        use medport::domain::{api_key::Scopes, ids::UserId};
+        let request = KeyRequest {
+            name: KeyName::parse("test key").unwrap(),
+            scopes: Scopes::parse_list(scopes).unwrap(),
+            expires_in: None,
+        };
+        let mut conn = self.db.conn().unwrap();
+        let key = api_keys::create(
+            &mut conn,
+            &UserId::parse(user_id).unwrap(),
+            &request,
+            chrono::Utc::now().naive_utc(),
+            &ChangedBy::command_line(),
+        )
+        .unwrap();
+        key.secret.expose().to_string()
+    }
+
     /// The CSRF token of the current session, read from a page the way a browser would.
     pub async fn csrf_token_with(&self, client: &reqwest::Client, path: &str) -> String {
         let html = client
@@ -561,6 +583,40 @@ impl Drop for TestApp {
 pub fn extract_csrf(html: &str) -> Option<String> {
     let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
     re.captures(html).map(|c| c[1].to_string())
+}
+
+/// A second browser signed in as a user without TOTP.
+pub async fn browser_signed_in(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
+    let (client, _) = app.new_browser();
+    let res = app.login_with(&client, email, password).await;
+    assert_eq!(res.status(), 303, "sign-in failed for {email}");
+    assert_eq!(location(&res), "/");
+    client
+}
+
+/// A request from a script: no cookies, just the bearer header.
+pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+    let (client, _) = app.new_browser();
+    client
+        .get(app.url(path))
+        .header("Authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Runs the real `medport` binary with `args` against the test app's database and data
+/// directory.
+pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
+        .args(args)
+        .current_dir(app.data_dir.parent().unwrap())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEDPORT_DATA_DIR", &app.data_dir)
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .unwrap()
 }
 
 pub fn location(res: &reqwest::Response) -> String {

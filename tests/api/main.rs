@@ -21,6 +21,7 @@ mod errors;
 mod hardening;
 mod headers;
 mod health;
+mod incident;
 mod keys;
 mod migrations;
 mod scan;

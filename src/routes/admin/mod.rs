@@ -3,9 +3,13 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod security;
 pub mod uploads;
 pub mod users;
 
+use actix_web::web;
+
+use crate::error::AppError;
 use crate::routes::RouteSpec;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
@@ -13,6 +17,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     buckets::configure(cfg);
     audit::configure(cfg);
     uploads::configure(cfg);
+    security::configure(cfg);
 }
 
 /// Every admin route, for tests that check each one refuses the wrong roles.
@@ -22,6 +27,17 @@ pub fn all_routes() -> Vec<RouteSpec> {
         buckets::ROUTES,
         audit::ROUTES,
         uploads::ROUTES,
+        security::ROUTES,
     ]
     .concat()
+}
+
+/// Form bodies are read after the role check has run: every field defaults to empty, and an
+/// unreadable body is only reported once the handler (behind `Admin`) runs.
+type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
+
+fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
+    form.map(web::Form::into_inner).map_err(|_| {
+        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
+    })
 }

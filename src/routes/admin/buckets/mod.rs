@@ -12,6 +12,7 @@ mod views;
 
 use actix_web::web;
 
+use super::{FormResult, fields};
 use crate::buckets::store::Opener;
 use crate::config::Settings;
 use crate::db::Database;
@@ -50,18 +51,8 @@ fn parse_user_id(raw: &str) -> Result<UserId, AppError> {
     UserId::parse(raw).ok_or(AppError::NotFound)
 }
 
-/// Form bodies are read after the role check has run; an unreadable body is reported once
-/// the handler (behind `Admin`) runs.
-type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
-
-fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
-    form.map(web::Form::into_inner).map_err(|_| {
-        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
-    })
-}
-
-/// What the checks need to open a bucket's backend.
-fn opener(
+/// What the checks need to open a bucket's backend (here and on the incident page).
+pub(super) fn opener(
     db: &web::Data<Database>,
     settings: &web::Data<Settings>,
     keyring: &web::Data<Keyring>,

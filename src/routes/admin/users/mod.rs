@@ -10,6 +10,7 @@ mod pages;
 
 use actix_web::web;
 
+use super::{FormResult, fields};
 use crate::auth::passwords;
 use crate::domain::FieldError;
 use crate::domain::ids::UserId;
@@ -48,16 +49,6 @@ fn message(label: &str, error: &FieldError) -> String {
 /// An id from the URL: anything but a canonical user id is simply not found.
 fn parse_id(raw: &str) -> Result<UserId, AppError> {
     UserId::parse(raw).ok_or(AppError::NotFound)
-}
-
-/// Form bodies are read after the role check has run: every field defaults to empty, and an
-/// unreadable body is only reported once the handler (behind `Admin`) runs.
-type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
-
-fn fields<T>(form: FormResult<T>) -> Result<T, AppError> {
-    form.map(web::Form::into_inner).map_err(|_| {
-        AppError::BadRequest("The form could not be read. Reload the page and try again.".into())
-    })
 }
 
 /// bcrypt is slow on purpose: it runs on the blocking pool.
