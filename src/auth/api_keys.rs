@@ -12,6 +12,7 @@ pub use principal::{ApiPrincipal, BearerRefused, owner_of};
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
+use crate::audit::refusals::{Refusals, Verdict};
 use crate::audit::{self, Actor, Event, Origin, Outcome};
 use crate::db::schema::{api_keys, users};
 use crate::db::{DbConnection, write_tx};
@@ -479,6 +480,7 @@ pub fn authenticate(
     presented: &ApiKeySecret,
     now: NaiveDateTime,
     origin: &Origin,
+    anonymous: &Refusals,
 ) -> Result<Option<KeyOwner>, AppError> {
     let found: Option<(ApiKeyRow, String, String, bool, bool)> = api_keys::table
         .inner_join(users::table)
@@ -510,21 +512,36 @@ pub fn authenticate(
         None
     };
     if let Some(refusal) = refusal {
-        // Someone holding the real key is its owner's script; a wrong secret is anyone.
+        // Someone holding the real key is its owner's script; a wrong secret is anyone, and
+        // is counted like other anonymous refusals rather than stored each time.
         let (actor, outcome) = match refusal {
             Refusal::WrongSecret => (Actor::anonymous(), Outcome::Failure),
             _ => (Actor::user(row.user_id.as_str(), &email), Outcome::Denied),
         };
-        audit::record(
-            conn,
-            &Event::new(actor, "api_key.authenticate", outcome)
-                .origin(origin.clone())
-                .target("api_key", row.id.as_str())
-                .details(serde_json::json!({
-                    "prefix": row.prefix,
-                    "reason": refusal.as_str(),
-                })),
-        )?;
+        let event = Event::new(actor, "api_key.authenticate", outcome)
+            .origin(origin.clone())
+            .target("api_key", row.id.as_str())
+            .details(serde_json::json!({
+                "prefix": row.prefix,
+                "reason": refusal.as_str(),
+            }));
+        let verdict = match refusal {
+            Refusal::WrongSecret => {
+                let ip = origin.ip.as_deref().and_then(|ip| ip.parse().ok());
+                anonymous.admit(ip, refusal.as_str(), now.and_utc().timestamp())
+            }
+            _ => Verdict {
+                record: true,
+                summary: None,
+            },
+        };
+        for event in verdict
+            .summary
+            .iter()
+            .chain(verdict.record.then_some(&event))
+        {
+            audit::record(conn, event)?;
+        }
         return Ok(None);
     }
     let stale_before = now - TimeDelta::seconds(LAST_USED_GRANULARITY_SECS);

@@ -10,6 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use super::authenticate;
+use crate::audit::refusals::Refusals;
 use crate::audit::{self, Actor, Event, Origin, Outcome};
 use crate::auth::extractors::request_origin;
 use crate::clock::Clock;
@@ -176,8 +177,12 @@ async fn authenticate_request(
     let origin = request_origin(req);
     let now = clock.now_naive();
     let lookup_origin = origin.clone();
+    let refusals = req
+        .app_data::<web::Data<Refusals>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("refusal counts not configured"))?;
     let Some(owner) = db
-        .run(move |conn| authenticate(conn, &presented, now, &lookup_origin))
+        .run(move |conn| authenticate(conn, &presented, now, &lookup_origin, &refusals))
         .await?
     else {
         return Ok(Err(BearerRefusal::Invalid));

@@ -96,7 +96,35 @@ async fn refusals_of_a_signed_in_session_are_recorded_in_full_with_a_capped_path
     );
 }
 
+async fn guessing_the_secret_of_a_known_key_prefix_is_counted_too(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("uploader").await;
+    let key = crate::tus_support::api_key(&app, &["read"]).await;
+    // The same prefix with another secret: anyone who saw the prefix can send this.
+    let guess = format!("{}{}", &key[..12], "x".repeat(key.len() - 12));
+    let (guesser, _) = app.new_browser();
+    for _ in 0..30 {
+        let res = guesser
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&guess)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let recorded = app
+        .audit_actions()
+        .iter()
+        .filter(|(action, _, _)| action == "api_key.authenticate")
+        .count();
+    assert!(
+        (1..=2 * medport::audit::refusals::PER_ADDRESS as usize).contains(&recorded),
+        "{recorded} of 30 guesses recorded"
+    );
+}
+
 both_backends!(
+    guessing_the_secret_of_a_known_key_prefix_is_counted_too,
     sixty_anonymous_posts_with_30_kib_paths_add_under_200_kib_to_the_audit_trail,
     refusals_of_a_signed_in_session_are_recorded_in_full_with_a_capped_path,
 );

@@ -123,7 +123,12 @@ async fn the_audit_trail_and_request_log_record_the_peer_address(backend: Backen
     server.kill().unwrap();
     server.wait().unwrap();
     let log = log.lock().unwrap().clone();
-    assert!(log.contains("client_ip=127.0.0.1"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("http.method=POST") && l.contains("http.route=/login"))
+        .unwrap_or_else(|| panic!("no request log line for the sign-in: {log}"));
+    assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
+    assert!(line.contains("http.host=127.0.0.1:"), "{line}");
     assert!(!log.contains("203.0.113.77"), "{log}");
     assert!(!log.contains("evil.example"), "{log}");
 }
