@@ -571,8 +571,8 @@ pub fn serve_with_log(
     app: &TestApp,
     extra_env: &[(&str, &str)],
 ) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("serve")
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medport"));
+    cmd.arg("serve")
         .current_dir(app.data_dir.parent().unwrap())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -581,7 +581,16 @@ pub fn serve_with_log(
         .env("MEDPORT_BIND", "127.0.0.1:0")
         .envs(extra_env.iter().copied())
         .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    spawn_until_ready(cmd)
+}
+
+/// Spawns a command that ends up running `medport serve`, capturing its log, and waits until
+/// it is ready; returns the server's address and the log buffer.
+pub fn spawn_until_ready(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, String, Arc<Mutex<String>>) {
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
