@@ -44,7 +44,7 @@ fn prefix_of(key: &str) -> &str {
     &key[3..11]
 }
 
-fn key_id(app: &TestApp, key: &str) -> String {
+pub(crate) fn key_id(app: &TestApp, key: &str) -> String {
     let mut conn = app.db.conn().unwrap();
     api_keys::table
         .filter(api_keys::prefix.eq(prefix_of(key)))
@@ -54,7 +54,7 @@ fn key_id(app: &TestApp, key: &str) -> String {
 }
 
 /// A request from a script: no cookies, just the bearer header.
-async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+pub(crate) async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
     let (client, _) = app.new_browser();
     client
         .get(app.url(path))
@@ -71,7 +71,7 @@ fn challenge(res: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-async fn assert_refused(app: &TestApp, key: &str) {
+pub(crate) async fn assert_refused(app: &TestApp, key: &str) {
     let res = api_get(app, "/api/v1/me", key).await;
     assert_eq!(res.status(), 401);
     assert!(challenge(&res).starts_with("Bearer"), "{:?}", res.headers());
@@ -592,7 +592,7 @@ async fn uploads_listing_is_scoped_to_the_key_owner(backend: Backend) {
     assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
 }
 
-fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_medport"))
         .args(args)
         .current_dir(app.data_dir.parent().unwrap())
