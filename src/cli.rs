@@ -9,7 +9,7 @@ use crate::auth::api_keys::ChangedBy;
 use crate::config::{self, Settings};
 use crate::error::AppError;
 use crate::startup::{Application, Core};
-use crate::{audit, telemetry};
+use crate::{audit, data_dir, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "medport", version, about = "Secure medical file upload portal")]
@@ -121,6 +121,8 @@ pub enum AuditCommand {
 
 /// Exit codes: 0 ok, 1 failure, 2 bad configuration.
 pub async fn main() -> ExitCode {
+    // Before anything is created: the data directory's files are this account's alone.
+    data_dir::restrict_umask();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -130,6 +132,11 @@ pub async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
+    // A data directory others may write to is refused like a bad setting.
+    if let Err(e) = data_dir::check(&settings.data_dir) {
+        eprintln!("medport: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => blocking(move || migrate(settings)).await,

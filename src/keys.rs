@@ -122,7 +122,7 @@ fn read_key_file(path: &Path) -> Result<MasterKey, KeyError> {
 
 fn create_key_file(path: &Path) -> Result<MasterKey, KeyError> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)
+        crate::data_dir::create_private_dirs(dir)
             .map_err(|e| file_error(path, format!("cannot create folder ({e})")))?;
     }
     let key = MasterKey::generate()?;
@@ -157,6 +157,8 @@ mod tests {
         let first = MasterKey::load_or_create(&source).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let folder = fs::metadata(dir.path().join("sub")).unwrap();
+        assert_eq!(folder.permissions().mode() & 0o777, 0o700);
         let again = MasterKey::load_or_create(&source).unwrap();
         assert_eq!(first.expose(), again.expose());
         assert_eq!(first.id(), again.id());

@@ -14,6 +14,7 @@ use crate::auth::SessionCookie;
 use crate::auth::csrf::csrf_protect;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::data_dir::{self, DataDirError};
 use crate::db::{Database, DbError};
 use crate::keys::{KeyError, MasterKey};
 use crate::routes;
@@ -25,11 +26,8 @@ use crate::web::security_headers::{HeaderPolicy, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("cannot open the database: {0}")]
@@ -76,10 +74,7 @@ pub struct Core {
 
 impl Core {
     pub fn open(settings: Settings) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
+        data_dir::prepare(&settings.data_dir)?;
         let master_key = Arc::new(MasterKey::load_or_create(&settings.master_key)?);
         let keyring = crate::key_rotation::keyring(master_key.clone(), &settings.master_key)
             .map_err(|e| StartupError::Task(e.to_string()))?;

@@ -384,6 +384,22 @@ fn mark_revoked(
     }
 }
 
+/// Revokes every key of `owner` not yet revoked, in the caller's transaction; returns how
+/// many. Disabling an account does this, so enabling it again does not bring old keys back.
+pub fn revoke_all_of(
+    conn: &mut DbConnection,
+    owner: &UserId,
+    now: NaiveDateTime,
+) -> Result<usize, diesel::result::Error> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::user_id.eq(owner.as_str()))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(now))
+    .execute(conn)
+}
+
 #[derive(Debug)]
 pub enum Rotated {
     /// The old key is revoked; here is its replacement.

@@ -4,6 +4,9 @@
 //! refused by a rule is audited too. Callers prove who they are with `Admin` (an
 //! administrator with TOTP).
 //!
+//! Disabling an account also revokes its API keys, in the same transaction: a key refused
+//! only while its owner is disabled would work again the moment the account is enabled.
+//!
 //! The last active administrator can be neither demoted nor disabled. The check counts the
 //! active administrators inside the transaction that makes the change: SQLite's
 //! `BEGIN IMMEDIATE` admits one writer at a time, and on PostgreSQL the active
@@ -19,6 +22,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::audit::{self, Actor, Event, Origin, Outcome};
+use crate::auth::api_keys;
 use crate::auth::extractors::Admin;
 use crate::auth::users::{self, CreateUserError, NewUser};
 use crate::db::schema::users as u;
@@ -71,6 +75,8 @@ pub enum Change {
     Done {
         email: String,
         sessions_ended: usize,
+        /// Keys revoked by disabling the account.
+        api_keys_revoked: usize,
     },
     Unchanged {
         email: String,
@@ -255,6 +261,7 @@ fn change(
     }
 
     let row = u::table.find(id.as_str());
+    let mut api_keys_revoked = 0;
     let mut details = match action {
         Action::SetRole(to) => {
             diesel::update(row)
@@ -262,10 +269,17 @@ fn change(
                 .execute(conn)?;
             json!({ "from": from.as_str(), "to": to.as_str() })
         }
-        Action::Disable | Action::Enable => {
-            let disabled = matches!(action, Action::Disable);
+        Action::Disable => {
             diesel::update(row)
-                .set((u::disabled.eq(disabled), u::updated_at.eq(now)))
+                .set((u::disabled.eq(true), u::updated_at.eq(now)))
+                .execute(conn)?;
+            // Revoked, not just refused while disabled: enabling must not revive them.
+            api_keys_revoked = api_keys::revoke_all_of(conn, id, now)?;
+            json!({ "api_keys_revoked": api_keys_revoked })
+        }
+        Action::Enable => {
+            diesel::update(row)
+                .set((u::disabled.eq(false), u::updated_at.eq(now)))
                 .execute(conn)?;
             json!({})
         }
@@ -310,6 +324,7 @@ fn change(
     Ok(Change::Done {
         email,
         sessions_ended,
+        api_keys_revoked,
     })
 }
 

@@ -158,11 +158,11 @@ impl Database {
     pub fn open(settings: &DatabaseSettings, pool_size: u32) -> Result<Self, DbError> {
         let (backend, url, sqlite_path) = match settings {
             DatabaseSettings::Sqlite { path } => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        DbError::Connect(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
+                // Created (or tightened) 0600 before SQLite opens it: its WAL and
+                // shared-memory files take the database file's mode.
+                crate::data_dir::private_database_file(path).map_err(|e| {
+                    DbError::Connect(format!("cannot prepare {}: {e}", path.display()))
+                })?;
                 let url = path
                     .to_str()
                     .ok_or_else(|| DbError::Connect("the SQLite path is not valid UTF-8".into()))?;
@@ -381,4 +381,24 @@ where
 /// rather than a panic.
 fn unreachable_backend<T>() -> Result<T, diesel::result::Error> {
     Err(diesel::result::Error::BrokenTransactionManager)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_sqlite_file_and_its_wal_and_shm_are_private_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("medport.db");
+        let db = Database::open(&DatabaseSettings::Sqlite { path }, 2).unwrap();
+        db.migrate().unwrap();
+        // While the pool is open, so the WAL and shared-memory files exist.
+        for name in ["medport.db", "medport.db-wal", "medport.db-shm"] {
+            let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        }
+    }
 }

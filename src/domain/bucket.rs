@@ -1,12 +1,17 @@
 //! Values an administrator types into the bucket form, validated at the edge.
 //!
 //! The endpoint rules exist because the server itself connects to whatever URL an admin
-//! enters (server-side request forgery): cloud metadata services, link-local and other
-//! non-routable addresses are refused, plain http is allowed only to loopback, and loopback
-//! itself only when the installation allows it (tests, single-host S3 servers).
+//! enters (server-side request forgery): cloud metadata services, link-local addresses, the
+//! shared range 100.64.0.0/10 and other non-routable addresses are refused, also when an
+//! IPv6 address carries them (NAT64, 6to4, Teredo, mapped); plain http is allowed only to
+//! loopback, and loopback itself only when the installation allows it (tests, single-host
+//! S3 servers). Private ranges stay allowed: on-premises S3 servers live there.
+
+mod embedded_ipv4;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use self::embedded_ipv4::embedded_ipv4;
 use super::FieldError;
 
 /// An S3 bucket name under the current AWS rules for new buckets.
@@ -184,7 +189,7 @@ impl Endpoint {
             }
         };
         if loopback && !policy.allow_loopback {
-            return err("points at this server itself, which this installation does not allow");
+            return err(THIS_SERVER);
         }
         if url.scheme() == "http" && !loopback {
             return err("must use https (plain http is allowed only to this host)");
@@ -220,49 +225,68 @@ impl Endpoint {
     }
 }
 
-/// Refuses addresses an endpoint must never reach.
+/// Refuses addresses an endpoint must never reach. An IPv6 address is judged as itself and
+/// as every IPv4 address it carries (mapped, translated, NAT64, 6to4, Teredo).
 pub fn check_address(ip: IpAddr, policy: EndpointPolicy) -> Result<(), FieldError> {
-    let refuse = |m: &str| Err(FieldError::new("endpoint", m));
-    let ip = match ip {
-        // IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
     match ip {
-        IpAddr::V4(v4) => {
-            if v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(169, 254, 170, 2) {
-                return refuse("points at a cloud metadata service");
-            }
-            if v4.is_link_local() {
-                return refuse("is a link-local address");
-            }
-            if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || v4.octets()[0] == 0
-            {
-                return refuse("is not a usable host address");
-            }
-            if v4.is_loopback() && !policy.allow_loopback {
-                return refuse(
-                    "points at this server itself, which this installation does not allow",
-                );
-            }
-        }
+        IpAddr::V4(v4) => check_ipv4(v4, policy),
         IpAddr::V6(v6) => {
-            let seg = v6.segments();
-            if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-                return refuse("points at a cloud metadata service");
-            }
-            if (seg[0] & 0xffc0) == 0xfe80 {
-                return refuse("is a link-local address");
-            }
-            if v6.is_unspecified() || v6.is_multicast() {
-                return refuse("is not a usable host address");
-            }
-            if v6.is_loopback() && !policy.allow_loopback {
-                return refuse(
-                    "points at this server itself, which this installation does not allow",
-                );
-            }
+            check_ipv6(v6, policy)?;
+            embedded_ipv4(v6)
+                .into_iter()
+                .try_for_each(|v4| check_ipv4(v4, policy))
         }
+    }
+}
+
+fn refuse(message: &str) -> Result<(), FieldError> {
+    Err(FieldError::new("endpoint", message))
+}
+
+const THIS_SERVER: &str = "points at this server itself, which this installation does not allow";
+
+/// Cloud metadata services: AWS, GCP, Azure and Oracle; AWS ECS task metadata; Alibaba.
+const METADATA_V4: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(169, 254, 169, 254),
+    Ipv4Addr::new(169, 254, 170, 2),
+    Ipv4Addr::new(100, 100, 100, 200),
+];
+
+fn check_ipv4(v4: Ipv4Addr, policy: EndpointPolicy) -> Result<(), FieldError> {
+    if METADATA_V4.contains(&v4) {
+        return refuse("points at a cloud metadata service");
+    }
+    if v4.is_link_local() {
+        return refuse("is a link-local address");
+    }
+    // Shared address space (RFC 6598): carrier-grade NAT, and where cloud providers run
+    // their own services (Alibaba's metadata is 100.100.100.200).
+    if v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 {
+        return refuse(
+            "is in the shared range 100.64.0.0/10, where cloud providers run internal services",
+        );
+    }
+    if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || v4.octets()[0] == 0 {
+        return refuse("is not a usable host address");
+    }
+    if v4.is_loopback() && !policy.allow_loopback {
+        return refuse(THIS_SERVER);
+    }
+    Ok(())
+}
+
+fn check_ipv6(v6: Ipv6Addr, policy: EndpointPolicy) -> Result<(), FieldError> {
+    if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+        return refuse("points at a cloud metadata service");
+    }
+    if (v6.segments()[0] & 0xffc0) == 0xfe80 {
+        return refuse("is a link-local address");
+    }
+    if v6.is_unspecified() || v6.is_multicast() {
+        return refuse("is not a usable host address");
+    }
+    if v6.is_loopback() && !policy.allow_loopback {
+        return refuse(THIS_SERVER);
     }
     Ok(())
 }
@@ -344,6 +368,105 @@ mod tests {
         ] {
             assert!(Endpoint::parse(ok, STRICT).is_ok(), "{ok}");
         }
+    }
+
+    fn refusal(raw: &str, policy: EndpointPolicy) -> String {
+        match Endpoint::parse(raw, policy) {
+            Ok(_) => panic!("{raw} was accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn ipv4_carried_in_ipv6_is_judged_by_the_ipv4_rules() {
+        let metadata = "points at a cloud metadata service";
+        let link_local = "is a link-local address";
+        let unusable = "is not a usable host address";
+        for (raw, message) in [
+            // NAT64 well-known and local-use prefixes.
+            ("https://[64:ff9b::a9fe:a9fe]", metadata),
+            ("https://[64:ff9b::169.254.169.254]", metadata),
+            ("https://[64:ff9b:1::a9fe:a9fe]", metadata),
+            ("https://[64:ff9b:1:a9fe:a9:fe00::]", metadata),
+            ("https://[64:ff9b::a9fe:1]", link_local),
+            // IPv4-mapped, IPv4-translated and IPv4-compatible.
+            ("https://[::ffff:169.254.169.254]", metadata),
+            ("https://[::ffff:0:169.254.169.254]", metadata),
+            ("https://[::169.254.169.254]", metadata),
+            ("https://[::ffff:0:0.0.0.0]", unusable),
+            // 6to4 relay address, Teredo server and (inverted) client.
+            ("https://[2002:a9fe:a9fe::1]", metadata),
+            ("https://[2002:6464:64c8::]", metadata),
+            ("https://[2001:0:a9fe:a9fe::1]", metadata),
+            ("https://[2001:0:4136:e378:8000:63bf:5601:5601]", metadata),
+            ("https://[2002:e000:1::]", unusable),
+        ] {
+            assert_eq!(refusal(raw, LOOPBACK_OK), message, "{raw}");
+        }
+    }
+
+    #[test]
+    fn loopback_carried_in_ipv6_follows_the_loopback_policy() {
+        for raw in [
+            "https://[::127.0.0.1]",
+            "https://[::ffff:127.0.0.1]",
+            "https://[::ffff:0:127.0.0.1]",
+            "https://[64:ff9b::7f00:1]",
+            "https://[2002:7f00:1::]",
+            "https://[2001:0:4136:e378::80ff:fffe]",
+        ] {
+            assert_eq!(refusal(raw, STRICT), THIS_SERVER, "{raw}");
+            assert!(Endpoint::parse(raw, LOOPBACK_OK).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_shared_range_is_refused_and_its_metadata_service_named() {
+        assert_eq!(
+            refusal("https://100.100.100.200", LOOPBACK_OK),
+            "points at a cloud metadata service"
+        );
+        for raw in ["https://100.64.0.1", "https://100.127.255.254:9000"] {
+            assert!(refusal(raw, LOOPBACK_OK).contains("100.64.0.0/10"), "{raw}");
+        }
+        for ok in ["https://100.63.255.255", "https://100.128.0.1"] {
+            assert!(Endpoint::parse(ok, STRICT).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn public_and_private_addresses_stay_allowed() {
+        for ok in [
+            "https://10.1.2.3",
+            "https://172.16.0.10:9000",
+            "https://192.168.1.20",
+            "https://[2a00:1450:4001:82a::200e]",
+            "https://[fd12:3456::10]",
+            // 6to4 and NAT64 carrying public or private IPv4 addresses.
+            "https://[2002:5db8:d822::1]",
+            "https://[64:ff9b::5db8:d822]",
+            "https://[64:ff9b::10.0.0.5]",
+            "https://[64:ff9b:1::5db8:d822]",
+            "https://[64:ff9b:1:5db8:d8:2200::]",
+            "https://[::ffff:10.0.0.5]",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+        ] {
+            assert!(Endpoint::parse(ok, STRICT).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn resolved_addresses_get_the_same_checks() {
+        for ip in [
+            "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "2002:a9fe:a9fe::",
+            "100.100.100.200",
+            "100.64.0.1",
+        ] {
+            assert!(check_address(ip.parse().unwrap(), STRICT).is_err(), "{ip}");
+        }
+        assert!(check_address("2002:5db8:d822::1".parse().unwrap(), STRICT).is_ok());
     }
 
     #[tokio::test]

@@ -81,21 +81,18 @@ pub fn revoke_all(
     now: NaiveDateTime,
 ) -> Result<Revoked, AppError> {
     write_tx(conn, |conn| {
-        let unrevoked = api_keys::table.filter(api_keys::revoked_at.is_null());
         let mut event =
             Event::new(by.actor.clone(), AUDIT_ACTION, Outcome::Success).origin(by.origin.clone());
         let (count, owner, mut details) = match scope {
             KeyScope::All => {
-                let count = diesel::update(unrevoked)
+                let count = diesel::update(api_keys::table.filter(api_keys::revoked_at.is_null()))
                     .set(api_keys::revoked_at.eq(now))
                     .execute(conn)?;
                 (count, None, json!({ "scope": "all" }))
             }
             KeyScope::Owner(id) => {
                 let owner = users::find_by_id(conn, id)?.ok_or(AppError::NotFound)?;
-                let count = diesel::update(unrevoked.filter(api_keys::user_id.eq(id.as_str())))
-                    .set(api_keys::revoked_at.eq(now))
-                    .execute(conn)?;
+                let count = crate::auth::api_keys::revoke_all_of(conn, id, now)?;
                 event = event.target("user", id.as_str());
                 let details = json!({ "scope": "user", "user_id": id, "email": owner.email });
                 (count, Some(owner.email), details)

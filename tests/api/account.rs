@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use data_encoding::{BASE32_NOPAD, BASE64, BASE64URL_NOPAD};
+use data_encoding::{BASE64, BASE64URL_NOPAD};
 use diesel::prelude::*;
 use medport::auth::{passwords, totp};
 use medport::db::schema::{login_throttles, sessions, users};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, extract_csrf, location};
+use crate::helpers::{Backend, TestApp, extract_csrf, location, secret_from_page};
 
 const PW: &str = "correct horse battery staple";
 const NEW_PW: &str = "a brand new passphrase for me";
@@ -146,15 +146,6 @@ fn wrong_code(app: &TestApp, secret: &totp::TotpSecret) -> String {
         .map(|n| format!("{n:06}"))
         .find(|c| totp::verify(secret, c, app.clock.unix()).is_none())
         .unwrap()
-}
-
-/// The manual-entry key on the enrolment page, as a secret the test can compute codes with.
-fn secret_from_page(html: &str) -> (String, totp::TotpSecret) {
-    let re = regex::Regex::new(r"<code>([A-Z2-7 ]{32,})</code>").unwrap();
-    let grouped = re.captures(html).expect("manual key on the page")[1].to_string();
-    let base32: String = grouped.split_whitespace().collect();
-    let seed = BASE32_NOPAD.decode(base32.as_bytes()).unwrap();
-    (base32, totp::TotpSecret::from_bytes(&seed).unwrap())
 }
 
 fn recovery_codes_on(html: &str) -> Vec<String> {

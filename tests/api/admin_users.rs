@@ -2,6 +2,8 @@
 //! passwords, ending sessions, two-factor resets, the last-administrator rule, and access
 //! by role.
 
+mod disable;
+
 use diesel::prelude::*;
 use medport::auth::totp;
 use medport::db::schema::{api_keys, audit_events, sessions, users};

@@ -43,7 +43,7 @@ fn prefix_of(key: &str) -> &str {
     &key[3..11]
 }
 
-fn key_id(app: &TestApp, key: &str) -> String {
+pub(crate) fn key_id(app: &TestApp, key: &str) -> String {
     let mut conn = app.db.conn().unwrap();
     api_keys::table
         .filter(api_keys::prefix.eq(prefix_of(key)))
@@ -59,7 +59,7 @@ fn challenge(res: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-async fn assert_refused(app: &TestApp, key: &str) {
+pub(crate) async fn assert_refused(app: &TestApp, key: &str) {
     let res = api_get(app, "/api/v1/me", key).await;
     assert_eq!(res.status(), 401);
     assert!(challenge(&res).starts_with("Bearer"), "{:?}", res.headers());

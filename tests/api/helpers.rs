@@ -440,43 +440,27 @@ impl TestApp {
         use diesel::prelude::*;
         use medport::db::schema::audit_events::dsl::*;
         let mut conn = self.db.conn().unwrap();
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-        )> = audit_events
-            .select((
-                actor_label,
-                action,
-                outcome,
-                details,
-                ip,
-                target_id,
-                prev_hash,
-                hash,
-            ))
+        let text: Vec<(String, String, String, String, String, String)> = audit_events
+            .select((actor_label, action, outcome, details, prev_hash, hash))
             .load(&mut *conn)
             .unwrap();
-        rows.iter()
-            .map(|(a, b, c, d, e, f, g, h)| {
-                // id, time, actor id, target type and request id: at most this much more.
-                let fixed = 8 + 26 + 36 + 16 + 36;
-                fixed
-                    + a.len()
-                    + b.len()
-                    + c.len()
-                    + d.len()
-                    + e.as_ref().map_or(0, String::len)
-                    + f.as_ref().map_or(0, String::len)
-                    + g.len()
-                    + h.len()
+        let optional: Vec<(Option<String>, Option<String>)> = audit_events
+            .select((ip, target_id))
+            .load(&mut *conn)
+            .unwrap();
+        // id, time, actor id, target type and request id: at most this much more per row.
+        let fixed = 8 + 26 + 36 + 16 + 36;
+        let text: usize = text
+            .iter()
+            .map(|(a, b, c, d, e, f)| {
+                fixed + a.len() + b.len() + c.len() + d.len() + e.len() + f.len()
             })
-            .sum()
+            .sum();
+        let optional: usize = optional
+            .iter()
+            .map(|(a, b)| a.as_ref().map_or(0, String::len) + b.as_ref().map_or(0, String::len))
+            .sum();
+        text + optional
     }
 
     /// Gives a user a TOTP secret the test knows (as enrolment would) and 10 recovery codes.
@@ -619,6 +603,20 @@ pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The manual-entry key on the enrolment page, as a secret the test can compute codes with.
+pub fn secret_from_page(html: &str) -> (String, medport::auth::totp::TotpSecret) {
+    let re = regex::Regex::new(r"<code>([A-Z2-7 ]{32,})</code>").unwrap();
+    let grouped = re.captures(html).expect("manual key on the page")[1].to_string();
+    let base32: String = grouped.split_whitespace().collect();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(base32.as_bytes())
+        .unwrap();
+    (
+        base32,
+        medport::auth::totp::TotpSecret::from_bytes(&seed).unwrap(),
+    )
+}
+
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
@@ -692,8 +690,8 @@ pub fn serve_with_log(
     app: &TestApp,
     extra_env: &[(&str, &str)],
 ) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("serve")
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medport"));
+    cmd.arg("serve")
         .current_dir(app.data_dir.parent().unwrap())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -702,7 +700,16 @@ pub fn serve_with_log(
         .env("MEDPORT_BIND", "127.0.0.1:0")
         .envs(extra_env.iter().copied())
         .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    spawn_until_ready(cmd)
+}
+
+/// Spawns a command that ends up running `medport serve`, capturing its log, and waits until
+/// it is ready; returns the server's address and the log buffer.
+pub fn spawn_until_ready(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, String, Arc<Mutex<String>>) {
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -16,6 +16,7 @@ mod auth;
 mod buckets;
 mod cleanup;
 mod config_cli;
+mod data_dir;
 mod downloads;
 mod errors;
 mod hardening;

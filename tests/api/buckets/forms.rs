@@ -1,5 +1,6 @@
 //! The create and edit forms: every bad field gets its own message, what was typed comes
-//! back (never the secret), SSRF endpoints are refused, and the system default bucket
+//! back (never the secret), SSRF endpoints are refused (also metadata addresses carried in
+//! IPv6 or in the shared range 100.64.0.0/10), and the system default bucket
 //! cannot be edited or deleted.
 
 use diesel::prelude::*;
@@ -121,25 +122,61 @@ async fn ssrf_endpoints_are_refused(backend: Backend) {
             "Endpoint URL points at this server itself",
         ),
     ] {
-        let res = admin_post(
-            &app,
-            "/admin/buckets",
-            &[
-                ("display_name", "Metadata"),
-                ("bucket_name", "some-bucket"),
-                ("region", "us-east-1"),
-                ("endpoint", endpoint),
-                ("access_key_id", "AKIA1"),
-                ("secret_key", SECRET),
-                ("encryption", "none"),
-            ],
-        )
-        .await;
-        assert_eq!(res.status(), 422, "{endpoint}");
-        let page = res.text().await.unwrap();
-        assert!(page.contains(message), "{endpoint}: {page}");
-        assert!(page.contains(r#"id="endpoint-error""#));
-        assert!(!page.contains(SECRET));
+        assert_endpoint_refused(&app, endpoint, message).await;
+    }
+    assert_eq!(bucket_count(&app), before);
+}
+
+/// Posts a new bucket with `endpoint` and expects the form back with `message` on that field.
+async fn assert_endpoint_refused(app: &TestApp, endpoint: &str, message: &str) {
+    let res = admin_post(
+        app,
+        "/admin/buckets",
+        &[
+            ("display_name", "Metadata"),
+            ("bucket_name", "some-bucket"),
+            ("region", "us-east-1"),
+            ("endpoint", endpoint),
+            ("access_key_id", "AKIA1"),
+            ("secret_key", SECRET),
+            ("encryption", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422, "{endpoint}");
+    let page = res.text().await.unwrap();
+    assert!(page.contains(message), "{endpoint}: {page}");
+    assert!(page.contains(r#"id="endpoint-error""#));
+    assert!(!page.contains(SECRET));
+}
+
+async fn metadata_behind_nat64_or_in_the_shared_range_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_in_as("admin").await;
+    let before = bucket_count(&app);
+    for (endpoint, message) in [
+        (
+            "https://[64:ff9b::a9fe:a9fe]",
+            "Endpoint URL points at a cloud metadata service.",
+        ),
+        (
+            "https://100.100.100.200",
+            "Endpoint URL points at a cloud metadata service.",
+        ),
+        (
+            "https://[2002:a9fe:a9fe::1]",
+            "Endpoint URL points at a cloud metadata service.",
+        ),
+        (
+            "https://[::127.0.0.1]",
+            "Endpoint URL points at this server itself, which this installation does not allow.",
+        ),
+        (
+            "https://100.64.0.1",
+            "Endpoint URL is in the shared range 100.64.0.0/10",
+        ),
+    ] {
+        assert_endpoint_refused(&app, endpoint, message).await;
     }
     assert_eq!(bucket_count(&app), before);
 }
@@ -341,6 +378,7 @@ fn edited_again<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 both_backends!(
     each_bad_field_has_its_own_message_and_the_rest_is_kept,
     ssrf_endpoints_are_refused,
+    metadata_behind_nat64_or_in_the_shared_range_is_refused,
     the_system_default_bucket_cannot_be_edited_or_deleted,
     edit_keeps_a_blank_secret_and_audits_changed_field_names,
 );

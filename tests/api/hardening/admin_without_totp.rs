@@ -2,7 +2,9 @@
 //! sign-out routes: no pages, no uploads, no API keys, in the browser or through a key.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, location};
+use medport::auth::totp;
+
+use crate::helpers::{Backend, TestApp, location, secret_from_page};
 use crate::tus_support::Tus;
 
 const PASSWORD: &str = "a long enough test password";
@@ -118,15 +120,27 @@ async fn the_keys_of_an_admin_without_totp_do_not_authenticate(backend: Backend)
         .collect();
     assert_eq!(refusals.len(), 2, "each refusal is audited");
 
-    // Once the admin has enrolled, the key works.
-    app.enrol_totp(&id, "admin@example.org");
+    // Enrolling does not bring it to life: it was minted with the password alone.
+    app.sign_in("admin@example.org", PASSWORD).await;
+    let enrol = app.get_html("/account/totp").await.text().await.unwrap();
+    let (_, secret) = secret_from_page(&enrol);
+    let code = totp::code_for_step(&secret, totp::step_at(app.clock.unix()));
+    let res = app.post_form("/account/totp", &[("code", &code)]).await;
+    assert_eq!(res.status(), 200);
     let res = script
         .get(app.url("/api/v1/me"))
         .bearer_auth(&key)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 401);
+    let enrolled = app
+        .audit_actions()
+        .into_iter()
+        .find(|(a, o, _)| a == "totp.enrol" && o == "success")
+        .unwrap();
+    let details: serde_json::Value = serde_json::from_str(&enrolled.2).unwrap();
+    assert_eq!(details["api_keys_revoked"], 1);
 }
 
 both_backends!(

@@ -72,6 +72,7 @@ pub async fn enrol_totp(
     let keep = cookie.session_hash(&req);
     let now = clock.now_naive();
     let id = user.id.clone();
+    let is_admin = user.role == crate::domain::role::Role::Admin;
     let event = Event::new(user.actor(), "totp.enrol", Outcome::Success)
         .origin(user.origin())
         .target("user", user.id.as_str());
@@ -98,9 +99,19 @@ pub async fn enrol_totp(
                 // Sessions opened with the password alone must not gain what the second
                 // factor now guards (for admins: the admin pages).
                 let ended = users::end_sessions(conn, &id, keep.as_deref())?;
+                // An administrator's keys were minted with the password alone (they do not
+                // authenticate without TOTP, and must not start to now).
+                let keys_revoked = if is_admin {
+                    crate::auth::api_keys::revoke_all_of(conn, &id, now)?
+                } else {
+                    0
+                };
                 audit::record(
                     conn,
-                    &event.details(serde_json::json!({ "other_sessions_ended": ended })),
+                    &event.details(serde_json::json!({
+                        "other_sessions_ended": ended,
+                        "api_keys_revoked": keys_revoked,
+                    })),
                 )?;
                 Ok(true)
             })

@@ -171,8 +171,9 @@ async fn apply(
         Ok(Change::Done {
             email,
             sessions_ended,
+            api_keys_revoked,
         }) => {
-            let text = done_message(&action, &email, sessions_ended);
+            let text = done_message(&action, &email, sessions_ended, api_keys_revoked);
             session::flash(&admin.0.session, "success", text);
             // Their own role change or disabling ended the session in use.
             if is_self && matches!(action, Action::SetRole(_) | Action::Disable) {
@@ -196,13 +197,16 @@ async fn apply(
     }
 }
 
-fn done_message(action: &Action, email: &str, ended: usize) -> String {
+fn done_message(action: &Action, email: &str, ended: usize, keys_revoked: usize) -> String {
     match action {
         Action::SetRole(role) => format!(
             "{email} is now {}. They have been signed out everywhere.",
             role.label()
         ),
-        Action::Disable => format!("{email} is disabled and has been signed out everywhere."),
+        Action::Disable => format!(
+            "{email} is disabled and has been signed out everywhere. {}",
+            keys_revoked_sentence(keys_revoked)
+        ),
         Action::Enable => format!("{email} can sign in again."),
         Action::ResetPassword(_) => format!(
             "A one-time password is set for {email}. They have been signed out and must choose a new password when they next sign in."
@@ -211,6 +215,14 @@ fn done_message(action: &Action, email: &str, ended: usize) -> String {
         Action::ResetTotp => format!(
             "Two-factor authentication is reset for {email}: their authenticator and recovery codes no longer work, and they have been signed out everywhere. They can sign in with their password alone and set it up again."
         ),
+    }
+}
+
+fn keys_revoked_sentence(count: usize) -> String {
+    match count {
+        0 => "They had no API keys to revoke.".to_string(),
+        1 => "1 API key revoked.".to_string(),
+        n => format!("{n} API keys revoked."),
     }
 }
 
