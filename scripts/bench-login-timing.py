@@ -21,19 +21,12 @@ import tempfile
 import time
 import urllib.parse
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faultlib import free_port, release_binary  # noqa: E402
+
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
-subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=root, check=True)
-binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target")), "release", "medport")
+binary = release_binary()
 PASSWORD = "benchmark password that is long enough"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def attempt(port, email, password, ip):

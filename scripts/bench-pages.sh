@@ -30,11 +30,8 @@
 # to measure instead of building one), CARGO_TARGET_DIR (default /work/release-target),
 # MEDPORT_BENCH_PG (a postgres:// URL of a database the benchmark may fill: then the same runs
 # again on PostgreSQL), MEDPORT_BENCH_DIR (where the data directory goes).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
 # shellcheck source=scripts/benchlib.sh
-source scripts/benchlib.sh
+source "$(dirname "$0")/benchlib.sh"
 
 seconds="${MEDPORT_BENCH_SECONDS:-20}"
 connections="${MEDPORT_BENCH_CONNECTIONS:-64}"

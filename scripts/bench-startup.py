@@ -7,26 +7,17 @@ Usage: scripts/bench-startup.py [runs]   (builds the release binary first)
 """
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faultlib import free_port, release_binary  # noqa: E402
+
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=root, check=True)
-target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-binary = os.path.join(target, "release", "medport")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+binary = release_binary()
 
 
 def ready(port):

@@ -30,11 +30,8 @@
 # system temp dir), MEDPORT_BENCH_BIN (a medport binary to measure instead of building one),
 # CARGO_TARGET_DIR.
 # Targets: ratio medport/direct >= 0.85, peak RSS < 150 MiB whatever the file size.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
 # shellcheck source=scripts/benchlib.sh
-source scripts/benchlib.sh
+source "$(dirname "$0")/benchlib.sh"
 
 mib="${MEDPORT_BENCH_UPLOAD_MIB:-1024}"
 chunk_mib="${MEDPORT_BENCH_CHUNK_MIB:-Infinity}"

@@ -1,5 +1,11 @@
 # shellcheck shell=bash
-# Steps the bench-*.sh scripts share; sourced, not run.
+# Steps the bench-*.sh scripts share; sourced, not run. Sourcing it is also their start-up:
+# strict mode, and the repository root as working directory (in `root`).
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck disable=SC2034 # used by the scripts that source this file
+root="$PWD"
 
 # A TCP port free on 127.0.0.1 right now.
 free_port() {

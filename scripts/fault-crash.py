@@ -79,31 +79,23 @@ class Scenario:
     def setup(self):
         env = fl.services_env()
         self.s3 = fl.S3.from_services(env)
-        stamp = f"{int(time.time())}-{os.getpid()}"
-        self.bucket = f"medport-fault-crash-{stamp}"
-        self.s3.create_bucket(self.bucket)
-        self.db = fl.SharedPgDatabase(env["MEDPORT_TEST_POSTGRES"],
-                                      f"medport_fault_crash_{stamp.replace('-', '_')}")
+        stamp = fl.run_stamp()
+        self.bucket = fl.shared_bucket(self.s3, "crash", stamp)
+        self.db = fl.shared_database(env, "crash", stamp)
         self.work = fl.workdir("crash")
         binary = fl.build_medport()
-        self.medport = fl.Medport(binary, {
+        self.medport, self.key = fl.prepared_medport(binary, {
             "DATABASE_URL": self.db.url,
             "MEDPORT_DATA_DIR": os.path.join(self.work, "data"),
             **self.s3.medport_env(self.bucket),
-        }, os.path.join(self.work, "medport.log"))
-        self.medport.cli("migrate")
-        self.key = self.medport.user_with_key(f"crash-{stamp}@example.org")
+        }, os.path.join(self.work, "medport.log"), f"crash-{stamp}@example.org")
         fl.Gate.install(self.db)
         self.tus = fl.Tus(self.medport.url, key=self.key)
 
     def cleanup(self, success):
         if getattr(self, "medport", None):
             self.medport.kill()
-        if success:
-            self.s3.remove_bucket(self.bucket)
-            self.db.drop()
-        else:
-            fl.log(f"kept database {self.db.name} and bucket {self.bucket} for inspection")
+        fl.drop_shared(self.s3, self.bucket, self.db, success)
         fl.remove_workdir(self.work, success)
 
     def new_file(self):

@@ -41,21 +41,16 @@ class Scenario:
         self.checks = fl.Checks("fault-db")
 
     def setup(self):
-        env = fl.services_env()
-        stamp = f"{int(time.time())}-{os.getpid()}"
-        self.work = fl.workdir("db")
+        env, stamp, self.work = fl.start_run("db")
         self.pg = fl.PgCluster().start()
         self.s3 = fl.S3.from_services(env)
-        self.bucket = f"medport-fault-db-{stamp}"
-        self.s3.create_bucket(self.bucket)
-        self.medport = fl.Medport(fl.build_medport(), {
+        self.bucket = fl.shared_bucket(self.s3, "db", stamp)
+        self.email = f"db-{stamp}@example.org"
+        self.medport, self.key = fl.prepared_medport(fl.build_medport(), {
             "DATABASE_URL": self.pg.url,
             "MEDPORT_DATA_DIR": os.path.join(self.work, "data"),
             **self.s3.medport_env(self.bucket),
-        }, os.path.join(self.work, "medport.log"))
-        self.medport.cli("migrate")
-        self.email = f"db-{stamp}@example.org"
-        self.key = self.medport.user_with_key(self.email)
+        }, os.path.join(self.work, "medport.log"), self.email)
         self.medport.start()
         self.cookie = fl.sign_in(self.medport.url, self.email)
         self.tus = fl.Tus(self.medport.url, key=self.key, timeout=60)

@@ -53,11 +53,10 @@ class Scenario:
         self.data = os.path.join(self.work, "data")
         os.makedirs(self.data)
         self.mount("size=64m,mode=0700")
-        self.medport = fl.Medport(fl.build_medport(), {"MEDPORT_DATA_DIR": self.data},
-                                  os.path.join(self.work, "medport.log"))
-        self.medport.cli("migrate")
         self.email = f"disk-{int(time.time())}@example.org"
-        self.key = self.medport.user_with_key(self.email)
+        self.medport, self.key = fl.prepared_medport(
+            fl.build_medport(), {"MEDPORT_DATA_DIR": self.data},
+            os.path.join(self.work, "medport.log"), self.email)
         self.medport.start()
         self.cookie = fl.sign_in(self.medport.url, self.email)
         self.tus = fl.Tus(self.medport.url, key=self.key, timeout=120)

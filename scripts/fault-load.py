@@ -47,14 +47,10 @@ class Scenario:
         self.errors = []
 
     def setup(self):
-        env = fl.services_env()
-        stamp = f"{int(time.time())}-{os.getpid()}"
-        self.work = fl.workdir("load")
+        env, stamp, self.work = fl.start_run("load")
         self.s3 = fl.S3.from_services(env)
-        self.bucket = f"medport-fault-load-{stamp}"
-        self.s3.create_bucket(self.bucket)
-        self.db = fl.SharedPgDatabase(env["MEDPORT_TEST_POSTGRES"],
-                                      f"medport_fault_load_{stamp.replace('-', '_')}")
+        self.bucket = fl.shared_bucket(self.s3, "load", stamp)
+        self.db = fl.shared_database(env, "load", stamp)
         binary = fl.build_medport()
         master = secrets.token_hex(32)
         self.instances = []
@@ -78,11 +74,7 @@ class Scenario:
         for m in getattr(self, "instances", []):
             m.stop()
         if getattr(self, "db", None):
-            if success:
-                self.s3.remove_bucket(self.bucket)
-                self.db.drop()
-            else:
-                fl.log(f"kept database {self.db.name} and bucket {self.bucket}")
+            fl.drop_shared(self.s3, self.bucket, self.db, success)
         fl.remove_workdir(self.work, success)
 
     def client(self, user, instance):

@@ -40,9 +40,9 @@ def reader_count(path):
 
 def run(checks, binary, work, label, use_readyz):
     data = os.path.join(work, label.replace(" ", "-"))
-    m = fl.Medport(binary, {"MEDPORT_DATA_DIR": data}, os.path.join(work, f"medport-{label}.log"))
-    m.cli("migrate")
-    key = m.user_with_key(f"reader-{int(time.time())}@example.org")
+    m, key = fl.prepared_medport(binary, {"MEDPORT_DATA_DIR": data},
+                                 os.path.join(work, f"medport-{label}.log"),
+                                 f"reader-{int(time.time())}@example.org")
     if use_readyz:
         m.start()
     else:

@@ -38,23 +38,17 @@ class Scenario:
         self.checks = fl.Checks("fault-storage")
 
     def setup(self):
-        env = fl.services_env()
-        stamp = f"{int(time.time())}-{os.getpid()}"
-        self.work = fl.workdir("storage")
+        env, stamp, self.work = fl.start_run("storage")
         self.weed = fl.Seaweed(self.work).start()
         self.s3 = self.weed.s3()
-        self.bucket = f"medport-fault-storage-{stamp}"
-        self.s3.create_bucket(self.bucket)
-        self.db = fl.SharedPgDatabase(env["MEDPORT_TEST_POSTGRES"],
-                                      f"medport_fault_storage_{stamp.replace('-', '_')}")
-        self.medport = fl.Medport(fl.build_medport(), {
+        self.bucket = fl.shared_bucket(self.s3, "storage", stamp)
+        self.db = fl.shared_database(env, "storage", stamp)
+        self.medport, self.key = fl.prepared_medport(fl.build_medport(), {
             "DATABASE_URL": self.db.url,
             "MEDPORT_DATA_DIR": os.path.join(self.work, "data"),
             "MEDPORT_CLEANUP_INTERVAL_SECONDS": "2",
             **self.s3.medport_env(self.bucket),
-        }, os.path.join(self.work, "medport.log"))
-        self.medport.cli("migrate")
-        self.key = self.medport.user_with_key(f"storage-{stamp}@example.org")
+        }, os.path.join(self.work, "medport.log"), f"storage-{stamp}@example.org")
         fl.Gate.install(self.db)
         self.medport.start()
         self.tus = fl.Tus(self.medport.url, key=self.key, timeout=180)

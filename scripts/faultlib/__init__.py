@@ -1,4 +1,5 @@
-"""Shared helpers of the fault and load scripts (scripts/fault-*.py).
+"""Shared helpers of the fault and load scripts (scripts/fault-*.py); the Python
+benchmarks (scripts/bench-*.py) take their free port and release build from here too.
 
 Each scenario starts the release `medport` binary as a child process configured only by
 environment variables, drives it with the small tus client here, and checks what it stored
@@ -22,17 +23,20 @@ CARGO_TARGET_DIR.
 
 from .client import BackgroundPatch, Interrupted, Tus, download_sha256, get, sign_in
 from .common import (MIB, PASSWORD, ROOT, Checks, build_medport, free_port, log, port_free,
-                     remove_workdir, run_scenario, services_env, wait_for, workdir)
+                     release_binary, remove_workdir, run_scenario, run_stamp, services_env,
+                     start_run, wait_for, workdir)
 from .content import Content
 from .medport import Medport
 from .postgres import Db, Gate, PgCluster, SharedPgDatabase, SqliteDb
 from .s3 import S3, Seaweed
+from .shared import drop_shared, prepared_medport, shared_bucket, shared_database
 from .verify import check_completed, offset_backed
 
 __all__ = [
     "MIB", "PASSWORD", "ROOT", "BackgroundPatch", "Checks", "Content", "Db", "Gate",
     "Interrupted", "Medport", "PgCluster", "S3", "Seaweed", "SharedPgDatabase", "SqliteDb", "Tus",
-    "build_medport", "check_completed", "download_sha256", "free_port", "get", "log",
-    "offset_backed", "port_free", "remove_workdir", "run_scenario", "services_env", "sign_in",
-    "wait_for", "workdir",
+    "build_medport", "check_completed", "download_sha256", "drop_shared", "free_port", "get",
+    "log", "offset_backed", "port_free", "prepared_medport", "release_binary", "remove_workdir",
+    "run_scenario", "run_stamp", "services_env", "shared_bucket", "shared_database", "sign_in",
+    "start_run", "wait_for", "workdir",
 ]

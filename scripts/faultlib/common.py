@@ -162,6 +162,30 @@ def build_medport():
     return os.path.join(target, "release", "medport")
 
 
+def release_binary():
+    """The release binary the benchmarks measure: `cargo build --release --locked --quiet`
+    (output passed through, a failed build raises), then its path under CARGO_TARGET_DIR
+    (or target/)."""
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "medport")
+
+
+def run_stamp():
+    """What makes this run's names unique (buckets, databases, accounts): the time in
+    seconds and the process id."""
+    return f"{int(time.time())}-{os.getpid()}"
+
+
+def start_run(name):
+    """What a scenario on the shared test services starts with: their settings (started if
+    needed), this run's stamp and its work directory `medport-fault-NAME-*`; returns
+    (env, stamp, work)."""
+    env = services_env()
+    stamp = run_stamp()
+    return env, stamp, workdir(name)
+
+
 def run_scenario(scenario):
     """Runs a scenario to its end and exits with its checks' verdict. An exception is a
     failed check, so the work directory and its logs are kept for inspection."""
