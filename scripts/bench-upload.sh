@@ -240,7 +240,7 @@ awk -v mib="$mib" -v n="$parallel" -v m="$medport_s" -v d="$direct_s" -v hwm="$h
     if (store == "s3") printf "boto3 parts in flight per upload: %d\n", conc
     printf "medport (%s -> medport): %7.1f MiB/s (%.1f s)\n", client, n * mib / m, m
     printf "direct  (%s): %7.1f MiB/s (%.1f s)\n", ref, n * mib / d, d
-    # The targets (issue "Uploads") are for one upload on S3; other setups are reported.
+    # The targets are for one upload on S3; other setups are reported.
     target = (n == 1 && store == "s3")
     printf "ratio medport/direct: %.2f%s\n", d / m, target ? " (target >= 0.85)" : ""
     printf "medport peak RSS (VmHWM, whole process life): %.1f MiB%s\n", hwm / 1024, n == 1 ? " (target < 150 MiB)" : ""
