@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::api_keys::ChangedBy;
+use crate::app::accounts::api_keys::ChangedBy;
+use crate::app::audit;
+use crate::app::error::AppError;
 use crate::config::{self, Settings};
-use crate::error::AppError;
+use crate::infra::data_dir;
 use crate::startup::{Application, Core};
-use crate::{audit, data_dir, telemetry};
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(name = "medport", version, about = "Secure medical file upload portal")]
@@ -245,7 +247,7 @@ fn audit_verify(settings: Settings) -> ExitCode {
 }
 
 fn user_create(settings: Settings, email: &str, role: &str) -> ExitCode {
-    use crate::auth::{passwords, users};
+    use crate::app::accounts::{passwords, users};
     use crate::domain::email::Email;
     use crate::domain::password::{Password, PasswordPolicy};
     use crate::domain::role::Role;
@@ -282,9 +284,9 @@ fn user_create(settings: Settings, email: &str, role: &str) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let now = crate::clock::Clock::default().now_naive();
+    let now = crate::domain::clock::Clock::default().now_naive();
     let created = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
-        crate::db::write_tx(&mut conn, |conn| {
+        crate::infra::db::write_tx(&mut conn, |conn| {
             let id = users::create(
                 conn,
                 &users::NewUser {
@@ -331,8 +333,8 @@ fn apikey_create(
     name: &str,
     expires_days: Option<u16>,
 ) -> ExitCode {
-    use crate::auth::api_keys::{self, ExpiryDays, KeyName, KeyRequest};
-    use crate::auth::users;
+    use crate::app::accounts::api_keys::{self, ExpiryDays, KeyName, KeyRequest};
+    use crate::app::accounts::users;
     use crate::domain::api_key::Scopes;
     use crate::domain::email::Email;
 
@@ -368,7 +370,7 @@ fn apikey_create(
         expires_in,
     };
     let by = ChangedBy::command_line();
-    let now = crate::clock::Clock::default().now_naive();
+    let now = crate::domain::clock::Clock::default().now_naive();
     let issued = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
         let owner = match users::find_by_email(&mut conn, &email)? {
             Some(row) if !row.disabled => row.user_id(),
@@ -396,9 +398,9 @@ fn apikey_create(
 
 /// Revokes every API key, or every key of one account, and prints how many.
 fn apikey_revoke_all(settings: Settings, email: Option<&str>) -> ExitCode {
-    use crate::auth::users;
+    use crate::app::accounts::users;
+    use crate::app::incident::api_keys::{self, KeyScope};
     use crate::domain::email::Email;
-    use crate::incident::api_keys::{self, KeyScope};
 
     let email = match email.map(Email::parse).transpose() {
         Ok(e) => e,
@@ -408,7 +410,7 @@ fn apikey_revoke_all(settings: Settings, email: Option<&str>) -> ExitCode {
         Ok(core) => core,
         Err(e) => return fail(e),
     };
-    let now = crate::clock::Clock::default().now_naive();
+    let now = crate::domain::clock::Clock::default().now_naive();
     let revoked = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
         let scope = match &email {
             None => KeyScope::All,
@@ -438,9 +440,9 @@ fn sessions_revoke_all(settings: Settings) -> ExitCode {
         Ok(core) => core,
         Err(e) => return fail(e),
     };
-    let now = crate::clock::Clock::default().now_naive();
+    let now = crate::domain::clock::Clock::default().now_naive();
     let ended = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
-        crate::incident::sessions::end_all(&mut conn, None, &ChangedBy::command_line(), now)
+        crate::app::incident::sessions::end_all(&mut conn, None, &ChangedBy::command_line(), now)
     });
     match ended {
         Ok(count) => {
@@ -459,13 +461,13 @@ async fn cleanup_once(settings: Settings) -> ExitCode {
         Ok(Err(e)) => return fail(e),
         Err(e) => return fail(e),
     };
-    let ctx = crate::uploads::UploadContext::new(
+    let ctx = crate::app::uploads::UploadContext::new(
         core.db,
         core.settings,
         core.keyring,
-        crate::clock::Clock::default(),
+        crate::domain::clock::Clock::default(),
     );
-    match crate::uploads::cleanup::run_once(&ctx).await {
+    match crate::app::uploads::cleanup::run_once(&ctx).await {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS
@@ -482,7 +484,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
         Err(e) => return fail(e),
     };
     let result = core.db.conn().map_err(AppError::from).and_then(|mut conn| {
-        let report = crate::key_rotation::rotate(&mut conn, &source, core.master_key.clone())?;
+        let report = crate::app::key_rotation::rotate(&mut conn, &source, core.master_key.clone())?;
         audit::record(
             &mut conn,
             &audit::Event::new(
@@ -508,7 +510,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
     // Only small metadata files are rewritten; if this step stops, those objects still open
     // with the previous key, which stays on disk.
     if objects.exists() {
-        let moved = crate::key_rotation::reseal_local_objects(&source, objects);
+        let moved = crate::app::key_rotation::reseal_local_objects(&source, objects);
         match moved {
             Ok(n) => println!("re-sealed the data keys of {n} stored objects and uploads"),
             Err(e) => {

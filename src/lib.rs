@@ -1,23 +1,16 @@
 //! medport: a self-hosted portal where clinicians upload medical files into storage that
-//! administrators manage. See DESIGN.md in the project's shared notes for the architecture.
+//! administrators manage.
+//!
+//! Layers, each depending only on those before it (`tests/layering.rs` enforces it):
+//! `domain` (validated values, no I/O) <- `config` <- `infra` (database, storage, crypto,
+//! clamd) <- `app` (accounts, buckets, uploads, audit; no actix) <- `web` (routes, views,
+//! middleware, extractors) <- `startup` / `cli`.
 
-pub mod audit;
-pub mod auth;
-pub mod buckets;
+pub mod app;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod data_dir;
-pub mod db;
 pub mod domain;
-pub mod error;
-pub mod incident;
-pub mod key_rotation;
-pub mod keys;
-pub mod routes;
+pub mod infra;
 pub mod startup;
-pub mod storage;
 pub mod telemetry;
-pub mod uploads;
-pub mod views;
 pub mod web;

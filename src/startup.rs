@@ -10,19 +10,19 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::SessionCookie;
-use crate::auth::csrf::csrf_protect;
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::data_dir::{self, DataDirError};
-use crate::db::{Database, DbError};
-use crate::keys::{KeyError, MasterKey};
-use crate::routes;
-use crate::storage::secrets::Keyring;
+use crate::domain::clock::Clock;
+use crate::infra::crypto::keys::{KeyError, MasterKey};
+use crate::infra::crypto::secrets::Keyring;
+use crate::infra::data_dir::{self, DataDirError};
+use crate::infra::db::{Database, DbError};
 use crate::web::assets::AssetTable;
+use crate::web::csrf::csrf_protect;
 use crate::web::error_pages::error_pages;
 use crate::web::rate_limit::{Limiters, rate_limit};
+use crate::web::routes;
 use crate::web::security_headers::{HeaderPolicy, security_headers};
+use crate::web::session_cookie::SessionCookie;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -76,16 +76,16 @@ impl Core {
     pub fn open(settings: Settings) -> Result<Self, StartupError> {
         data_dir::prepare(&settings.data_dir)?;
         let master_key = Arc::new(MasterKey::load_or_create(&settings.master_key)?);
-        let keyring = crate::key_rotation::keyring(master_key.clone(), &settings.master_key)
+        let keyring = crate::app::key_rotation::keyring(master_key.clone(), &settings.master_key)
             .map_err(|e| StartupError::Task(e.to_string()))?;
         let db = Database::open(&settings.database, settings.db_pool_size)
             .map_err(StartupError::Database)?;
         let applied = db.migrate().map_err(StartupError::Migration)?;
         // The system default bucket's row follows the configuration (local store or S3).
         db.conn()
-            .map_err(crate::buckets::SystemBucketError::from)
+            .map_err(crate::app::buckets::SystemBucketError::from)
             .and_then(|mut conn| {
-                crate::buckets::ensure_system_bucket(
+                crate::app::buckets::ensure_system_bucket(
                     &mut conn,
                     &settings,
                     chrono::Utc::now().naive_utc(),
@@ -141,7 +141,7 @@ impl Application {
         // The dummy hash that unknown-user sign-ins verify against costs one bcrypt run:
         // build it in the background so readiness does not wait for it.
         let cost = core.settings.bcrypt_cost;
-        std::thread::spawn(move || crate::auth::passwords::warm_up(cost));
+        std::thread::spawn(move || crate::app::accounts::passwords::warm_up(cost));
         let server = run(listener, core, options)?;
         Ok(Self { port, server, db })
     }
@@ -171,7 +171,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
     let limiters =
         web::Data::new(Limiters::new(&core.settings.rate_limits).map_err(StartupError::Task)?);
     let cookie = SessionCookie::new(&core.settings, &core.master_key);
-    let devices = web::Data::new(crate::auth::device::DeviceCookies::new(
+    let devices = web::Data::new(crate::web::device::DeviceCookies::new(
         &core.settings,
         &core.master_key,
     ));
@@ -185,15 +185,15 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .as_ref()
             .is_some_and(|u| u.is_https()),
     });
-    let upload_ctx = crate::uploads::UploadContext::new(
+    let upload_ctx = crate::app::uploads::UploadContext::new(
         core.db.clone(),
         core.settings.clone(),
         core.keyring.clone(),
         options.clock.clone(),
     );
-    crate::uploads::cleanup::spawn_worker(upload_ctx.clone());
-    let refusals = web::Data::new(crate::audit::refusals::Refusals::new());
-    crate::audit::refusals::spawn_ticker(
+    crate::app::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let refusals = web::Data::new(crate::app::audit::refusals::Refusals::new());
+    crate::app::audit::refusals::spawn_ticker(
         core.db.clone(),
         refusals.clone().into_inner(),
         options.clock.clone(),

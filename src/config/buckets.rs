@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use secrecy::SecretString;
 
 use super::{ConfigError, FileSettings, Settings, Val};
-use crate::buckets::Encryption;
+use crate::domain::bucket::Encryption;
 use crate::domain::bucket::{BucketName, Endpoint, EndpointPolicy, Region};
 
 /// Where the system default bucket stores objects.
@@ -155,10 +155,10 @@ impl RawStorage {
             Region::parse(&region.value, endpoint.is_some()).map_err(|e| field(region, e))?;
         let name = BucketName::parse(&bucket.value).map_err(|e| field(bucket, e))?;
         let key_id = required(&self.access_key_id, "MEDPORT_S3_ACCESS_KEY_ID")?;
-        let access_key_id = crate::buckets::form::parse_access_key_id(&key_id.value)
+        let access_key_id = crate::domain::bucket::parse_access_key_id(&key_id.value)
             .map_err(|e| field(key_id, e))?;
         let secret = required(&self.secret_access_key, "MEDPORT_S3_SECRET_ACCESS_KEY")?;
-        if crate::buckets::form::check_secret_key(&secret.value).is_err() {
+        if crate::domain::bucket::check_secret_key(&secret.value).is_err() {
             // The value itself is never repeated.
             return Err(ConfigError::new(
                 &secret.origin,
@@ -188,7 +188,7 @@ impl RawStorage {
                         "sse-kms needs MEDPORT_S3_KMS_KEY_ID",
                     ));
                 };
-                let key_id = crate::buckets::form::parse_kms_key_id(&kms.value)
+                let key_id = crate::domain::bucket::parse_kms_key_id(&kms.value)
                     .map_err(|e| field(kms, e))?;
                 Encryption::SseKms { key_id }
             }

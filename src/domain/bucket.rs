@@ -8,6 +8,13 @@
 //! S3 servers). Private ranges stay allowed: on-premises S3 servers live there.
 
 mod embedded_ipv4;
+mod encryption;
+mod fields;
+
+pub use encryption::Encryption;
+pub use fields::{
+    check_secret_key, parse_access_key_id, parse_display_name, parse_kms_key_id, parse_notes,
+};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -2,6 +2,8 @@
 
 pub mod api_key;
 pub mod bucket;
+pub mod clock;
+pub mod common_passwords;
 pub mod email;
 pub mod ids;
 mod local_path;

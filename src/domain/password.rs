@@ -15,7 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::FieldError;
 use super::email::Email;
-use crate::auth::passwords::is_common;
+use crate::domain::common_passwords::is_common;
 
 /// A normalised password. Never printed: `Debug` shows `[REDACTED]`, and there is no
 /// `Display`.

@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
-use crate::error::AppError;
+use crate::app::error::AppError;
 
 struct Asset {
     path: &'static str,

@@ -11,9 +11,9 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::db::Database;
-use crate::error::PublicMessage;
-use crate::views::{ErrorPage, Layout};
+use crate::infra::db::Database;
+use crate::web::error::PublicMessage;
+use crate::web::views::{ErrorPage, Layout};
 
 /// Response extension: this error response already says what it should.
 #[derive(Debug, Clone, Copy)]

@@ -27,9 +27,9 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::auth::device::DeviceCookies;
 use crate::config::RateLimits;
 use crate::domain::ids::UserId;
+use crate::web::device::DeviceCookies;
 
 /// Whose budget a request spends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -170,11 +170,11 @@ fn check(limit: &Limit, client: &Client) -> Result<u32, TooManyRequests> {
 /// The account of a signed-in session or a valid API key; for sign-in posts, a browser
 /// with a valid device cookie; else the client address.
 async fn client_of(req: &ServiceRequest) -> Client {
-    if let Some(id) = crate::auth::session::user_id(&req.get_session()) {
+    if let Some(id) = crate::web::session::user_id(&req.get_session()) {
         return Client::Account(id);
     }
     if req.headers().contains_key(header::AUTHORIZATION)
-        && let Ok(Some(id)) = crate::auth::api_keys::owner_of(req.request()).await
+        && let Ok(Some(id)) = crate::web::api_principal::owner_of(req.request()).await
     {
         return Client::Account(id);
     }

@@ -1,7 +1,7 @@
 //! Request bodies, for every route: deadlines against clients that send them too slowly,
 //! and a size limit everywhere but the upload routes.
 //!
-//! - Every body is read through [`body_timeout`](crate::uploads::body_timeout): a client
+//! - Every body is read through [`body_timeout`](crate::web::body_timeout): a client
 //!   that stalls or trickles gets an error instead of holding its request open. For an
 //!   upload the pipeline then keeps what arrived, so the client resumes from there.
 //! - Routes that do not take files (everything but `POST /uploads` and `/tus/...`) accept
@@ -20,8 +20,8 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage as _};
 use futures_util::{Stream, StreamExt as _};
 
-use crate::error::AppError;
-use crate::uploads::body_timeout;
+use crate::app::error::AppError;
+use crate::web::body_timeout;
 
 type BoxedStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 

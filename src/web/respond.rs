@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use askama::Template;
 
-use crate::error::AppError;
+use crate::app::error::AppError;
 use crate::web::error_pages::keep_body;
 
 /// A page rendered with `status`. Error statuses keep this body (a form shown again with

@@ -17,9 +17,9 @@ use crate::helpers::{Backend, TestApp};
 const KIB: usize = 1024;
 /// The header deadline set in `startup.rs`.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The body deadlines of `medport::uploads::body_timeout`.
-const BODY_IDLE: Duration = medport::uploads::body_timeout::IDLE;
-const BODY_WINDOW: Duration = medport::uploads::body_timeout::WINDOW;
+/// The body deadlines of `medport::web::body_timeout`.
+const BODY_IDLE: Duration = medport::web::body_timeout::IDLE;
+const BODY_WINDOW: Duration = medport::web::body_timeout::WINDOW;
 
 async fn connect(app: &TestApp) -> TcpStream {
     let addr = app.address.trim_start_matches("http://");

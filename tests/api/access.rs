@@ -2,7 +2,7 @@
 //! app is built from (`routes::admin::all_routes()`), so a new admin page is covered the
 //! moment it is added.
 
-use medport::routes::admin::all_routes;
+use medport::web::routes::admin::all_routes;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};

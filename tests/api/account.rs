@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use data_encoding::{BASE64, BASE64URL_NOPAD};
 use diesel::prelude::*;
-use medport::auth::{passwords, totp};
-use medport::db::schema::{login_throttles, sessions, users};
+use medport::app::accounts::{passwords, totp};
+use medport::infra::db::schema::{login_throttles, sessions, users};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, extract_csrf, location, secret_from_page};
@@ -67,7 +67,7 @@ fn recovery_codes_left(app: &TestApp, id: &str) -> usize {
     user_state(app, id)
         .recovery_codes
         .as_deref()
-        .and_then(medport::auth::recovery_codes::StoredCodes::from_json)
+        .and_then(medport::app::accounts::recovery_codes::StoredCodes::from_json)
         .map_or(0, |c| c.remaining())
 }
 

@@ -5,9 +5,9 @@
 mod disable;
 
 use diesel::prelude::*;
-use medport::auth::totp;
-use medport::db::schema::{api_keys, audit_events, sessions, users};
-use medport::routes::admin::users::ROUTES;
+use medport::app::accounts::totp;
+use medport::infra::db::schema::{api_keys, audit_events, sessions, users};
+use medport::web::routes::admin::users::ROUTES;
 
 use crate::both_backends;
 use crate::helpers::{Backend, SignedIn, TestApp, browser_signed_in, extract_csrf, location};
@@ -57,7 +57,7 @@ fn user_count(app: &TestApp) -> i64 {
 
 fn active_admins(app: &TestApp) -> i64 {
     let mut conn = app.db.conn().unwrap();
-    medport::auth::users::count_active_admins(&mut conn).unwrap()
+    medport::app::accounts::users::count_active_admins(&mut conn).unwrap()
 }
 
 /// The two-factor columns: sealed seed, last used step, stored recovery codes.
@@ -580,7 +580,7 @@ async fn an_admin_whose_two_factor_was_reset_must_enrol_again(backend: Backend) 
     assert_eq!(location(&res), "/account/password");
     {
         use diesel::prelude::*;
-        use medport::db::schema::users;
+        use medport::infra::db::schema::users;
         let mut conn = app.db.conn().unwrap();
         diesel::update(users::table.find(&id))
             .set(users::must_change_password.eq(false))

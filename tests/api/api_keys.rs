@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use diesel::prelude::*;
-use medport::auth::api_keys::ApiPrincipal;
-use medport::db::schema::{api_keys, audit_events, buckets, sessions, uploads};
+use medport::infra::db::schema::{api_keys, audit_events, buckets, sessions, uploads};
+use medport::web::api_principal::ApiPrincipal;
 use serde_json::Value;
 
 use crate::both_backends;
@@ -170,8 +170,8 @@ async fn disabled_owners_keys_are_refused(backend: Backend) {
     assert_eq!(api_get(&app, "/api/v1/me", &key).await.status(), 200);
     {
         let mut conn = app.db.conn().unwrap();
-        diesel::update(medport::db::schema::users::table.find(&me.id))
-            .set(medport::db::schema::users::disabled.eq(true))
+        diesel::update(medport::infra::db::schema::users::table.find(&me.id))
+            .set(medport::infra::db::schema::users::disabled.eq(true))
             .execute(&mut *conn)
             .unwrap();
     }

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use diesel::prelude::*;
-use medport::audit::{self, Actor, Event, Outcome};
-use medport::db::{Backend as DbBackend, DbConnection};
+use medport::app::audit::{self, Actor, Event, Outcome};
+use medport::infra::db::{Backend as DbBackend, DbConnection};
 use serde_json::json;
 
 use crate::both_backends;
@@ -124,7 +124,7 @@ async fn chain_detects_a_removed_row(backend: Backend) {
 }
 
 async fn events_are_stored_with_their_fields(backend: Backend) {
-    use medport::db::schema::audit_events::dsl::*;
+    use medport::infra::db::schema::audit_events::dsl::*;
     let app = TestApp::spawn(backend).await;
     let mut conn = app.db.conn().unwrap();
     record_three(&mut conn);

@@ -3,9 +3,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use medport::audit::{self, Actor, Event, Outcome};
-use medport::db::schema::audit_events;
-use medport::db::{Backend as DbBackend, DbConnection};
+use medport::app::audit::{self, Actor, Event, Outcome};
+use medport::infra::db::schema::audit_events;
+use medport::infra::db::{Backend as DbBackend, DbConnection};
 use serde_json::json;
 
 use crate::both_backends;
@@ -39,11 +39,11 @@ async fn page(app: &TestApp, query: &str) -> (u16, String) {
 
 fn record(app: &TestApp, events: &[Event]) {
     let mut conn = app.db.conn().unwrap();
-    medport::db::write_tx(&mut conn, |conn| {
+    medport::infra::db::write_tx(&mut conn, |conn| {
         for e in events {
             audit::record(conn, e)?;
         }
-        Ok::<_, medport::error::AppError>(())
+        Ok::<_, medport::app::error::AppError>(())
     })
     .unwrap();
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use medport::auth::totp;
-use medport::db::schema::{sessions, users};
+use medport::app::accounts::totp;
+use medport::infra::db::schema::{sessions, users};
 
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp, location};
@@ -229,7 +229,7 @@ async fn csrf_missing_wrong_or_cross_site_is_refused(backend: Backend) {
     // Before sign-in, the first refusals of an address are recorded and the rest counted
     // (more in `hardening/audit_flood.rs`); a turning minute may record a few more.
     let recorded = actions.iter().filter(|a| a.0 == "access.denied").count();
-    let first = medport::audit::refusals::PER_ADDRESS as usize;
+    let first = medport::app::audit::refusals::PER_ADDRESS as usize;
     assert!((first..=5).contains(&recorded), "{recorded}");
 
     // The same form with the token works, as a browser sends it: Chromium says

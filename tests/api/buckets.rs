@@ -9,11 +9,11 @@ mod forms;
 mod secrets;
 
 use diesel::prelude::*;
-use medport::db::schema::{audit_events, buckets};
+use medport::infra::db::schema::{audit_events, buckets};
 
 use crate::helpers::{Options, TestApp, location};
 
-pub const SYSTEM_ID: &str = medport::buckets::SYSTEM_BUCKET_ID;
+pub const SYSTEM_ID: &str = medport::app::buckets::SYSTEM_BUCKET_ID;
 
 pub use crate::helpers::{S3Env, s3_client, s3_env};
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use diesel::prelude::*;
-use medport::db::schema::uploads;
-use medport::uploads::cleanup::{CleanupReport, run_once};
+use medport::app::uploads::cleanup::{CleanupReport, run_once};
+use medport::infra::db::schema::uploads;
 
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp};
@@ -51,7 +51,7 @@ async fn an_expired_tus_upload_is_aborted_in_s3_and_marked_expired(backend: Back
         .db
         .run({
             let id = medport::domain::ids::UploadId::parse(&id).unwrap();
-            move |conn| medport::uploads::model::find(conn, &id)
+            move |conn| medport::app::uploads::model::find(conn, &id)
         })
         .await
         .unwrap()

@@ -3,7 +3,7 @@
 //! streaming; everyone else gets 404, and files that are not completed are refused.
 
 use diesel::prelude::*;
-use medport::db::schema::{audit_events, uploads};
+use medport::infra::db::schema::{audit_events, uploads};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};

@@ -1,7 +1,7 @@
 //! Security headers on every kind of response, and a CSP without unsafe sources.
 
 use actix_web::web;
-use medport::error::AppError;
+use medport::app::error::AppError;
 use medport::web::security_headers::CONTENT_SECURITY_POLICY;
 
 use crate::both_backends;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use medport::clock::Clock;
 use medport::config::{DatabaseSettings, Settings};
-use medport::db::Database;
+use medport::domain::clock::Clock;
+use medport::infra::db::Database;
 use medport::startup::{Application, BuildOptions, RouteHook};
 use secrecy::SecretString;
 use tokio::net::{TcpListener, TcpStream};
@@ -287,17 +287,17 @@ impl TestApp {
             .unwrap_or_default()
     }
 
-    pub fn master_keyring(&self) -> medport::storage::secrets::Keyring {
+    pub fn master_keyring(&self) -> medport::infra::crypto::secrets::Keyring {
         let text = std::fs::read_to_string(self.data_dir.join("master.key")).unwrap();
         let bytes: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
-        medport::storage::secrets::Keyring::new(Arc::new(medport::keys::MasterKey::from_bytes(
-            bytes,
-        )))
+        medport::infra::crypto::secrets::Keyring::new(Arc::new(
+            medport::infra::crypto::keys::MasterKey::from_bytes(bytes),
+        ))
     }
 
     /// Creates an account directly in the database (as `medport user create` would).
     pub fn create_user(&self, email: &str, role: &str, password: &str) -> String {
-        use medport::auth::{passwords, users};
+        use medport::app::accounts::{passwords, users};
         use medport::domain::{email::Email, password::Password, role::Role};
         let email = Email::parse(email).unwrap();
         let hash = passwords::hash(&Password::for_login(password), 4).unwrap();
@@ -319,7 +319,7 @@ impl TestApp {
     /// Issues an API key for a user directly (as `medport apikey create` would); returns
     /// the whole key.
     pub fn create_api_key(&self, user_id: &str, scopes: &str) -> String {
-        use medport::auth::api_keys::{self, ChangedBy, KeyName, KeyRequest};
+        use medport::app::accounts::api_keys::{self, ChangedBy, KeyName, KeyRequest};
         use medport::domain::{api_key::Scopes, ids::UserId};
         let request = KeyRequest {
             name: KeyName::parse("test key").unwrap(),
@@ -425,7 +425,7 @@ impl TestApp {
 
     pub fn audit_actions(&self) -> Vec<(String, String, String)> {
         use diesel::prelude::*;
-        use medport::db::schema::audit_events::dsl::*;
+        use medport::infra::db::schema::audit_events::dsl::*;
         let mut conn = self.db.conn().unwrap();
         audit_events
             .select((action, outcome, details))
@@ -438,7 +438,7 @@ impl TestApp {
     /// counted as their text form), for tests that bound how fast it can grow.
     pub fn audit_bytes(&self) -> usize {
         use diesel::prelude::*;
-        use medport::db::schema::audit_events::dsl::*;
+        use medport::infra::db::schema::audit_events::dsl::*;
         let mut conn = self.db.conn().unwrap();
         let text: Vec<(String, String, String, String, String, String)> = audit_events
             .select((actor_label, action, outcome, details, prev_hash, hash))
@@ -468,11 +468,11 @@ impl TestApp {
         &self,
         user_id: &str,
         email: &str,
-    ) -> (medport::auth::totp::TotpSecret, Vec<String>) {
+    ) -> (medport::app::accounts::totp::TotpSecret, Vec<String>) {
         use diesel::prelude::*;
-        use medport::auth::{recovery_codes, totp};
-        use medport::db::schema::users;
-        use medport::storage::secrets::{self, SealContext};
+        use medport::app::accounts::{recovery_codes, totp};
+        use medport::infra::crypto::secrets::{self, SealContext};
+        use medport::infra::db::schema::users;
         let secret = totp::TotpSecret::generate().unwrap();
         let sealed = secrets::seal(
             &self.master_keyring(),
@@ -534,9 +534,9 @@ impl TestApp {
         &self,
         email: &str,
         password: &str,
-        totp_secret: Option<&medport::auth::totp::TotpSecret>,
+        totp_secret: Option<&medport::app::accounts::totp::TotpSecret>,
     ) {
-        use medport::auth::totp;
+        use medport::app::accounts::totp;
         let res = self.login(email, password).await;
         assert_eq!(res.status(), 303, "sign-in failed for {email}");
         if let Some(secret) = totp_secret {
@@ -604,7 +604,7 @@ pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
 }
 
 /// The manual-entry key on the enrolment page, as a secret the test can compute codes with.
-pub fn secret_from_page(html: &str) -> (String, medport::auth::totp::TotpSecret) {
+pub fn secret_from_page(html: &str) -> (String, medport::app::accounts::totp::TotpSecret) {
     let re = regex::Regex::new(r"<code>([A-Z2-7 ]{32,})</code>").unwrap();
     let grouped = re.captures(html).expect("manual key on the page")[1].to_string();
     let base32: String = grouped.split_whitespace().collect();
@@ -613,7 +613,7 @@ pub fn secret_from_page(html: &str) -> (String, medport::auth::totp::TotpSecret)
         .unwrap();
     (
         base32,
-        medport::auth::totp::TotpSecret::from_bytes(&seed).unwrap(),
+        medport::app::accounts::totp::TotpSecret::from_bytes(&seed).unwrap(),
     )
 }
 
@@ -628,7 +628,7 @@ pub struct SignedIn {
     pub id: String,
     pub email: String,
     pub password: String,
-    pub totp: Option<medport::auth::totp::TotpSecret>,
+    pub totp: Option<medport::app::accounts::totp::TotpSecret>,
 }
 
 /// The S3 test server's address and credentials (`target/test-services.env`; the

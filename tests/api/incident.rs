@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use medport::db::schema::{api_keys, sessions};
+use medport::infra::db::schema::{api_keys, sessions};
 
 use crate::both_backends;
 use crate::buckets::{
@@ -135,9 +135,9 @@ async fn signing_everyone_out_ends_other_sessions_but_not_the_admins(backend: Ba
     assert_eq!(events[0].details["count"], others);
     assert_eq!(events[0].details["via"], "web");
     let mut conn = app.db.conn().unwrap();
-    let actor: String = medport::db::schema::audit_events::table
-        .filter(medport::db::schema::audit_events::action.eq("incident.sessions_revoked"))
-        .select(medport::db::schema::audit_events::actor_label)
+    let actor: String = medport::infra::db::schema::audit_events::table
+        .filter(medport::infra::db::schema::audit_events::action.eq("incident.sessions_revoked"))
+        .select(medport::infra::db::schema::audit_events::actor_label)
         .first(&mut *conn)
         .unwrap();
     assert_eq!(actor, admin.email);
@@ -418,9 +418,9 @@ async fn the_command_line_ends_sessions_and_revokes_keys(backend: Backend) {
         .collect();
     assert_eq!(labels.len(), 3, "{labels:?}");
     let mut conn = app.db.conn().unwrap();
-    let actors: Vec<String> = medport::db::schema::audit_events::table
-        .filter(medport::db::schema::audit_events::action.like("incident.%"))
-        .select(medport::db::schema::audit_events::actor_label)
+    let actors: Vec<String> = medport::infra::db::schema::audit_events::table
+        .filter(medport::infra::db::schema::audit_events::action.like("incident.%"))
+        .select(medport::infra::db::schema::audit_events::actor_label)
         .load(&mut *conn)
         .unwrap();
     assert_eq!(actors, ["system"; 3]);

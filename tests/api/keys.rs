@@ -5,8 +5,8 @@ use std::process::Command;
 
 use diesel::prelude::*;
 use medport::config::{DatabaseSettings, MasterKeySource};
-use medport::db::schema::{buckets, users};
-use medport::storage::secrets::{self, SealContext};
+use medport::infra::crypto::secrets::{self, SealContext};
+use medport::infra::db::schema::{buckets, users};
 use secrecy::SecretString;
 
 use crate::both_backends;
@@ -64,10 +64,10 @@ fn insert_bucket_with_secret(app: &TestApp, secret: &str) -> String {
 async fn store_local_object(
     app: &TestApp,
     content: &'static [u8],
-) -> medport::storage::blob::ObjectKey {
-    use medport::storage::blob::{BlobStore, ObjectKey, PartNumber};
+) -> medport::infra::storage::blob::ObjectKey {
+    use medport::infra::storage::blob::{BlobStore, ObjectKey, PartNumber};
     let store = BlobStore::Local(
-        medport::storage::local::LocalStore::new(
+        medport::infra::storage::local::LocalStore::new(
             app.data_dir.join("objects"),
             std::sync::Arc::new(app.master_keyring()),
         )
@@ -93,8 +93,8 @@ async fn store_local_object(
 }
 
 async fn read_object(
-    store: &medport::storage::blob::BlobStore,
-    key: &medport::storage::blob::ObjectKey,
+    store: &medport::infra::storage::blob::BlobStore,
+    key: &medport::infra::storage::blob::ObjectKey,
 ) -> Vec<u8> {
     use futures_util::StreamExt;
     let (_, mut stream) = store.get(key, None).await.unwrap();
@@ -164,7 +164,7 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
     // The new key alone opens the moved rows.
     let bytes: [u8; 32] = hex::decode(new_key.trim()).unwrap().try_into().unwrap();
     let only_new = secrets::Keyring::new(std::sync::Arc::new(
-        medport::keys::MasterKey::from_bytes(bytes),
+        medport::infra::crypto::keys::MasterKey::from_bytes(bytes),
     ));
     let sealed: Option<Vec<u8>> = {
         let mut conn = app.db.conn().unwrap();
@@ -189,8 +189,8 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
         b"bucket-secret-value"
     );
     // Objects stored before the rotation open with the new key alone too.
-    let store = medport::storage::blob::BlobStore::Local(
-        medport::storage::local::LocalStore::new(
+    let store = medport::infra::storage::blob::BlobStore::Local(
+        medport::infra::storage::local::LocalStore::new(
             app.data_dir.join("objects"),
             std::sync::Arc::new(only_new),
         )
@@ -246,7 +246,7 @@ async fn an_interrupted_rotation_resumes_with_the_same_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     insert_bucket_with_secret(&app, "s");
     // Stopped after writing the new key, before moving any row.
-    let next = medport::keys::MasterKey::generate().unwrap();
+    let next = medport::infra::crypto::keys::MasterKey::generate().unwrap();
     let next_path = app.data_dir.join("master.key.next");
     std::fs::write(&next_path, format!("{}\n", hex::encode(next.expose()))).unwrap();
     use std::os::unix::fs::PermissionsExt;

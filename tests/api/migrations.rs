@@ -3,8 +3,8 @@
 
 use diesel::prelude::*;
 use medport::config::{DatabaseSettings, Settings};
-use medport::db::schema::*;
-use medport::db::{Database, DbConnection};
+use medport::infra::db::schema::*;
+use medport::infra::db::{Database, DbConnection};
 use secrecy::SecretString;
 
 use crate::both_backends;

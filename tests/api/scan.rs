@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use futures_util::stream;
-use medport::uploads::scan::{ClamdClient, ClamdTimeouts, ScanError, ScanVerdict};
+use medport::infra::clamd::{ClamdClient, ClamdTimeouts, ScanError, ScanVerdict};
 
 const MIB: usize = 1024 * 1024;
 

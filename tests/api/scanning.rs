@@ -14,13 +14,13 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 use chrono::TimeDelta;
 use diesel::prelude::*;
-use medport::buckets::SYSTEM_BUCKET_ID;
-use medport::buckets::queries as bucket_queries;
+use medport::app::buckets::SYSTEM_BUCKET_ID;
+use medport::app::buckets::queries as bucket_queries;
+use medport::app::uploads::UploadContext;
 use medport::config::Settings;
-use medport::db::schema::{audit_events, uploads};
 use medport::domain::ids::{BucketId, UploadId};
-use medport::storage::blob::{BlobStore, ObjectKey, PartNumber};
-use medport::uploads::UploadContext;
+use medport::infra::db::schema::{audit_events, uploads};
+use medport::infra::storage::blob::{BlobStore, ObjectKey, PartNumber};
 
 use crate::helpers::{Backend, Options, TestApp};
 
@@ -166,7 +166,7 @@ pub async fn read_object(store: &BlobStore, key: &str) -> Option<Vec<u8>> {
             let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
             Some(chunks.concat())
         }
-        Err(medport::storage::blob::StorageError::NotFound) => None,
+        Err(medport::infra::storage::blob::StorageError::NotFound) => None,
         Err(e) => panic!("reading {key}: {e}"),
     }
 }

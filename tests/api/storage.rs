@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use futures_util::{Stream, StreamExt, stream};
-use medport::keys::MasterKey;
-use medport::storage::blob::{
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::Keyring;
+use medport::infra::storage::blob::{
     BlobStore, ByteRange, MultipartId, ObjectKey, PartInfo, PartNumber, StorageError,
 };
-use medport::storage::local::LocalStore;
-use medport::storage::secrets::Keyring;
+use medport::infra::storage::local::LocalStore;
 use sha2::{Digest, Sha256};
 
 pub const MIB: usize = 1024 * 1024;

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::web::Bytes;
 use futures_util::{Stream, TryStreamExt, stream};
-use medport::storage::blob::{BlobStore, ByteRange, MultipartId, ObjectKey, PartInfo, PartNumber};
-use medport::storage::s3::{S3Config, S3Store, S3Timeouts, Sse};
+use medport::infra::storage::blob::{
+    BlobStore, ByteRange, MultipartId, ObjectKey, PartInfo, PartNumber,
+};
+use medport::infra::storage::s3::{S3Config, S3Store, S3Timeouts, Sse};
 use secrecy::SecretString;
 
 const MIB: usize = 1024 * 1024;

@@ -3,7 +3,7 @@
 //! quota, termination and the plain form upload. S3 cases run against the S3 test server.
 
 use diesel::prelude::*;
-use medport::db::schema::{upload_parts, uploads};
+use medport::infra::db::schema::{upload_parts, uploads};
 
 use crate::helpers::{Backend, Options, TestApp, location};
 use crate::tus_support::*;
@@ -57,12 +57,12 @@ async fn stored_bytes(app: &TestApp, s3_bucket: Option<&str>, id: &str) -> Vec<u
             .to_vec(),
         None => {
             use futures_util::StreamExt as _;
-            let store = medport::storage::local::LocalStore::new(
+            let store = medport::infra::storage::local::LocalStore::new(
                 app.data_dir.join("objects"),
                 std::sync::Arc::new(app.master_keyring()),
             )
             .unwrap();
-            let key = medport::storage::blob::ObjectKey::parse(&key).unwrap();
+            let key = medport::infra::storage::blob::ObjectKey::parse(&key).unwrap();
             let (_, mut stream) = store.get(&key, None).await.unwrap();
             let mut out = Vec::new();
             while let Some(chunk) = stream.next().await {
@@ -331,8 +331,8 @@ async fn quota_is_enforced_before_any_byte(backend: Backend) {
     app.sign_in_as("uploader").await;
     {
         let mut conn = app.db.conn().unwrap();
-        diesel::update(medport::db::schema::buckets::table.find(crate::buckets::SYSTEM_ID))
-            .set(medport::db::schema::buckets::size_limit_bytes.eq(Some(10_000i64)))
+        diesel::update(medport::infra::db::schema::buckets::table.find(crate::buckets::SYSTEM_ID))
+            .set(medport::infra::db::schema::buckets::size_limit_bytes.eq(Some(10_000i64)))
             .execute(&mut *conn)
             .unwrap();
     }

@@ -93,7 +93,7 @@ pub fn client_args(address: &str, key: &str, file: &Path, chunk: usize) -> Vec<S
 
 /// The upload row's (status, sha256, object_key, upload_offset), read directly.
 pub fn upload_row(app: &TestApp, id: &str) -> (String, Option<String>, String, i64) {
-    use medport::db::schema::uploads;
+    use medport::infra::db::schema::uploads;
     let mut conn = app.db.conn().unwrap();
     uploads::table
         .find(id)

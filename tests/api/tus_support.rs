@@ -29,7 +29,7 @@ pub fn default_bucket_on_s3(settings: &mut medport::config::Settings, bucket: &s
         path_style: true,
         access_key_id: env.access_key.clone(),
         secret_access_key: SecretString::from(env.secret_key.clone()),
-        encryption: medport::buckets::Encryption::None,
+        encryption: medport::app::buckets::Encryption::None,
     }));
 }
 
@@ -326,7 +326,7 @@ pub fn id_from_location(location: &str) -> String {
 /// The upload's status column, read directly.
 pub fn status_of(app: &TestApp, id: &str) -> String {
     use diesel::prelude::*;
-    use medport::db::schema::uploads;
+    use medport::infra::db::schema::uploads;
     let mut conn = app.db.conn().unwrap();
     uploads::table
         .find(id)

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use medport::db::schema::bucket_grants;
+use medport::infra::db::schema::bucket_grants;
 
 use crate::both_backends;
 use crate::buckets::insert_bucket;

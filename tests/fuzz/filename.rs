@@ -4,8 +4,8 @@
 use std::sync::LazyLock;
 
 use actix_web::http::header::HeaderValue;
-use medport::buckets::extension_of;
-use medport::uploads::filename::{MAX_BYTES, SafeFilename, content_disposition};
+use medport::app::buckets::extension_of;
+use medport::app::uploads::filename::{MAX_BYTES, SafeFilename, content_disposition};
 use proptest::prelude::*;
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use medport::keys::MasterKey;
-use medport::storage::secrets::{
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::{
     Keyring, SealContext, SealError, needs_reseal, open, reseal, seal, sealed_key_id,
 };
 use proptest::prelude::*;

@@ -1,7 +1,7 @@
 //! The magic-byte sniffer (`sniff::check`) for every file kind, on whole files and on the
 //! first bytes of a file that goes on.
 
-use medport::uploads::sniff::{FileKind, SniffError, bytes_needed, check};
+use medport::app::uploads::sniff::{FileKind, SniffError, bytes_needed, check};
 use proptest::prelude::*;
 
 use crate::support::{config, ensure, mutated_bytes, replay};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use data_encoding::BASE64;
-use medport::uploads::tus_headers::{
+use medport::app::uploads::tus_headers::{
     ChecksumAlgorithm, MAX_METADATA_BYTES, TEXT_KEYS, TusHeaderError, UploadMetadata,
     format_metadata, parse_tus_resumable, parse_upload_checksum, parse_upload_defer_length,
     parse_upload_length, parse_upload_metadata, parse_upload_offset,

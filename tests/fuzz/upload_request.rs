@@ -2,11 +2,11 @@
 //! typed at the edge. Every refusal is a 4xx with a reason; nothing is a 500.
 
 use actix_web::ResponseError as _;
-use medport::buckets::{ALLOWED_EXTENSIONS, extension_of};
+use medport::app::buckets::{ALLOWED_EXTENSIONS, extension_of};
+use medport::app::uploads::filename::SafeFilename;
+use medport::app::uploads::pipeline::{RawRequest, UploadRequest};
+use medport::app::uploads::sniff::FileKind;
 use medport::domain::ids::BucketId;
-use medport::uploads::filename::SafeFilename;
-use medport::uploads::pipeline::{RawRequest, UploadRequest};
-use medport::uploads::sniff::FileKind;
 use proptest::prelude::*;
 use serde::Deserialize;
 

@@ -173,7 +173,7 @@ async fn form_bodies_that_stall_are_cut_off(backend: Backend) {
 
     // The half-sent upload was cancelled, not left active.
     use diesel::prelude::*;
-    use medport::db::schema::uploads;
+    use medport::infra::db::schema::uploads;
     let statuses: Vec<String> = uploads::table
         .select(uploads::status)
         .load(&mut *app.db.conn().unwrap())
@@ -183,7 +183,7 @@ async fn form_bodies_that_stall_are_cut_off(backend: Backend) {
 
 fn stored_sha256(app: &TestApp, id: &str) -> Option<String> {
     use diesel::prelude::*;
-    use medport::db::schema::uploads;
+    use medport::infra::db::schema::uploads;
     let mut conn = app.db.conn().unwrap();
     uploads::table
         .find(id)

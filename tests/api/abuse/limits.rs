@@ -1,7 +1,7 @@
 //! Every route that does not take files refuses bodies over 64 KiB with 413, whatever the
 //! content type, with or without a `Content-Length`.
 
-use medport::routes::admin::all_routes;
+use medport::web::routes::admin::all_routes;
 
 use super::KIB;
 use crate::both_backends;

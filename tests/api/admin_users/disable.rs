@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use medport::db::schema::api_keys;
+use medport::infra::db::schema::api_keys;
 
 use super::{PW, admin_post, audit_rows, body, user_facts};
 use crate::api_keys::{assert_refused, key_id};

@@ -2,11 +2,11 @@
 //! the upload pages, and uploaders refused on every bucket admin page of a real bucket.
 
 use diesel::prelude::*;
-use medport::buckets::{visible_bucket, visible_to};
-use medport::db::schema::bucket_grants;
+use medport::app::buckets::{visible_bucket, visible_to};
 use medport::domain::ids::{BucketId, UserId};
 use medport::domain::role::Role;
-use medport::routes::admin::buckets::ROUTES;
+use medport::infra::db::schema::bucket_grants;
+use medport::web::routes::admin::buckets::ROUTES;
 
 use super::{SYSTEM_ID, admin_post, audit_rows, html, insert_bucket};
 use crate::both_backends;

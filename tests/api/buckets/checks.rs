@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use medport::config::{DefaultBucket, SystemS3};
-use medport::db::schema::{bucket_grants, buckets, uploads};
 use medport::domain::bucket::{BucketName, Endpoint, EndpointPolicy, Region};
+use medport::infra::db::schema::{bucket_grants, buckets, uploads};
 
 use super::{
     SYSTEM_ID, admin_post, audit_rows, create_through_form, html, new_s3_bucket, s3_client, s3_env,
@@ -166,7 +166,7 @@ fn system_s3(bucket: &str) -> SystemS3 {
         path_style: true,
         access_key_id: env.access_key.clone(),
         secret_access_key: env.secret_key.clone().into(),
-        encryption: medport::buckets::Encryption::SseS3,
+        encryption: medport::app::buckets::Encryption::SseS3,
     }
 }
 
@@ -218,8 +218,8 @@ async fn the_default_bucket_follows_the_configuration(backend: Backend) {
     let local = medport::config::Settings::defaults_for(&app.data_dir);
     let now = chrono::Utc::now().naive_utc();
     let mut conn = app.db.conn().unwrap();
-    medport::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
-    medport::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
+    medport::app::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
+    medport::app::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
     drop(conn);
     let synced = audit_rows(&app, "bucket.system_sync");
     assert_eq!(
@@ -242,7 +242,7 @@ async fn the_default_bucket_follows_the_configuration(backend: Backend) {
     let mut elsewhere = medport::config::Settings::defaults_for(&app.data_dir);
     elsewhere.default_bucket = DefaultBucket::S3(Box::new(system_s3(&bucket)));
     let mut conn = app.db.conn().unwrap();
-    let e = medport::buckets::ensure_system_bucket(&mut conn, &elsewhere, now).unwrap_err();
+    let e = medport::app::buckets::ensure_system_bucket(&mut conn, &elsewhere, now).unwrap_err();
     assert!(e.to_string().contains("1 stored file(s)"), "{e}");
     assert!(!e.to_string().contains(&env.secret_key));
     let backend_name: String = buckets::table

@@ -4,7 +4,7 @@
 //! cannot be edited or deleted.
 
 use diesel::prelude::*;
-use medport::db::schema::buckets;
+use medport::infra::db::schema::buckets;
 
 use super::{
     SYSTEM_ID, admin_post, audit_rows, bucket_count, html, insert_bucket, sealed_secret,
@@ -333,9 +333,9 @@ async fn edit_keeps_a_blank_secret_and_audits_changed_field_names(backend: Backe
     assert_eq!(res.status(), 303);
     let resealed = sealed_secret(&app, &id).unwrap();
     assert_ne!(resealed, sealed);
-    let opened = medport::storage::secrets::open(
+    let opened = medport::infra::crypto::secrets::open(
         &app.master_keyring(),
-        &medport::storage::secrets::SealContext {
+        &medport::infra::crypto::secrets::SealContext {
             table: "buckets",
             row_id: &id,
             field: "secret_key",

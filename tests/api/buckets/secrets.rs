@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use medport::auth::totp;
-use medport::db::schema::{audit_events, buckets};
-use medport::storage::secrets::{self, SealContext, SealError};
+use medport::app::accounts::totp;
+use medport::infra::crypto::secrets::{self, SealContext, SealError};
+use medport::infra::db::schema::{audit_events, buckets};
 
 use super::{
     audit_rows, create_through_form, html, new_s3_bucket, s3_env, s3_fields, sealed_secret,

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use chrono::TimeDelta;
 use diesel::prelude::*;
-use medport::db::schema::uploads;
+use medport::infra::db::schema::uploads;
 
 use super::support::{context, default_store, multipart_left, row, seed};
 use crate::both_backends;

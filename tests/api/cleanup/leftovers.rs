@@ -4,11 +4,11 @@
 //! test server's own listings.
 
 use diesel::prelude::*;
-use medport::db::schema::upload_tails;
+use medport::app::uploads::cleanup::run_once;
+use medport::app::uploads::layout::tail_key;
 use medport::domain::ids::UploadId;
-use medport::storage::blob::ObjectKey;
-use medport::uploads::cleanup::run_once;
-use medport::uploads::layout::tail_key;
+use medport::infra::db::schema::upload_tails;
+use medport::infra::storage::blob::ObjectKey;
 
 use super::support::*;
 use crate::both_backends;
@@ -52,7 +52,7 @@ async fn crashed_upload(
     let key = {
         let id = UploadId::parse(&id).unwrap();
         ctx.db
-            .run(move |conn| medport::uploads::model::find(conn, &id))
+            .run(move |conn| medport::app::uploads::model::find(conn, &id))
             .await
             .unwrap()
             .unwrap()

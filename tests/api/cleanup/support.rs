@@ -7,12 +7,12 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use medport::buckets::{SYSTEM_BUCKET_ID, queries};
+use medport::app::buckets::{SYSTEM_BUCKET_ID, queries};
+use medport::app::uploads::{UploadContext, layout};
 use medport::config::Settings;
-use medport::db::schema::{audit_events, uploads};
 use medport::domain::ids::{BucketId, UploadId};
-use medport::storage::blob::{BlobStore, MultipartId, ObjectKey, PartNumber};
-use medport::uploads::{UploadContext, layout};
+use medport::infra::db::schema::{audit_events, uploads};
+use medport::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartNumber};
 
 use crate::helpers::{TestApp, s3_client};
 use crate::tus_support::default_bucket_on_s3;
@@ -106,7 +106,7 @@ async fn put_part(
     key: &ObjectKey,
     upload: &MultipartId,
     data: &[u8],
-) -> medport::storage::blob::PartInfo {
+) -> medport::infra::storage::blob::PartInfo {
     let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]);
     store
         .upload_part(
@@ -212,7 +212,7 @@ pub async fn s3_objects_under(bucket: &str, prefix: &str) -> Vec<String> {
 
 /// Points the default bucket's row at `endpoint` (a closed port makes storage unreachable).
 pub fn set_endpoint(app: &TestApp, endpoint: &str) {
-    use medport::db::schema::buckets;
+    use medport::infra::db::schema::buckets;
     let mut conn = app.db.conn().unwrap();
     diesel::update(buckets::table.find(SYSTEM_BUCKET_ID))
         .set(buckets::endpoint.eq(Some(endpoint)))

@@ -2,7 +2,7 @@
 //! sign-out routes: no pages, no uploads, no API keys, in the browser or through a key.
 
 use crate::both_backends;
-use medport::auth::totp;
+use medport::app::accounts::totp;
 
 use crate::helpers::{Backend, TestApp, location, secret_from_page};
 use crate::tus_support::Tus;
@@ -18,7 +18,7 @@ async fn admin_without_totp(app: &TestApp) -> String {
 
 /// A key issued straight in the database, as `medport apikey create` would.
 fn key_for(app: &TestApp, user_id: &str) -> String {
-    use medport::auth::api_keys::{self, ChangedBy, KeyName, KeyRequest};
+    use medport::app::accounts::api_keys::{self, ChangedBy, KeyName, KeyRequest};
     use medport::domain::api_key::Scopes;
     let mut conn = app.db.conn().unwrap();
     let request = KeyRequest {
@@ -32,8 +32,8 @@ fn key_for(app: &TestApp, user_id: &str) -> String {
         &request,
         chrono::Utc::now().naive_utc(),
         &ChangedBy {
-            actor: medport::audit::Actor::system(),
-            origin: medport::audit::Origin::default(),
+            actor: medport::app::audit::Actor::system(),
+            origin: medport::app::audit::Origin::default(),
             via: "command line",
         },
     )
@@ -78,7 +78,7 @@ async fn an_admin_without_totp_reaches_only_enrolment_and_sign_out(backend: Back
     let mut conn = app.db.conn().unwrap();
     let keys: i64 = {
         use diesel::prelude::*;
-        medport::db::schema::api_keys::table
+        medport::infra::db::schema::api_keys::table
             .count()
             .get_result(&mut *conn)
             .unwrap()

@@ -43,7 +43,7 @@ async fn sixty_anonymous_posts_with_30_kib_paths_add_under_200_kib_to_the_audit_
     let recorded = denied_rows(&app);
     // The first few from this address are recorded in full (two if the minute turned).
     assert!(
-        (1..=2 * medport::audit::refusals::PER_ADDRESS as usize).contains(&recorded.len()),
+        (1..=2 * medport::app::audit::refusals::PER_ADDRESS as usize).contains(&recorded.len()),
         "{} recorded",
         recorded.len()
     );
@@ -118,7 +118,7 @@ async fn guessing_the_secret_of_a_known_key_prefix_is_counted_too(backend: Backe
         .filter(|(action, _, _)| action == "api_key.authenticate")
         .count();
     assert!(
-        (1..=2 * medport::audit::refusals::PER_ADDRESS as usize).contains(&recorded),
+        (1..=2 * medport::app::audit::refusals::PER_ADDRESS as usize).contains(&recorded),
         "{recorded} of 30 guesses recorded"
     );
 }

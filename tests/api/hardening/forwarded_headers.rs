@@ -110,7 +110,7 @@ async fn the_audit_trail_and_request_log_record_the_peer_address(backend: Backen
     assert_eq!(res.status(), 401);
     let ips: Vec<Option<String>> = {
         use diesel::prelude::*;
-        use medport::db::schema::audit_events::dsl::*;
+        use medport::infra::db::schema::audit_events::dsl::*;
         let mut conn = app.db.conn().unwrap();
         audit_events
             .filter(action.eq("login"))

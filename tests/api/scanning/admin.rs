@@ -1,8 +1,8 @@
 //! The quarantine list and the rescan button, through HTTP as an admin (and as others).
 
+use medport::app::uploads::scanning::settle;
 use medport::config::QuarantineAction;
 use medport::domain::ids::UploadId;
-use medport::uploads::scanning::settle;
 
 use super::{
     clean_text, closed_port, context, count_events, default_store, events_for, infected_text,

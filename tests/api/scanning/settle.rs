@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use medport::app::uploads::scanning::settle;
 use medport::config::QuarantineAction;
-use medport::db::schema::uploads;
 use medport::domain::ids::UploadId;
-use medport::uploads::scanning::settle;
+use medport::infra::db::schema::uploads;
 
 use super::{
     clean_text, closed_port, count_events, default_store, events_for, infected_text, read_object,

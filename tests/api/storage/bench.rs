@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::keys::MasterKey;
-use medport::storage::blob::BlobStore;
-use medport::storage::local::LocalStore;
-use medport::storage::secrets::Keyring;
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::Keyring;
+use medport::infra::storage::blob::BlobStore;
+use medport::infra::storage::local::LocalStore;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, fresh_key, part};

@@ -1,7 +1,7 @@
 //! What every backend must do, per the contract in `storage::blob`.
 
 use futures_util::stream;
-use medport::storage::blob::{
+use medport::infra::storage::blob::{
     BlobStore, ByteRange, MIN_PART_SIZE, MultipartId, ObjectKey, PartInfo, StorageError,
 };
 

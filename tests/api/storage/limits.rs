@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::keys::MasterKey;
-use medport::storage::blob::{BlobStore, StorageError};
-use medport::storage::local::{LocalStore, WRITE_BATCH_BYTES};
-use medport::storage::secrets::Keyring;
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::Keyring;
+use medport::infra::storage::blob::{BlobStore, StorageError};
+use medport::infra::storage::local::{LocalStore, WRITE_BATCH_BYTES};
 
 use super::{
     LocalFixture, MIB, body, data, data_at, files_under, fresh_key, part, put_object, read_all,

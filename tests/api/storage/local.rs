@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::keys::MasterKey;
-use medport::storage::blob::{BlobStore, ByteRange, MultipartId, StorageError};
-use medport::storage::local::LocalStore;
-use medport::storage::secrets::Keyring;
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::Keyring;
+use medport::infra::storage::blob::{BlobStore, ByteRange, MultipartId, StorageError};
+use medport::infra::storage::local::LocalStore;
 
 use super::{
     LocalFixture, MIB, data, files_under, fresh_key, part, put_object, read, read_all, upload,
@@ -110,7 +110,10 @@ async fn a_flipped_byte_fails_the_download_and_never_returns_later_data() {
     assert!(read_all(&fx.store, &key, None).await == whole);
 }
 
-async fn read_fails_integrity(store: &BlobStore, key: &medport::storage::blob::ObjectKey) -> bool {
+async fn read_fails_integrity(
+    store: &BlobStore,
+    key: &medport::infra::storage::blob::ObjectKey,
+) -> bool {
     matches!(
         read(store, key, None).await,
         Err(StorageError::Integrity(_)) | Ok((_, Some(StorageError::Integrity(_))))

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::storage::s3::Sse;
+use medport::infra::storage::s3::Sse;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, key, n, store_with};

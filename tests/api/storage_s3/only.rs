@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use medport::storage::blob::{ByteRange, MultipartId, ObjectKey, StorageError};
-use medport::storage::s3::{Check, CheckState, S3Store, Sse};
+use medport::infra::storage::blob::{ByteRange, MultipartId, ObjectKey, StorageError};
+use medport::infra::storage::s3::{Check, CheckState, S3Store, Sse};
 use secrecy::SecretString;
 
 use super::{

@@ -1,0 +1,117 @@
+//! Per-account sign-in throttling, stored in the database so it holds across instances.
+//! Keyed by a hash of the case-folded email, for known and unknown addresses alike, so it
+//! reveals nothing about which accounts exist. After 5 failures each further attempt waits
+//! 15 s, 30 s, 1 min, ... up to 15 min: slow for a guesser, never a permanent lockout that
+//! an attacker could impose on a clinician.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::domain::email::Email;
+use crate::infra::db::schema::login_throttles;
+use crate::infra::db::{DbConnection, DbError};
+
+pub const FREE_ATTEMPTS: i32 = 5;
+const BASE_DELAY_SECS: i64 = 15;
+const MAX_DELAY_SECS: i64 = 15 * 60;
+
+fn key(email: &str) -> String {
+    hex::encode(Sha256::digest(format!("medport-login\0{email}").as_bytes()))
+}
+
+/// The key for a raw, possibly invalid, email field (so invalid input is throttled too).
+pub fn key_for_input(raw: &str) -> String {
+    match Email::parse(raw) {
+        Ok(email) => key(email.as_str()),
+        Err(_) => key(&raw.trim().to_lowercase()),
+    }
+}
+
+pub fn delay_after(failures: i32) -> TimeDelta {
+    if failures < FREE_ATTEMPTS {
+        return TimeDelta::zero();
+    }
+    let doublings = u32::try_from(failures - FREE_ATTEMPTS).unwrap_or(0).min(16);
+    TimeDelta::seconds((BASE_DELAY_SECS << doublings).min(MAX_DELAY_SECS))
+}
+
+/// `Some(until)` while the address must wait.
+pub fn blocked_until(
+    conn: &mut DbConnection,
+    key: &str,
+    now: NaiveDateTime,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    let until: Option<Option<NaiveDateTime>> = login_throttles::table
+        .find(key)
+        .select(login_throttles::throttled_until)
+        .first(conn)
+        .optional()?;
+    Ok(until.flatten().filter(|t| *t > now))
+}
+
+/// Counts a failure; returns the failure count and when the next attempt is allowed.
+pub fn record_failure(
+    conn: &mut DbConnection,
+    key: &str,
+    now: NaiveDateTime,
+) -> Result<(i32, Option<NaiveDateTime>), DbError> {
+    let current: Option<i32> = login_throttles::table
+        .find(key)
+        .select(login_throttles::failures)
+        .first(conn)
+        .optional()?;
+    let failures = current.unwrap_or(0).saturating_add(1);
+    let delay = delay_after(failures);
+    let until = (delay > TimeDelta::zero()).then(|| now + delay);
+    if current.is_some() {
+        diesel::update(login_throttles::table.find(key))
+            .set((
+                login_throttles::failures.eq(failures),
+                login_throttles::throttled_until.eq(until),
+                login_throttles::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(login_throttles::table)
+            .values((
+                login_throttles::email_hash.eq(key),
+                login_throttles::failures.eq(failures),
+                login_throttles::throttled_until.eq(until),
+                login_throttles::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok((failures, until))
+}
+
+/// What a throttled user reads: how long to wait, in plain words.
+pub fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
+    let secs = (until - now).num_seconds().max(1);
+    let wait = if secs < 90 {
+        format!("{secs} seconds")
+    } else {
+        format!("{} minutes", (secs + 59) / 60)
+    };
+    format!("Too many failed sign-in attempts for this account. Please wait {wait} and try again.")
+}
+
+pub fn clear(conn: &mut DbConnection, key: &str) -> Result<(), DbError> {
+    diesel::delete(login_throttles::table.find(key)).execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_grows_and_is_capped() {
+        assert_eq!(delay_after(4), TimeDelta::zero());
+        assert_eq!(delay_after(5), TimeDelta::seconds(15));
+        assert_eq!(delay_after(6), TimeDelta::seconds(30));
+        assert_eq!(delay_after(9), TimeDelta::seconds(240));
+        assert_eq!(delay_after(11), TimeDelta::seconds(900));
+        assert_eq!(delay_after(1000), TimeDelta::seconds(900));
+    }
+}

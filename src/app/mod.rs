@@ -1,0 +1,11 @@
+//! What medport does, independent of HTTP: accounts (users, sign-in rules, TOTP, API
+//! keys), buckets, uploads (pipeline, scanner, cleanup), the audit trail, incident response
+//! and key rotation. The application error has kinds, not HTTP statuses; `web` maps them.
+
+pub mod accounts;
+pub mod audit;
+pub mod buckets;
+pub mod error;
+pub mod incident;
+pub mod key_rotation;
+pub mod uploads;

@@ -1,0 +1,164 @@
+//! Starting an upload: authorise the bucket, check type and size against it, reserve the
+//! space, then open the multipart upload in storage. Nothing is stored before every check
+//! has passed.
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use crate::app::audit::{Event, Outcome};
+use crate::app::buckets::{self, Bucket, SYSTEM_BUCKET_ID};
+use crate::app::error::AppError;
+use crate::app::uploads::UploadContext;
+use crate::app::uploads::Uploader;
+use crate::app::uploads::hasher::FileHasher;
+use crate::app::uploads::layout::part_size_for;
+use crate::app::uploads::model::{self, Upload, UploadStatus};
+use crate::domain::ids::{BucketId, UploadId};
+use crate::infra::storage::blob::ObjectKey;
+
+use super::records::{self, Audited, NewRow};
+use super::request::UploadRequest;
+
+pub fn audited(who: &Uploader) -> Audited {
+    Audited {
+        actor: who.actor(),
+        origin: who.origin.clone(),
+    }
+}
+
+/// Creates the upload and its multipart upload in storage; returns the new row.
+pub async fn create(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: UploadRequest,
+) -> Result<Upload, AppError> {
+    who.require_upload(&ctx.db).await?;
+    let bucket = authorised_bucket(ctx, who, &request).await?;
+    let id = UploadId::new();
+    let object_key = ObjectKey::for_upload("", id.as_str())
+        .ok_or_else(|| AppError::internal("cannot derive an object key"))?;
+    let now = ctx.clock.now_naive();
+    let expires_at = now
+        + TimeDelta::from_std(ctx.settings.uploads.expiry)
+            .map_err(|_| AppError::internal("expiry out of range"))?;
+    let who_audit = audited(who);
+    {
+        let row_id = id.clone();
+        let user_id = who.user_id.clone();
+        let api_key_id = who.api_key_id.clone();
+        let bucket = bucket.clone();
+        let request = request.clone();
+        let key = object_key.clone();
+        let who_audit = who_audit.clone();
+        ctx.db
+            .run(move |conn| {
+                let row = NewRow {
+                    id: &row_id,
+                    user_id: user_id.as_str(),
+                    api_key_id: api_key_id.as_ref().map(|k| k.as_str()),
+                    bucket: &bucket,
+                    request: &request,
+                    part_size: part_size_for(request.size),
+                    object_key: &key,
+                    hash_state: FileHasher::new().save(),
+                    expires_at,
+                    now,
+                };
+                records::insert(conn, &row, &who_audit)
+            })
+            .await?;
+    }
+    let opened = match ctx.store_for(&bucket).await {
+        Ok(store) => store
+            .create_multipart(&object_key)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(multipart) => {
+            let row_id = id.clone();
+            ctx.db
+                .run(move |conn| records::set_storage_id(conn, &row_id, multipart.as_str()))
+                .await?;
+        }
+        Err(e) => {
+            // The reservation is released; the client may simply try again.
+            let row_id = id.clone();
+            let event = who_audit
+                .on("upload.abort", Outcome::Failure, &id)
+                .details(json!({ "reason": "storage unavailable at creation" }));
+            ctx.db
+                .run(move |conn| {
+                    records::transition(
+                        conn,
+                        &row_id,
+                        None,
+                        &[UploadStatus::Active],
+                        UploadStatus::Aborted,
+                        Some("Storage was unavailable; please try again."),
+                        now,
+                        Some(event),
+                    )
+                })
+                .await?;
+            return Err(e);
+        }
+    }
+    ctx.db
+        .run(move |conn| model::find(conn, &id))
+        .await?
+        .ok_or_else(|| AppError::internal("new upload vanished"))
+}
+
+/// The bucket, if this user may upload there and it takes this type; else 404 / 415, both
+/// audited.
+async fn authorised_bucket(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: &UploadRequest,
+) -> Result<Bucket, AppError> {
+    let bucket_id = request
+        .bucket
+        .clone()
+        .unwrap_or_else(|| BucketId::from_db(SYSTEM_BUCKET_ID.to_string()));
+    let user = who.user_id.clone();
+    let role = who.role;
+    let lookup = bucket_id.clone();
+    let bucket = ctx
+        .db
+        .run(move |conn| buckets::visible_bucket(conn, &user, role, &lookup))
+        .await?;
+    let refusal = match &bucket {
+        None => Some(("bucket not visible", AppError::NotFound)),
+        Some(b) if !b.extensions.allows(request.extension) => Some((
+            "type not allowed in bucket",
+            AppError::refused(
+                415,
+                format!(
+                    "This bucket does not accept .{} files. It accepts: {}.",
+                    request.extension,
+                    b.extensions.describe()
+                ),
+            ),
+        )),
+        Some(_) => None,
+    };
+    match (bucket, refusal) {
+        (Some(bucket), None) => Ok(bucket),
+        (_, Some((reason, error))) => {
+            let event = Event::new(who.actor(), "upload.reject", Outcome::Denied)
+                .origin(who.origin.clone())
+                .details(json!({
+                    "bucket": bucket_id.as_str(),
+                    "filename": request.filename.as_str(),
+                    "reason": reason,
+                }));
+            ctx.db
+                .run(move |conn| records::audit_only(conn, &event))
+                .await?;
+            Err(error)
+        }
+        (None, None) => Err(AppError::NotFound),
+    }
+}

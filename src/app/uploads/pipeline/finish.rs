@@ -1,0 +1,299 @@
+//! The end of an upload: assemble the object from the server's own part list, verify size,
+//! encryption and SHA-256, then either complete it or hand it to the scanner. Also
+//! cancellation (tus termination) and the recovery of a completion cut short by a crash.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::app::audit::{Actor, Outcome};
+use crate::app::buckets::queries as bucket_queries;
+use crate::app::buckets::{Backend, Bucket, Encryption};
+use crate::app::error::AppError;
+use crate::app::uploads::UploadContext;
+use crate::app::uploads::Uploader;
+use crate::app::uploads::hasher::FileHasher;
+use crate::app::uploads::layout::{split, tail_key};
+use crate::app::uploads::model::{self, Upload, UploadStatus};
+use crate::domain::ids::UploadId;
+use crate::infra::storage::blob::{BlobStore, LOCAL_SSE, MultipartId, ObjectInfo, StorageError};
+
+use super::lease::Lease;
+use super::leftovers;
+use super::records::{self, Audited};
+use super::storage_io::delete_quietly;
+
+/// Completes a fully received upload (its lease held by the caller; the commit of its last
+/// byte already moved it to `completing`).
+pub async fn complete(
+    ctx: &UploadContext,
+    lease: &Lease,
+    upload: &Upload,
+    store: &BlobStore,
+    audited: &Audited,
+) -> Result<(), AppError> {
+    let bucket_id = upload.bucket_id.clone();
+    let bucket = ctx
+        .db
+        .run(move |conn| bucket_queries::get(conn, &bucket_id))
+        .await?;
+    assemble_and_verify(ctx, lease, upload, &bucket, store, audited).await
+}
+
+async fn assemble_and_verify(
+    ctx: &UploadContext,
+    lease: &Lease,
+    upload: &Upload,
+    bucket: &Bucket,
+    store: &BlobStore,
+    audited: &Audited,
+) -> Result<(), AppError> {
+    let id = upload.id.clone();
+    let (parts, state) = ctx
+        .db
+        .run(move |conn| {
+            Ok::<_, AppError>((records::parts(conn, &id)?, records::hash_state(conn, &id)?))
+        })
+        .await?;
+    let recorded: u64 = parts.iter().map(|p| p.size).sum();
+    if recorded != upload.declared_size {
+        return Err(AppError::internal(format!(
+            "upload {}: parts hold {recorded} bytes, declared {}",
+            upload.id, upload.declared_size
+        )));
+    }
+    let multipart = upload
+        .storage_upload_id
+        .clone()
+        .map(MultipartId::new)
+        .ok_or_else(|| AppError::internal("completing an upload without a storage id"))?;
+    let info = assemble(store, upload, &multipart, &parts).await?;
+    let sha256 = state
+        .as_deref()
+        .and_then(FileHasher::restore)
+        .map(FileHasher::finish_hex)
+        .ok_or_else(|| AppError::internal(format!("upload {} lost its digest state", upload.id)))?;
+    let problem = if info.size != upload.declared_size {
+        Some(format!(
+            "storage holds {} bytes instead of {}",
+            info.size, upload.declared_size
+        ))
+    } else if !encryption_ok(bucket, &info) {
+        Some("the stored object is not encrypted as the bucket requires".to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        tracing::error!(upload = %upload.id, %problem, "completed object failed verification");
+        store.delete(&upload.object_key).await?;
+        leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
+        return Err(fail(ctx, lease, upload, audited, &problem, 500).await);
+    }
+    if let Some(expected) = &upload.client_checksum
+        && *expected != sha256
+    {
+        store.delete(&upload.object_key).await?;
+        leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
+        return Err(fail(
+            ctx,
+            lease,
+            upload,
+            audited,
+            "the file's SHA-256 does not match the checksum given when the upload started",
+            460,
+        )
+        .await);
+    }
+    let scan = ctx.settings.uploads.clamd.is_some();
+    let event = audited
+        .on("upload.complete", Outcome::Success, &upload.id)
+        .details(json!({
+            "bucket": upload.bucket_id.as_str(),
+            "size": upload.declared_size,
+            "sha256": sha256,
+            "scan": if scan { "pending" } else { "off" },
+        }));
+    // Swept before the verdict is written: once the upload is completed nothing comes back
+    // to it, so a crash right after the verdict must find nothing left to sweep. Until then
+    // a crash leaves it `completing`, and resuming sweeps again.
+    leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
+    let (id, token, now) = (
+        upload.id.clone(),
+        lease.token().to_string(),
+        ctx.clock.now_naive(),
+    );
+    ctx.db
+        .run(move |conn| records::verified(conn, &id, &token, &sha256, scan, now, &event))
+        .await?;
+    if scan {
+        let (ctx, id) = (ctx.clone(), upload.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::app::uploads::scanning::settle(&ctx, &id).await {
+                tracing::error!(upload = %id, error = %e, "scan did not finish; it is retried later");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// CompleteMultipartUpload with retries; an upload that storage already completed (a
+/// previous attempt succeeded just before a crash) is accepted when the object is there.
+async fn assemble(
+    store: &BlobStore,
+    upload: &Upload,
+    multipart: &MultipartId,
+    parts: &[crate::infra::storage::blob::PartInfo],
+) -> Result<ObjectInfo, AppError> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match store.complete(&upload.object_key, multipart, parts).await {
+            Ok(_) => break,
+            Err(StorageError::NoSuchUpload) => break,
+            Err(e) if e.is_retryable() && attempt < 3 => {
+                tracing::warn!(error = %e, attempt, "completion failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.head(&upload.object_key).await?.ok_or_else(|| {
+        AppError::internal(format!("upload {}: no object after completion", upload.id))
+    })
+}
+
+fn encryption_ok(bucket: &Bucket, info: &ObjectInfo) -> bool {
+    let sse = info.sse.as_deref();
+    match (bucket.backend, &bucket.encryption) {
+        (Backend::Local, _) => sse == Some(LOCAL_SSE),
+        (Backend::S3, Encryption::None) => true,
+        (Backend::S3, Encryption::SseS3) => sse == Some("AES256"),
+        (Backend::S3, Encryption::SseKms { .. }) => sse == Some("aws:kms"),
+    }
+}
+
+/// Marks a completing upload `rejected` with `reason` and answers `status`.
+async fn fail(
+    ctx: &UploadContext,
+    lease: &Lease,
+    upload: &Upload,
+    audited: &Audited,
+    reason: &str,
+    status: u16,
+) -> AppError {
+    let message = format!("The upload was refused: {reason}.");
+    let event = audited
+        .on("upload.reject", Outcome::Failure, &upload.id)
+        .details(json!({ "reason": reason }));
+    let (id, token, now, stored) = (
+        upload.id.clone(),
+        lease.token().to_string(),
+        ctx.clock.now_naive(),
+        message.clone(),
+    );
+    if let Err(e) = ctx
+        .db
+        .run(move |conn| {
+            records::transition(
+                conn,
+                &id,
+                Some(&token),
+                &[UploadStatus::Completing],
+                UploadStatus::Rejected,
+                Some(&stored),
+                now,
+                Some(event),
+            )
+        })
+        .await
+    {
+        return e;
+    }
+    if status >= 500 {
+        AppError::internal(message)
+    } else {
+        AppError::refused(status, message)
+    }
+}
+
+/// Finishes an upload left in `completing` without a verdict (the process stopped during
+/// completion). Safe to call from any instance at any time: it needs the lease, and does
+/// nothing for uploads in any other state.
+pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(), AppError> {
+    let lookup = id.clone();
+    let Some(upload) = ctx.db.run(move |conn| model::find(conn, &lookup)).await? else {
+        return Ok(());
+    };
+    if upload.status != UploadStatus::Completing || upload.sha256.is_some() {
+        return Ok(());
+    }
+    let lease = Lease::take(ctx, id, UploadStatus::Completing).await?;
+    let bucket_id = upload.bucket_id.clone();
+    let result = async {
+        let bucket = ctx
+            .db
+            .run(move |conn| bucket_queries::get(conn, &bucket_id))
+            .await?;
+        let store = ctx.store_for(&bucket).await?;
+        let audited = Audited {
+            actor: Actor::system(),
+            origin: Default::default(),
+        };
+        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, &audited).await
+    }
+    .await;
+    lease.release(ctx).await;
+    result
+}
+
+/// tus termination: the uploader cancels an unfinished upload. Storage is cleaned up and the
+/// row is kept as history (`aborted`).
+pub async fn terminate(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Result<(), AppError> {
+    who.require_upload(&ctx.db).await?;
+    let upload = super::append::writable(ctx, who, id).await?;
+    let lease = Lease::take(ctx, id, UploadStatus::Active).await?;
+    let result = async {
+        let bucket_id = upload.bucket_id.clone();
+        let bucket = ctx
+            .db
+            .run(move |conn| bucket_queries::get(conn, &bucket_id))
+            .await?;
+        let store = ctx.store_for(&bucket).await?;
+        if let Some(multipart) = upload.storage_upload_id.clone().map(MultipartId::new) {
+            store.abort(&upload.object_key, &multipart).await?;
+        }
+        if split(upload.offset, upload.part_size).1 > 0
+            && let Some(tail) = tail_key(&upload.object_key, upload.offset)
+        {
+            delete_quietly(&store, &tail).await;
+        }
+        leftovers::sweep_quietly(ctx, &store, &upload.id, &upload.object_key).await;
+        let audited = super::create::audited(who);
+        let event = audited
+            .on("upload.abort", Outcome::Success, &upload.id)
+            .details(json!({ "offset": upload.offset, "size": upload.declared_size }));
+        let (row, token, now) = (
+            upload.id.clone(),
+            lease.token().to_string(),
+            ctx.clock.now_naive(),
+        );
+        ctx.db
+            .run(move |conn| {
+                records::transition(
+                    conn,
+                    &row,
+                    Some(&token),
+                    &[UploadStatus::Active],
+                    UploadStatus::Aborted,
+                    Some("Cancelled by the uploader."),
+                    now,
+                    Some(event),
+                )
+            })
+            .await?;
+        Ok(())
+    }
+    .await;
+    lease.release(ctx).await;
+    result
+}

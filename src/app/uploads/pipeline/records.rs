@@ -1,0 +1,529 @@
+//! The pipeline's database writes. Each is one write transaction, and every state change is
+//! recorded with its audit event in that same transaction.
+//!
+//! One writer at a time per upload, across instances: a request takes the upload's lease
+//! (`lease_token`, `lease_until`) before touching storage and every later write checks it
+//! still holds it, so two PATCHes (or a PATCH and the cleanup worker) never interleave. A
+//! holder that dies simply lets the lease run out.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::app::audit::{self, Actor, Event, Origin, Outcome};
+use crate::app::buckets::Bucket;
+use crate::app::error::AppError;
+use crate::app::uploads::model::{ScanStatus, UploadStatus};
+use crate::domain::ids::{BucketId, UploadId};
+use crate::infra::db::schema::{buckets as b, upload_parts as p, uploads as u};
+use crate::infra::db::{DbConnection, write_tx};
+use crate::infra::storage::blob::{ObjectKey, PartInfo, PartNumber};
+
+use super::request::UploadRequest;
+
+/// How long a lease lasts without renewal.
+pub const LEASE_TTL: TimeDelta = TimeDelta::seconds(60);
+
+/// Who did it and from where, for audit events.
+#[derive(Clone)]
+pub struct Audited {
+    pub actor: Actor,
+    pub origin: Origin,
+}
+
+impl Audited {
+    fn event(&self, action: &'static str, outcome: Outcome, id: &UploadId) -> Event {
+        Event::new(self.actor.clone(), action, outcome)
+            .origin(self.origin.clone())
+            .target("upload", id.as_str())
+    }
+}
+
+/// A new upload row, before storage is touched.
+pub struct NewRow<'a> {
+    pub id: &'a UploadId,
+    pub user_id: &'a str,
+    pub api_key_id: Option<&'a str>,
+    pub bucket: &'a Bucket,
+    pub request: &'a UploadRequest,
+    pub part_size: u64,
+    pub object_key: &'a ObjectKey,
+    pub hash_state: Vec<u8>,
+    pub expires_at: NaiveDateTime,
+    pub now: NaiveDateTime,
+}
+
+fn to_i64(v: u64) -> Result<i64, AppError> {
+    i64::try_from(v).map_err(|_| AppError::internal("size out of range"))
+}
+
+/// Bytes the bucket holds or has promised to uploads in progress.
+fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError> {
+    let held: Vec<&str> = UploadStatus::ALL
+        .into_iter()
+        .filter(|s| s.holds_space())
+        .map(UploadStatus::as_str)
+        .collect();
+    let sizes: Vec<i64> = u::table
+        .filter(u::bucket_id.eq(bucket.as_str()))
+        .filter(u::status.eq_any(held))
+        .select(u::declared_size)
+        .load(conn)?;
+    sizes.into_iter().try_fold(0u64, |sum, s| {
+        sum.checked_add(u64::try_from(s).unwrap_or(0))
+            .ok_or_else(|| AppError::internal("bucket usage overflows"))
+    })
+}
+
+/// Inserts the row if the bucket's size limit allows it (checked arithmetic, counting
+/// uploads in progress), with `upload.create`; otherwise 413 and `upload.reject`.
+pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Result<(), AppError> {
+    let result = write_tx(conn, |conn| {
+        if let DbConnection::Postgresql(pg) = conn {
+            // Serialises reservations per bucket, so two uploads cannot both take the last
+            // free bytes.
+            b::table
+                .find(row.bucket.id.as_str())
+                .select(b::id)
+                .for_update()
+                .first::<String>(pg)
+                .optional()?;
+        }
+        if let Some(limit) = row.bucket.size_limit {
+            let used = reserved(conn, &row.bucket.id)?;
+            let fits = used
+                .checked_add(row.request.size)
+                .is_some_and(|total| total <= limit);
+            if !fits {
+                return Ok(Err(limit.saturating_sub(used)));
+            }
+        }
+        diesel::insert_into(u::table)
+            .values((
+                u::id.eq(row.id.as_str()),
+                u::user_id.eq(row.user_id),
+                u::bucket_id.eq(row.bucket.id.as_str()),
+                u::api_key_id.eq(row.api_key_id),
+                u::filename.eq(row.request.filename.as_str()),
+                u::content_type.eq(row.request.content_type.as_deref()),
+                u::extension.eq(row.request.extension),
+                u::declared_size.eq(to_i64(row.request.size)?),
+                u::upload_offset.eq(0i64),
+                u::part_size.eq(to_i64(row.part_size)?),
+                u::object_key.eq(row.object_key.as_str()),
+                u::status.eq(UploadStatus::Active.as_str()),
+                u::hash_state.eq(Some(row.hash_state.as_slice())),
+                u::client_checksum.eq(row.request.checksum.as_deref()),
+                u::expires_at.eq(row.expires_at),
+                u::created_at.eq(row.now),
+                u::updated_at.eq(row.now),
+            ))
+            .execute(conn)?;
+        let event = who
+            .event("upload.create", Outcome::Success, row.id)
+            .details(json!({
+                "bucket": row.bucket.id.as_str(),
+                "filename": row.request.filename.as_str(),
+                "size": row.request.size,
+            }));
+        audit::record(conn, &event)?;
+        Ok::<_, AppError>(Ok(()))
+    })?;
+    match result {
+        Ok(()) => Ok(()),
+        Err(free) => {
+            let event = Event::new(who.actor.clone(), "upload.reject", Outcome::Denied)
+                .origin(who.origin.clone())
+                .details(json!({
+                    "bucket": row.bucket.id.as_str(),
+                    "filename": row.request.filename.as_str(),
+                    "size": row.request.size,
+                    "reason": "bucket size limit",
+                }));
+            write_tx(conn, |conn| audit::record(conn, &event).map(drop))?;
+            Err(AppError::refused(
+                413,
+                format!(
+                    "This bucket has {} free; the file is {}.",
+                    crate::app::buckets::size::human(free),
+                    crate::app::buckets::size::human(row.request.size)
+                ),
+            ))
+        }
+    }
+}
+
+/// Records an audit event of its own (a refusal before any row exists).
+pub fn audit_only(conn: &mut DbConnection, event: &Event) -> Result<(), AppError> {
+    write_tx(conn, |conn| audit::record(conn, event).map(drop))?;
+    Ok(())
+}
+
+pub fn set_storage_id(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    storage_id: &str,
+) -> Result<(), AppError> {
+    write_tx(conn, |conn| {
+        diesel::update(u::table.find(id.as_str()))
+            .set(u::storage_upload_id.eq(storage_id))
+            .execute(conn)
+    })?;
+    Ok(())
+}
+
+/// Takes the upload's lease if it is free (or run out) and the upload is in `status`.
+/// `false`: someone else holds it.
+pub fn take_lease(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    status: UploadStatus,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let n = write_tx(conn, |conn| {
+        diesel::update(
+            u::table
+                .find(id.as_str())
+                .filter(u::status.eq(status.as_str()))
+                .filter(u::lease_until.is_null().or(u::lease_until.lt(now))),
+        )
+        .set((u::lease_token.eq(token), u::lease_until.eq(now + LEASE_TTL)))
+        .execute(conn)
+    })?;
+    Ok(n == 1)
+}
+
+/// Whether a request holds the upload's lease right now.
+pub fn lease_held(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let n: i64 = u::table
+        .find(id.as_str())
+        .filter(u::lease_token.is_not_null())
+        .filter(u::lease_until.gt(now))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Extends a held lease. `false`: it was lost (ran out and was taken).
+pub fn renew_lease(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: &str,
+    now: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let n = write_tx(conn, |conn| {
+        diesel::update(u::table.find(id.as_str()).filter(u::lease_token.eq(token)))
+            .set(u::lease_until.eq(now + LEASE_TTL))
+            .execute(conn)
+    })?;
+    Ok(n == 1)
+}
+
+pub fn release_lease(conn: &mut DbConnection, id: &UploadId, token: &str) -> Result<(), AppError> {
+    write_tx(conn, |conn| {
+        diesel::update(u::table.find(id.as_str()).filter(u::lease_token.eq(token)))
+            .set((
+                u::lease_token.eq(None::<String>),
+                u::lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)
+    })?;
+    Ok(())
+}
+
+/// A part stored in the backend, with the SHA-256 of its bytes.
+#[derive(Debug, Clone)]
+pub struct StoredPart {
+    pub info: PartInfo,
+    pub sha256: String,
+}
+
+/// Makes progress durable: records `parts` (idempotently: the same number with the same
+/// checksum is a no-op, a different checksum is refused) and moves the offset from `from`
+/// to `to` with the digest state covering exactly those bytes; `finished` (the last byte)
+/// also moves the upload to `completing`. Only the lease holder can,
+/// and only from the offset it started at.
+#[allow(clippy::too_many_arguments)]
+pub fn commit(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: &str,
+    from: u64,
+    to: u64,
+    hash_state: &[u8],
+    parts: &[StoredPart],
+    finished: bool,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    write_tx(conn, |conn| {
+        for part in parts {
+            let number = i32::from(part.info.number.get());
+            let existing: Option<String> = p::table
+                .find((id.as_str(), number))
+                .select(p::sha256)
+                .first(conn)
+                .optional()?;
+            match existing {
+                Some(sha) if sha == part.sha256 => {}
+                Some(_) => {
+                    return Err(AppError::internal(format!(
+                        "part {number} of upload {id} is already recorded with other content"
+                    )));
+                }
+                None => {
+                    diesel::insert_into(p::table)
+                        .values((
+                            p::upload_id.eq(id.as_str()),
+                            p::part_number.eq(number),
+                            p::size.eq(to_i64(part.info.size)?),
+                            p::etag.eq(&part.info.etag),
+                            p::sha256.eq(&part.sha256),
+                            p::created_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+        }
+        let n = diesel::update(
+            u::table
+                .find(id.as_str())
+                .filter(u::lease_token.eq(token))
+                .filter(u::upload_offset.eq(to_i64(from)?))
+                .filter(u::status.eq(UploadStatus::Active.as_str())),
+        )
+        .set((
+            u::upload_offset.eq(to_i64(to)?),
+            // The last byte moves the upload to `completing` in the same write, so a crash
+            // right after it leaves an upload the recovery pass completes, never an `active`
+            // one whose offset says "done" and that would later expire.
+            u::status.eq(if finished {
+                UploadStatus::Completing.as_str()
+            } else {
+                UploadStatus::Active.as_str()
+            }),
+            u::hash_state.eq(Some(hash_state)),
+            u::lease_until.eq(now + LEASE_TTL),
+            u::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(AppError::refused(
+                409,
+                "The upload changed while this request was running. Ask for its offset and resume.",
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Fixes the size of an open-ended upload (never larger than reserved).
+pub fn set_size(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: &str,
+    size: u64,
+) -> Result<(), AppError> {
+    let size = to_i64(size)?;
+    let n = write_tx(conn, |conn| {
+        diesel::update(
+            u::table
+                .find(id.as_str())
+                .filter(u::lease_token.eq(token))
+                .filter(u::declared_size.ge(size)),
+        )
+        .set(u::declared_size.eq(size))
+        .execute(conn)
+    })?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(AppError::internal(
+            "could not settle the size of a form upload",
+        ))
+    }
+}
+
+/// The parts recorded for an upload, in order, for the completion request.
+pub fn parts(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<PartInfo>, AppError> {
+    let rows: Vec<(i32, i64, String)> = p::table
+        .filter(p::upload_id.eq(id.as_str()))
+        .order(p::part_number.asc())
+        .select((p::part_number, p::size, p::etag))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(n, size, etag)| {
+            let number = u64::try_from(n)
+                .ok()
+                .and_then(PartNumber::new)
+                .ok_or_else(|| AppError::internal("stored part number out of range"))?;
+            let size = u64::try_from(size).map_err(|_| AppError::internal("negative part"))?;
+            Ok(PartInfo {
+                number,
+                size,
+                etag,
+                sha256: None,
+            })
+        })
+        .collect()
+}
+
+/// The stored digest state of an upload.
+pub fn hash_state(conn: &mut DbConnection, id: &UploadId) -> Result<Option<Vec<u8>>, AppError> {
+    Ok(u::table
+        .find(id.as_str())
+        .select(u::hash_state)
+        .first::<Option<Vec<u8>>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Moves an upload from `from` to `to` (holding the lease), with its audit event. Returns
+/// whether the row was in `from`.
+#[allow(clippy::too_many_arguments)]
+pub fn transition(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: Option<&str>,
+    from: &[UploadStatus],
+    to: UploadStatus,
+    reason: Option<&str>,
+    now: NaiveDateTime,
+    event: Option<Event>,
+) -> Result<bool, AppError> {
+    write_tx(conn, |conn| {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let target = u::table.find(id.as_str()).filter(u::status.eq_any(from));
+        let n = match token {
+            Some(token) => diesel::update(target.filter(u::lease_token.eq(token)))
+                .set((
+                    u::status.eq(to.as_str()),
+                    u::status_reason.eq(reason),
+                    u::updated_at.eq(now),
+                ))
+                .execute(conn)?,
+            None => diesel::update(target)
+                .set((
+                    u::status.eq(to.as_str()),
+                    u::status_reason.eq(reason),
+                    u::updated_at.eq(now),
+                ))
+                .execute(conn)?,
+        };
+        if n == 1
+            && let Some(event) = &event
+        {
+            audit::record(conn, event)?;
+        }
+        Ok(n == 1)
+    })
+}
+
+/// The end of a verified upload: `completed` (no scanner), or `completing` with the scan
+/// pending. Stores the file's SHA-256.
+pub fn verified(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: &str,
+    sha256: &str,
+    scan: bool,
+    now: NaiveDateTime,
+    event: &Event,
+) -> Result<(), AppError> {
+    write_tx(conn, |conn| {
+        let (status, scan_status, completed_at) = if scan {
+            (
+                UploadStatus::Completing,
+                Some(ScanStatus::Pending.as_str()),
+                None,
+            )
+        } else {
+            (UploadStatus::Completed, None, Some(now))
+        };
+        let n = diesel::update(
+            u::table
+                .find(id.as_str())
+                .filter(u::lease_token.eq(token))
+                .filter(u::status.eq(UploadStatus::Completing.as_str())),
+        )
+        .set((
+            u::status.eq(status.as_str()),
+            u::scan_status.eq(scan_status),
+            u::sha256.eq(sha256),
+            u::hash_state.eq(None::<Vec<u8>>),
+            u::completed_at.eq(completed_at),
+            u::updated_at.eq(now),
+            // The scanner takes over at once; the writer's own release is then a no-op.
+            u::lease_token.eq(None::<String>),
+            u::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(AppError::internal("the upload changed during completion"));
+        }
+        audit::record(conn, event)?;
+        Ok(())
+    })
+}
+
+impl Audited {
+    pub fn on(&self, action: &'static str, outcome: Outcome, id: &UploadId) -> Event {
+        self.event(action, outcome, id)
+    }
+}
+
+/// Writes down that a tail object ending at `offset` is about to be stored (see the
+/// `upload_tails` migration). Idempotent.
+pub fn note_tail(conn: &mut DbConnection, id: &UploadId, offset: u64) -> Result<(), AppError> {
+    use crate::infra::db::schema::upload_tails as t;
+    let offset = to_i64(offset)?;
+    let exists = t::table
+        .find((id.as_str(), offset))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !exists {
+        diesel::insert_into(t::table)
+            .values((t::upload_id.eq(id.as_str()), t::tail_offset.eq(offset)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Every tail offset written down for the upload.
+pub fn tails(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<u64>, AppError> {
+    use crate::infra::db::schema::upload_tails as t;
+    let offsets: Vec<i64> = t::table
+        .filter(t::upload_id.eq(id.as_str()))
+        .order(t::tail_offset.asc())
+        .select(t::tail_offset)
+        .load(conn)?;
+    Ok(offsets
+        .into_iter()
+        .filter_map(|o| u64::try_from(o).ok())
+        .collect())
+}
+
+/// Forgets tails whose objects are gone.
+pub fn forget_tails(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    offsets: &[u64],
+) -> Result<(), AppError> {
+    use crate::infra::db::schema::upload_tails as t;
+    let offsets = offsets
+        .iter()
+        .map(|&o| to_i64(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    diesel::delete(
+        t::table
+            .filter(t::upload_id.eq(id.as_str()))
+            .filter(t::tail_offset.eq_any(offsets)),
+    )
+    .execute(conn)?;
+    Ok(())
+}

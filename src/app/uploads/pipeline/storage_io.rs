@@ -1,0 +1,112 @@
+//! Storage steps with the pipeline's own retry: a part body is held in memory while it is
+//! sent, so a part that failed on a transient error is simply sent again (S3's `UploadPart`
+//! is tried once by the store, see `storage::s3`).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+
+use crate::app::uploads::hasher::sha256_hex;
+use crate::infra::storage::blob::{
+    BlobStore, MultipartId, ObjectKey, PartInfo, PartNumber, StorageError,
+};
+
+use super::records::StoredPart;
+
+const ATTEMPTS: u32 = 3;
+
+/// Uploads one part, retrying transient failures with backoff (0.5 s, 1 s).
+pub async fn put_part(
+    store: &BlobStore,
+    key: &ObjectKey,
+    multipart: &MultipartId,
+    number: PartNumber,
+    bytes: Bytes,
+) -> Result<StoredPart, StorageError> {
+    // The part's digest makes a re-sent part a no-op when it is recorded. A store that
+    // hashes parts as it writes them (the local store) reports it; otherwise it is computed
+    // here, beside the upload, on a blocking thread.
+    let digest = (!store.hashes_parts()).then(|| {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || sha256_hex(&bytes))
+    });
+    let len = bytes.len() as u64;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes.clone())]);
+        let started = std::time::Instant::now();
+        match store.upload_part(key, multipart, number, body, len).await {
+            Ok(info) => {
+                // The part timeline of `scripts/bench-upload-timeline.py`.
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::debug!(part = %number, bytes = len, ms, "part stored");
+                let sha256 = match (&info.sha256, digest) {
+                    (Some(reported), _) => reported.clone(),
+                    (None, Some(task)) => task
+                        .await
+                        .map_err(|e| StorageError::Io(format!("digest task failed: {e}")))?,
+                    (None, None) => sha256_hex(&bytes),
+                };
+                return Ok(StoredPart { info, sha256 });
+            }
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, part = %number, attempt, "part upload failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Stores a small object (a partial tail) whole: a one-part multipart upload, so every
+/// backend needs only the multipart contract.
+pub async fn put_small(
+    store: &BlobStore,
+    key: &ObjectKey,
+    bytes: Bytes,
+) -> Result<(), StorageError> {
+    let multipart = store.create_multipart(key).await?;
+    let number = PartNumber::new(1).ok_or_else(|| StorageError::Io("part 1".into()))?;
+    let stored = match put_part(store, key, &multipart, number, bytes).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            abort_quietly(store, key, &multipart).await;
+            return Err(e);
+        }
+    };
+    let parts: [PartInfo; 1] = [stored.info];
+    if let Err(e) = store.complete(key, &multipart, &parts).await {
+        abort_quietly(store, key, &multipart).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Reads a small object whole into `into`.
+pub async fn read_small(
+    store: &BlobStore,
+    key: &ObjectKey,
+    into: &mut BytesMut,
+) -> Result<(), StorageError> {
+    let (_, mut stream) = store.get(key, None).await?;
+    while let Some(chunk) = stream.next().await {
+        into.extend_from_slice(&chunk?);
+    }
+    Ok(())
+}
+
+pub async fn abort_quietly(store: &BlobStore, key: &ObjectKey, multipart: &MultipartId) {
+    if let Err(e) = store.abort(key, multipart).await {
+        tracing::warn!(error = %e, key = %key, "could not abort a multipart upload");
+    }
+}
+
+/// Deletes an object that is no longer needed; a failure leaves garbage, not a wrong
+/// result, so it is logged and not returned.
+pub async fn delete_quietly(store: &BlobStore, key: &ObjectKey) {
+    if let Err(e) = store.delete(key).await {
+        tracing::warn!(error = %e, key = %key, "could not delete an obsolete object");
+    }
+}

@@ -1,0 +1,51 @@
+//! Finishing what a stopped process left half done: uploads whose last byte was stored but
+//! whose completion (assembly, verification) or scan never ended. The cleanup worker calls
+//! this on every pass, on every instance; the per-upload lease keeps it to one at a time.
+
+use chrono::TimeDelta;
+use diesel::prelude::*;
+
+use crate::app::error::AppError;
+use crate::app::uploads::UploadContext;
+use crate::app::uploads::model::{ScanStatus, UploadStatus};
+use crate::domain::ids::UploadId;
+use crate::infra::db::schema::uploads as u;
+
+/// How long an upload may sit in `completing` before it counts as abandoned. Completion
+/// and scanning renew `updated_at`/the lease while they work.
+const STALLED_AFTER: TimeDelta = TimeDelta::minutes(2);
+const BATCH: i64 = 50;
+
+/// Resumes stalled completions and scans; returns how many were picked up.
+pub async fn resume_stalled(ctx: &UploadContext) -> Result<usize, AppError> {
+    let now = ctx.clock.now_naive();
+    let rows: Vec<(String, Option<String>, Option<String>)> = ctx
+        .db
+        .run(move |conn| {
+            u::table
+                .filter(u::status.eq(UploadStatus::Completing.as_str()))
+                .filter(u::updated_at.lt(now - STALLED_AFTER))
+                .filter(u::lease_until.is_null().or(u::lease_until.lt(now)))
+                .select((u::id, u::sha256, u::scan_status))
+                .limit(BATCH)
+                .load(conn)
+                .map_err(AppError::from)
+        })
+        .await?;
+    let mut picked = 0;
+    for (id, sha256, scan) in rows {
+        let id = UploadId::from_db(id);
+        let result = match (sha256, scan.as_deref().and_then(ScanStatus::parse)) {
+            (None, _) => crate::app::uploads::pipeline::resume_completion(ctx, &id).await,
+            (Some(_), Some(ScanStatus::Pending)) => {
+                crate::app::uploads::scanning::settle(ctx, &id).await
+            }
+            _ => continue,
+        };
+        picked += 1;
+        if let Err(e) = result {
+            tracing::warn!(upload = %id, error = %e, "could not resume a stalled upload; retried next pass");
+        }
+    }
+    Ok(picked)
+}

@@ -1,0 +1,146 @@
+//! The upload lease, as the scanner uses it: one holder at a time per upload, across
+//! instances. A claim succeeds only on a row that waits for its scan and whose lease is free
+//! (never taken, released, or run out); the holder renews it while it works, and the final
+//! write releases it (`record`). A crashed holder's lease simply runs out.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use crate::app::error::AppError;
+use crate::app::uploads::UploadContext;
+use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
+use crate::domain::ids::UploadId;
+use crate::infra::crypto::random_token;
+use crate::infra::db::schema::uploads;
+
+/// How long a claim lasts without renewal: long enough to ride out a slow database, short
+/// enough that a crashed instance's upload is taken over soon.
+const LEASE: TimeDelta = TimeDelta::seconds(120);
+/// How often a holder renews while it works.
+const RENEW_EVERY: Duration = Duration::from_secs(30);
+
+pub struct Lease {
+    pub id: UploadId,
+    pub token: String,
+}
+
+/// The rows a claim may take: waiting for a scan, lease free.
+macro_rules! claimable {
+    ($id:expr, $now:expr) => {
+        uploads::table
+            .filter(uploads::id.eq($id))
+            .filter(uploads::status.eq(UploadStatus::Completing.as_str()))
+            .filter(uploads::scan_status.eq(ScanStatus::Pending.as_str()))
+            .filter(
+                uploads::lease_token
+                    .is_null()
+                    .or(uploads::lease_until.is_null())
+                    .or(uploads::lease_until.lt($now)),
+            )
+    };
+}
+pub(super) use claimable;
+
+/// The answer to a claim.
+pub enum Claim {
+    Taken(Lease, Box<Upload>),
+    /// Waiting for its scan, but someone holds the lease (the pipeline, just before it lets
+    /// go, or another scanner).
+    Held,
+    /// Not waiting for a scan (already settled, or in any other state), or gone.
+    NotWaiting,
+}
+
+impl Lease {
+    /// Takes the lease on an upload waiting for its scan.
+    pub async fn claim(ctx: &UploadContext, id: &UploadId) -> Result<Claim, AppError> {
+        let token = random_token().map_err(AppError::internal)?;
+        let now = ctx.clock.now_naive();
+        let (row_id, held) = (id.as_str().to_string(), token.clone());
+        let upload = ctx
+            .db
+            .run(move |conn| -> Result<Option<Upload>, AppError> {
+                let taken = diesel::update(claimable!(&row_id, now))
+                    .set((
+                        uploads::lease_token.eq(Some(&held)),
+                        uploads::lease_until.eq(Some(until(now))),
+                    ))
+                    .execute(conn)?;
+                if taken == 0 {
+                    return Ok(None);
+                }
+                model::find(conn, &UploadId::from_db(row_id))
+            })
+            .await?;
+        Ok(match upload {
+            Some(upload) => Claim::Taken(
+                Self {
+                    id: id.clone(),
+                    token,
+                },
+                Box::new(upload),
+            ),
+            None => Self::why_not(ctx, id).await?,
+        })
+    }
+
+    async fn why_not(ctx: &UploadContext, id: &UploadId) -> Result<Claim, AppError> {
+        let lookup = id.clone();
+        let upload = ctx.db.run(move |conn| model::find(conn, &lookup)).await?;
+        Ok(match upload {
+            Some(u)
+                if u.status == UploadStatus::Completing
+                    && u.scan_status == Some(ScanStatus::Pending) =>
+            {
+                Claim::Held
+            }
+            _ => Claim::NotWaiting,
+        })
+    }
+
+    /// Runs `work` while renewing the lease. `None` when the lease was lost (another
+    /// holder took over after it ran out): the work is dropped unfinished.
+    pub async fn hold<T>(&self, ctx: &UploadContext, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        let mut tick = tokio::time::interval(RENEW_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate; the claim has just set the lease.
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                out = &mut work => return Some(out),
+                _ = tick.tick() => match self.renew(ctx).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    // The final write checks the token anyway; a slow database is no reason
+                    // to abandon a scan that is nearly done.
+                    Err(e) => tracing::warn!(upload = %self.id, error = %e, "could not renew the upload lease"),
+                },
+            }
+        }
+    }
+
+    async fn renew(&self, ctx: &UploadContext) -> Result<bool, AppError> {
+        let now = ctx.clock.now_naive();
+        let (id, token) = (self.id.as_str().to_string(), self.token.clone());
+        ctx.db
+            .run(move |conn| -> Result<bool, AppError> {
+                let renewed = diesel::update(
+                    uploads::table
+                        .filter(uploads::id.eq(&id))
+                        .filter(uploads::lease_token.eq(&token)),
+                )
+                .set(uploads::lease_until.eq(Some(until(now))))
+                .execute(conn)?;
+                Ok(renewed == 1)
+            })
+            .await
+    }
+}
+
+fn until(now: NaiveDateTime) -> NaiveDateTime {
+    now + LEASE
+}

@@ -1,0 +1,72 @@
+//! Who is uploading, as the pipeline sees it: a signed-in browser or a script with an API
+//! key. The web layer builds it (`web::uploader`); the pipeline only sees this one type.
+
+use crate::app::accounts::api_keys::KeyUse;
+use crate::app::audit::{Actor, Origin};
+use crate::app::error::AppError;
+use crate::domain::api_key::Scope;
+use crate::domain::ids::{ApiKeyId, UserId};
+use crate::domain::role::Role;
+use crate::infra::db::Database;
+
+#[derive(Clone)]
+pub struct Uploader {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    /// Set when the request came with an API key.
+    pub api_key_id: Option<ApiKeyId>,
+    pub origin: Origin,
+    key: Option<KeyUse>,
+}
+
+impl std::fmt::Debug for Uploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploader")
+            .field("user_id", &self.user_id)
+            .field("api_key_id", &self.api_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Uploader {
+    /// A signed-in browser (the CSRF layer has already checked its token).
+    pub fn signed_in(user_id: UserId, email: String, role: Role, origin: Origin) -> Self {
+        Self {
+            user_id,
+            email,
+            role,
+            api_key_id: None,
+            origin,
+            key: None,
+        }
+    }
+
+    /// A script with an accepted API key.
+    pub fn with_key(key: KeyUse, role: Role) -> Self {
+        Self {
+            user_id: key.user_id.clone(),
+            email: key.email.clone(),
+            role,
+            api_key_id: Some(key.key_id.clone()),
+            origin: key.origin.clone(),
+            key: Some(key),
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::user(self.user_id.as_str(), &self.email)
+    }
+
+    /// May this principal write uploads? Auditors never; an API key needs scope `upload`
+    /// (its refusal is audited).
+    pub async fn require_upload(&self, db: &Database) -> Result<(), AppError> {
+        if self.role == Role::Auditor {
+            return Err(AppError::Forbidden);
+        }
+        match &self.key {
+            Some(key) => key.require(db, Scope::Upload).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The outside world: the database (pool, schema, queries), object storage behind one
+//! contract (local encrypted store, S3), the master key and sealing, the clamd client and
+//! the data directory's permissions.
+
+pub mod clamd;
+pub mod crypto;
+pub mod data_dir;
+pub mod db;
+pub mod storage;

@@ -1,6 +1,0 @@
-//! Storage: sealed secrets (and, later, the BlobStore backends).
-
-pub mod blob;
-pub mod local;
-pub mod s3;
-pub mod secrets;

@@ -1,0 +1,268 @@
+//! The history listing: filters parsed from the query string, one page of uploads read with
+//! the names (bucket, owner) the table shows, and the links to the neighbouring pages.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::views::UploadView;
+use super::{Reach, Viewer};
+use crate::app::accounts::users;
+use crate::app::buckets;
+use crate::app::error::AppError;
+use crate::app::uploads::UploadStatus;
+use crate::app::uploads::model::{self, ListFilter, Upload};
+use crate::domain::FieldError;
+use crate::domain::email::Email;
+use crate::domain::ids::UserId;
+use crate::infra::db::DbConnection;
+use crate::infra::db::schema::users as u;
+
+pub const PAGE_SIZE: i64 = 50;
+/// 5 million uploads at 50 a page; beyond it, filter.
+const MAX_PAGE: u32 = 100_000;
+const MAX_USER_CHARS: usize = 254;
+
+/// The query string as sent; empty fields (from a submitted form) mean "any".
+#[derive(Debug, Default, Deserialize)]
+pub struct RawQuery {
+    pub user: Option<String>,
+    pub status: Option<String>,
+    pub page: Option<String>,
+}
+
+/// Whose uploads the viewer asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Everyone,
+    Id(UserId),
+    Email(Email),
+}
+
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub who: Who,
+    pub status: Option<UploadStatus>,
+    pub page: u32,
+    /// The user filter as typed (kept for the links to other pages).
+    user_text: String,
+}
+
+fn present(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl RawQuery {
+    /// The filters, or every problem found. `all` says whether the viewer may see other
+    /// people's uploads; for everyone else the user filter is ignored.
+    pub fn parse(&self, all: bool) -> Result<Wanted, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut wanted = Wanted {
+            who: Who::Everyone,
+            status: None,
+            page: 1,
+            user_text: String::new(),
+        };
+        if let Some(user) = present(&self.user).filter(|_| all) {
+            wanted.user_text = user.to_string();
+            if let Some(id) = UserId::parse(user) {
+                wanted.who = Who::Id(id);
+            } else if user.chars().count() <= MAX_USER_CHARS
+                && let Ok(email) = Email::parse(user)
+            {
+                wanted.who = Who::Email(email);
+            } else {
+                errors.push(FieldError::new(
+                    "user",
+                    "must be a user's email address or user id",
+                ));
+            }
+        }
+        if let Some(status) = present(&self.status) {
+            match UploadStatus::parse(status) {
+                Some(s) => wanted.status = Some(s),
+                None => errors.push(FieldError::new("status", "is not a known status")),
+            }
+        }
+        if let Some(page) = present(&self.page) {
+            match page.parse::<u32>() {
+                Ok(p)
+                    if (1..=MAX_PAGE).contains(&p) && page.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    wanted.page = p;
+                }
+                _ => errors.push(FieldError::new(
+                    "page",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(wanted)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl Wanted {
+    /// The query string for page `page` with the same filters.
+    pub fn href(&self, page: u32) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if !self.user_text.is_empty() {
+            q.append_pair("user", &self.user_text);
+        }
+        if let Some(s) = self.status {
+            q.append_pair("status", s.as_str());
+        }
+        if page > 1 {
+            q.append_pair("page", &page.to_string());
+        }
+        let q = q.finish();
+        if q.is_empty() {
+            "/uploads".to_string()
+        } else {
+            format!("/uploads?{q}")
+        }
+    }
+}
+
+pub struct Listing {
+    pub rows: Vec<UploadView>,
+    pub total: i64,
+    /// The user filter named an email nobody has.
+    pub unknown_user: bool,
+}
+
+/// Emails of the given users, by id.
+pub fn owner_emails(
+    conn: &mut DbConnection,
+    ids: Vec<String>,
+) -> Result<HashMap<String, String>, AppError> {
+    let rows: Vec<(String, String)> = u::table
+        .filter(u::id.eq_any(ids))
+        .select((u::id, u::email))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Display names of every bucket, by id (few rows; one query instead of one per upload).
+pub fn bucket_names(conn: &mut DbConnection) -> Result<HashMap<String, String>, AppError> {
+    Ok(buckets::queries::all(conn)?
+        .into_iter()
+        .map(|b| (b.id.to_string(), b.display_name))
+        .collect())
+}
+
+/// The owner column's text: the email, or the id of an account that no longer exists.
+pub fn owner_label(emails: &HashMap<String, String>, upload: &Upload) -> String {
+    emails
+        .get(upload.user_id.as_str())
+        .cloned()
+        .unwrap_or_else(|| upload.user_id.to_string())
+}
+
+/// One page of uploads for `viewer`.
+pub fn page(
+    conn: &mut DbConnection,
+    viewer: &Viewer,
+    wanted: &Wanted,
+    now: NaiveDateTime,
+) -> Result<Listing, AppError> {
+    let all = viewer.reach == Reach::All;
+    let owner = match (&wanted.who, all) {
+        (_, false) => Some(viewer.id.clone()),
+        (Who::Everyone, true) => None,
+        (Who::Id(id), true) => Some(id.clone()),
+        (Who::Email(email), true) => match users::find_by_email(conn, email)? {
+            Some(row) => Some(row.user_id()),
+            None => {
+                return Ok(Listing {
+                    rows: Vec::new(),
+                    total: 0,
+                    unknown_user: true,
+                });
+            }
+        },
+    };
+    let filter = ListFilter {
+        owner,
+        status: wanted.status,
+        bucket: None,
+        limit: PAGE_SIZE,
+        offset: i64::from(wanted.page - 1) * PAGE_SIZE,
+    };
+    let total = model::count(conn, &filter)?;
+    let uploads = model::list(conn, &filter)?;
+    let names = bucket_names(conn)?;
+    let emails = if all {
+        owner_emails(
+            conn,
+            uploads.iter().map(|u| u.user_id.to_string()).collect(),
+        )?
+    } else {
+        HashMap::new()
+    };
+    let rows = uploads
+        .iter()
+        .map(|upload| {
+            let owner = all.then(|| owner_label(&emails, upload));
+            let bucket = names.get(upload.bucket_id.as_str()).map(String::as_str);
+            UploadView::new(upload, bucket, owner, now, viewer.may_download(upload))
+        })
+        .collect();
+    Ok(Listing {
+        rows,
+        total,
+        unknown_user: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(user: &str, status: &str, page: &str) -> RawQuery {
+        RawQuery {
+            user: Some(user.into()),
+            status: Some(status.into()),
+            page: Some(page.into()),
+        }
+    }
+
+    #[test]
+    fn filters_parse_and_round_trip_into_links() {
+        let w = raw("Someone@Example.org", "active", "3")
+            .parse(true)
+            .unwrap();
+        assert!(matches!(w.who, Who::Email(_)));
+        assert_eq!(w.status, Some(UploadStatus::Active));
+        assert_eq!(w.page, 3);
+        assert_eq!(
+            w.href(4),
+            "/uploads?user=Someone%40Example.org&status=active&page=4"
+        );
+        let id = UserId::new();
+        let w = raw(id.as_str(), "", "").parse(true).unwrap();
+        assert_eq!(w.who, Who::Id(id));
+        assert_eq!(w.href(1), format!("/uploads?user={}", w.user_text));
+    }
+
+    #[test]
+    fn the_user_filter_is_only_for_viewers_who_see_everyone() {
+        let w = raw("someone@example.org", "", "").parse(false).unwrap();
+        assert_eq!(w.who, Who::Everyone);
+        assert_eq!(w.href(1), "/uploads");
+    }
+
+    #[test]
+    fn bad_filters_are_each_reported() {
+        let errors = raw("not a user", "done", "0").parse(true).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["user", "status", "page"]);
+        assert!(raw("", "", "+2").parse(true).is_err());
+        assert!(raw("", "", "100001").parse(true).is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Reading and writing the signed-in state of a browser session.
+
+use actix_session::Session;
+
+use crate::app::error::AppError;
+use crate::domain::ids::UserId;
+use crate::web::session_store::keys;
+use crate::web::views::Flash;
+
+const CSRF: &str = "csrf";
+pub const PENDING_USER: &str = "pending_uid";
+pub const PENDING_SINCE: &str = "pending_since";
+
+pub fn random_token() -> Result<String, AppError> {
+    crate::infra::crypto::random_token().map_err(AppError::internal)
+}
+
+fn insert<T: serde::Serialize>(session: &Session, key: &str, value: T) -> Result<(), AppError> {
+    session
+        .insert(key, value)
+        .map_err(|e| AppError::internal(format!("session insert: {e}")))
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Ok(Some(token)) = session.get::<String>(CSRF) {
+        return Ok(token);
+    }
+    let token = random_token()?;
+    insert(session, CSRF, &token)?;
+    Ok(token)
+}
+
+/// Only reads: `None` when the session has no token (so nothing can match it).
+pub fn existing_csrf_token(session: &Session) -> Option<String> {
+    session.get::<String>(CSRF).ok().flatten()
+}
+
+pub fn user_id(session: &Session) -> Option<UserId> {
+    session
+        .get::<String>(keys::USER_ID)
+        .ok()
+        .flatten()
+        .and_then(|id| UserId::parse(&id))
+}
+
+/// A new session id and CSRF token after a privilege change (password change, TOTP
+/// enrolment). The absolute lifetime keeps counting from sign-in.
+pub fn renew(session: &Session) -> Result<(), AppError> {
+    session.renew();
+    insert(session, CSRF, random_token()?)
+}
+
+/// Full sign-in: a new session id (the old one is deleted), a new CSRF token, a fresh
+/// absolute lifetime, and the user recorded with the address and browser for the list.
+pub fn sign_in(
+    session: &Session,
+    user: &UserId,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<(), AppError> {
+    session.renew();
+    session.remove(keys::CREATED);
+    session.remove(PENDING_USER);
+    session.remove(PENDING_SINCE);
+    session.remove(keys::EXPIRED);
+    insert(session, keys::USER_ID, user.as_str())?;
+    insert(session, CSRF, random_token()?)?;
+    if let Some(ip) = ip {
+        insert(session, keys::IP, ip)?;
+    }
+    if let Some(ua) = user_agent {
+        insert(session, keys::USER_AGENT, ua)?;
+    }
+    Ok(())
+}
+
+/// First step passed, TOTP still to come: nothing is granted yet.
+pub fn begin_second_factor(session: &Session, user: &UserId, now: i64) -> Result<(), AppError> {
+    session.renew();
+    session.remove(keys::USER_ID);
+    insert(session, PENDING_USER, user.as_str())?;
+    insert(session, PENDING_SINCE, now)?;
+    Ok(())
+}
+
+pub fn pending_user(session: &Session, now: i64, max_age_secs: i64) -> Option<UserId> {
+    let since = session.get::<i64>(PENDING_SINCE).ok().flatten()?;
+    if now - since > max_age_secs {
+        return None;
+    }
+    session
+        .get::<String>(PENDING_USER)
+        .ok()
+        .flatten()
+        .and_then(|id| UserId::parse(&id))
+}
+
+/// True once, after the store ended this session for inactivity or age.
+pub fn take_expired(session: &Session) -> bool {
+    session.remove(keys::EXPIRED).is_some()
+}
+
+pub fn flash(session: &Session, kind: &'static str, message: impl Into<String>) {
+    let mut all: Vec<(String, String)> =
+        session.get(keys::FLASH).ok().flatten().unwrap_or_default();
+    all.push((kind.to_string(), message.into()));
+    let _ = session.insert(keys::FLASH, all);
+}
+
+pub fn take_flashes(session: &Session) -> Vec<Flash> {
+    let all: Vec<(String, String)> = session
+        .remove_as(keys::FLASH)
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    all.into_iter()
+        .map(|(kind, message)| Flash {
+            kind: match kind.as_str() {
+                "success" => "success",
+                "error" => "error",
+                _ => "info",
+            },
+            message,
+        })
+        .collect()
+}
