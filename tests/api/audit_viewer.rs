@@ -32,9 +32,7 @@ fn rows(html: &str) -> Vec<(i64, String, String, String)> {
 }
 
 async fn page(app: &TestApp, query: &str) -> (u16, String) {
-    let res = app.get_html(&format!("/admin/audit{query}")).await;
-    let status = res.status().as_u16();
-    (status, res.text().await.unwrap())
+    app.page(&format!("/admin/audit{query}")).await
 }
 
 fn record(app: &TestApp, events: &[Event]) {
