@@ -47,7 +47,7 @@ macro_rules! conformance {
 }
 
 /// A local store in a fresh temp directory under a fresh master key.
-pub struct LocalFixture {
+pub(crate) struct LocalFixture {
     pub store: BlobStore,
     pub root: PathBuf,
     pub keyring: Arc<Keyring>,
