@@ -1,19 +1,37 @@
 //! The real `medport` binary run against a test app's database and data directory.
 
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use super::TestApp;
 
-/// Runs the real `medport` binary with `args` against the test app's database and data
-/// directory.
-pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(args)
-        .current_dir(app.data_dir.parent().unwrap())
+/// The real `medport` binary, set up to run against the test app's database and data
+/// directory (and nothing else from the environment but `PATH`).
+pub fn medport_command(app: &TestApp) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_medport"));
+    cmd.current_dir(app.data_dir.parent().unwrap())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
+        .env("DATABASE_URL", &app.database_url);
+    cmd
+}
+
+/// Runs the real `medport` binary with `args` against the test app's database and data
+/// directory.
+pub fn medport(app: &TestApp, args: &[&str]) -> Output {
+    medport_command(app).args(args).output().unwrap()
+}
+
+/// Runs the real `medport` binary with `args` in `dir`, with nothing in its environment
+/// but `env`.
+pub fn medport_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medport"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -24,13 +42,8 @@ pub fn serve_with_log(
     app: &TestApp,
     extra_env: &[(&str, &str)],
 ) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medport"));
+    let mut cmd = medport_command(app);
     cmd.arg("serve")
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
         .env("MEDPORT_BIND", "127.0.0.1:0")
         .envs(extra_env.iter().copied())
         .env("RUST_LOG", "debug")
@@ -40,9 +53,7 @@ pub fn serve_with_log(
 
 /// Spawns a command that ends up running `medport serve`, capturing its log, and waits until
 /// it is ready; returns the server's address and the log buffer.
-pub fn spawn_until_ready(
-    mut cmd: std::process::Command,
-) -> (std::process::Child, String, Arc<Mutex<String>>) {
+pub fn spawn_until_ready(mut cmd: Command) -> (std::process::Child, String, Arc<Mutex<String>>) {
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
