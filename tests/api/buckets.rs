@@ -72,6 +72,18 @@ pub fn s3_fields<'a>(
     ]
 }
 
+/// The form fields of a valid S3 bucket on the test server that asks for SSE-S3.
+pub fn s3_fields_sse_s3<'a>(
+    name: &'a str,
+    bucket: &'a str,
+    env: &'a S3Env,
+) -> Vec<(&'static str, &'a str)> {
+    let mut fields = s3_fields(name, bucket, env);
+    fields.retain(|(k, _)| *k != "encryption");
+    fields.push(("encryption", "sse-s3"));
+    fields
+}
+
 /// Creates a bucket through the form and returns its id (from the redirect).
 pub async fn create_through_form(app: &TestApp, fields: &[(&str, &str)]) -> String {
     let res = admin_post(app, "/admin/buckets", fields).await;

@@ -8,7 +8,8 @@ use medport::db::schema::{api_keys, sessions};
 
 use crate::both_backends;
 use crate::buckets::{
-    SYSTEM_ID, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields, spawn_loopback,
+    SYSTEM_ID, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields, s3_fields_sse_s3,
+    spawn_loopback,
 };
 use crate::helpers::{Backend, TestApp, api_get, browser_signed_in, location, medport};
 
@@ -218,9 +219,7 @@ async fn revalidating_shows_every_bucket_and_fails_an_unreachable_one_quickly(ba
     app.sign_in_as("admin").await;
     let env = s3_env();
     let bucket = new_s3_bucket().await;
-    let mut fields = s3_fields("Imaging", &bucket, &env);
-    fields.retain(|(k, _)| *k != "encryption");
-    fields.push(("encryption", "sse-s3"));
+    let fields = s3_fields_sse_s3("Imaging", &bucket, &env);
     let imaging = create_through_form(&app, &fields).await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -15,15 +15,6 @@ use crate::tus_support::*;
 
 const MIB: usize = 1024 * 1024;
 
-fn column_sha256(app: &TestApp, id: &str) -> Option<String> {
-    let mut conn = app.db.conn().unwrap();
-    uploads::table
-        .find(id)
-        .select(uploads::sha256)
-        .first(&mut *conn)
-        .unwrap()
-}
-
 fn part_rows(app: &TestApp, id: &str) -> Vec<(i32, i64)> {
     let mut conn = app.db.conn().unwrap();
     upload_parts::table

@@ -11,7 +11,7 @@ use medport::domain::bucket::{BucketName, Endpoint, EndpointPolicy, Region};
 
 use super::{
     SYSTEM_ID, admin_post, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields,
-    spawn_loopback,
+    s3_fields_sse_s3, spawn_loopback,
 };
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp, location};
@@ -32,9 +32,7 @@ async fn test_connection_succeeds_against_the_s3_server(backend: Backend) {
     app.sign_in_as("admin").await;
     let env = s3_env();
     let bucket = new_s3_bucket().await;
-    let mut fields = s3_fields("Imaging", &bucket, &env);
-    fields.retain(|(k, _)| *k != "encryption");
-    fields.push(("encryption", "sse-s3"));
+    let fields = s3_fields_sse_s3("Imaging", &bucket, &env);
     let id = create_through_form(&app, &fields).await;
 
     let (status, badge) = app.page(&format!("/admin/buckets/{id}/health")).await;

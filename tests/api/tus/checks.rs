@@ -155,7 +155,7 @@ async fn long_utf8_text_arriving_whole_is_accepted(backend: Backend) {
     text.extend_from_slice("é, ü and more text\n".as_bytes());
     let id = tus.upload("notes.txt", &text, None, text.len()).await;
     assert_eq!(status_of(&app, &id), "completed");
-    assert_eq!(column_sha256(&app, &id), Some(sha256_hex(&text)));
+    assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&text)));
 }
 
 async fn a_whole_file_checksum_is_compared_at_completion(backend: Backend) {

@@ -23,7 +23,7 @@ async fn the_plain_form_goes_through_the_same_pipeline(backend: Backend) {
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     let id = location(&res).trim_start_matches("/uploads/").to_string();
     assert_eq!(status_of(&app, &id), "completed");
-    assert_eq!(column_sha256(&app, &id), Some(sha256_hex(&data)));
+    assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&data)));
     let mut conn = app.db.conn().unwrap();
     let size: i64 = uploads::table
         .find(&id)

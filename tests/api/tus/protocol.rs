@@ -51,7 +51,7 @@ async fn creation_with_upload_stores_the_first_chunk(backend: Backend) {
             .starts_with("http://")
     );
     assert_eq!(status_of(&app, &id), "completed");
-    assert_eq!(column_sha256(&app, &id), Some(sha256_hex(&data)));
+    assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&data)));
 }
 
 async fn protocol_errors_get_their_statuses(backend: Backend) {

@@ -21,7 +21,7 @@ async fn a_chunked_upload_resumes_from_the_stored_tail(backend: Backend) {
     // kept in storage and read back by the next one.
     tus.send_from(&id, &data, 0, 5 * MIB).await;
     assert_eq!(status_of(&app, &id), "completed");
-    assert_eq!(column_sha256(&app, &id), Some(sha256_hex(&data)));
+    assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&data)));
     assert_eq!(
         part_rows(&app, &id),
         vec![
@@ -58,7 +58,7 @@ async fn uploads_to_s3_are_byte_identical(backend: Backend) {
     let odd = tus.upload("odd.pdf", &data, None, 3 * MIB + 7).await;
     for id in [&one, &odd] {
         assert_eq!(status_of(&app, id), "completed");
-        assert_eq!(column_sha256(&app, id), Some(sha256_hex(&data)));
+        assert_eq!(stored_sha256(&app, id), Some(sha256_hex(&data)));
         assert_eq!(stored_bytes(&app, Some(&bucket), id).await, data);
     }
     // No multipart upload and no tail object is left behind.
