@@ -27,7 +27,7 @@ fn record_three(conn: &mut DbConnection) -> Vec<i64> {
 }
 
 /// Bypasses the append-only triggers the way someone with direct database access could.
-fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
+pub(crate) fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
     match backend {
         DbBackend::Sqlite => {
             diesel::sql_query("DROP TRIGGER audit_events_no_update")
