@@ -1,15 +1,13 @@
 //! The audit chain: verifies when intact, finds the first edited or removed row, and the
 //! table refuses UPDATE/DELETE through normal SQL.
 
-use std::process::Command;
-
 use diesel::prelude::*;
 use medport::app::audit::{self, Actor, Event, Outcome};
 use medport::infra::db::{Backend as DbBackend, DbConnection};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, medport};
 
 fn record_three(conn: &mut DbConnection) -> Vec<i64> {
     let events = [
@@ -29,7 +27,7 @@ fn record_three(conn: &mut DbConnection) -> Vec<i64> {
 }
 
 /// Bypasses the append-only triggers the way someone with direct database access could.
-fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
+pub(crate) fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
     match backend {
         DbBackend::Sqlite => {
             diesel::sql_query("DROP TRIGGER audit_events_no_update")
@@ -49,15 +47,7 @@ fn tamper(conn: &mut DbConnection, backend: DbBackend, sql: &str) {
 }
 
 fn cli_verify(app: &TestApp) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(["audit", "verify"])
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .output()
-        .unwrap();
+    let out = medport(app, &["audit", "verify"]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),

@@ -9,7 +9,7 @@ mod forms;
 mod secrets;
 
 use diesel::prelude::*;
-use medport::infra::db::schema::{audit_events, buckets};
+use medport::db::schema::buckets;
 
 use crate::helpers::{Options, TestApp, location};
 
@@ -49,21 +49,7 @@ pub async fn spawn_loopback(backend: crate::helpers::Backend) -> TestApp {
 
 /// POST a form from the main (admin) browser with the token the admin pages show.
 pub async fn admin_post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-    let token = app.csrf_token_with(&app.client, "/admin/buckets/new").await;
-    let mut all = fields.to_vec();
-    all.push(("csrf_token", &token));
-    app.client
-        .post(app.url(path))
-        .header("Accept", "text/html")
-        .form(&all)
-        .send()
-        .await
-        .unwrap()
-}
-
-pub async fn html(app: &TestApp, path: &str) -> (u16, String) {
-    let res = app.get_html(path).await;
-    (res.status().as_u16(), res.text().await.unwrap())
+    app.post_form_from("/admin/buckets/new", path, fields).await
 }
 
 /// The form fields of a valid S3 bucket on the test server.
@@ -84,6 +70,18 @@ pub fn s3_fields<'a>(
         ("size_limit", ""),
         ("notes", ""),
     ]
+}
+
+/// The form fields of a valid S3 bucket on the test server that asks for SSE-S3.
+pub fn s3_fields_sse_s3<'a>(
+    name: &'a str,
+    bucket: &'a str,
+    env: &'a S3Env,
+) -> Vec<(&'static str, &'a str)> {
+    let mut fields = s3_fields(name, bucket, env);
+    fields.retain(|(k, _)| *k != "encryption");
+    fields.push(("encryption", "sse-s3"));
+    fields
 }
 
 /// Creates a bucket through the form and returns its id (from the redirect).
@@ -116,34 +114,6 @@ pub fn insert_bucket(app: &TestApp, display_name: &str) -> String {
         .execute(&mut *conn)
         .unwrap();
     id
-}
-
-#[derive(Debug)]
-pub struct AuditRow {
-    pub outcome: String,
-    pub target: Option<String>,
-    pub details: serde_json::Value,
-}
-
-pub fn audit_rows(app: &TestApp, action: &str) -> Vec<AuditRow> {
-    let mut conn = app.db.conn().unwrap();
-    let rows: Vec<(String, Option<String>, String)> = audit_events::table
-        .filter(audit_events::action.eq(action))
-        .order(audit_events::id.asc())
-        .select((
-            audit_events::outcome,
-            audit_events::target_id,
-            audit_events::details,
-        ))
-        .load(&mut *conn)
-        .unwrap();
-    rows.into_iter()
-        .map(|(outcome, target, details)| AuditRow {
-            outcome,
-            target,
-            details: serde_json::from_str(&details).unwrap(),
-        })
-        .collect()
 }
 
 pub fn bucket_count(app: &TestApp) -> i64 {

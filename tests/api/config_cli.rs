@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use crate::helpers::medport_in;
+
 fn run_with_env(vars: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_medport"));
@@ -52,16 +54,14 @@ fn secret_in_database_url_is_never_printed() {
 #[test]
 fn unreachable_postgres_fails_without_falling_back_to_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env_clear()
-        .env(
+    let out = medport_in(
+        dir.path(),
+        &["migrate"],
+        &[(
             "DATABASE_URL",
             "postgres://postgres:pw-xyz@127.0.0.1:1/medport",
-        )
-        .output()
-        .unwrap();
+        )],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot open the database"), "{stderr}");
@@ -76,12 +76,7 @@ fn unreachable_postgres_fails_without_falling_back_to_sqlite() {
 #[test]
 fn migrate_command_on_a_fresh_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = medport_in(dir.path(), &["migrate"], &[]);
     assert!(
         out.status.success(),
         "{}",

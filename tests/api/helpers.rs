@@ -1,17 +1,27 @@
 //! `TestApp`: a real medport server on port 0 with its own database (a temp SQLite file, or
 //! a fresh PostgreSQL database per test) and its own data directory.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+mod actors;
+mod audit;
+mod forms;
+mod postgres;
+mod process;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use medport::clock::Clock;
 use medport::config::{DatabaseSettings, Settings};
 use medport::domain::clock::Clock;
 use medport::infra::db::Database;
 use medport::startup::{Application, BuildOptions, RouteHook};
 use secrecy::SecretString;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+
+pub use self::actors::{SignedIn, browser_signed_in, secret_from_page};
+pub use self::forms::extract_csrf;
+pub use self::postgres::{CutProxy, PgTestDb, postgres_base_url};
+pub use self::process::{medport, medport_in, serve_with_log, spawn_until_ready};
+pub use crate::common::s3::{S3Env, s3_client, s3_env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -34,97 +44,6 @@ macro_rules! both_backends {
             }
         }
     )*};
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("MEDPORT_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh, empty PostgreSQL database, dropped (with its connections) at the end.
-pub struct PgTestDb {
-    pub name: String,
-    admin_url: String,
-}
-
-impl PgTestDb {
-    pub fn create() -> Self {
-        let admin_url = postgres_base_url();
-        let name = format!("medport_t_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = PgConnection::establish(&admin_url).expect(
-            "PostgreSQL must answer at MEDPORT_TEST_POSTGRES (run scripts/test-services.sh)",
-        );
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .unwrap();
-        Self { name, admin_url }
-    }
-
-    /// The URL of this database, optionally through another host:port (a proxy).
-    pub fn url_via(&self, host_port: Option<&str>) -> String {
-        let mut url = url::Url::parse(&self.admin_url).unwrap();
-        url.set_path(&format!("/{}", self.name));
-        if let Some(hp) = host_port {
-            let (host, port) = hp.rsplit_once(':').unwrap();
-            url.set_host(Some(host)).unwrap();
-            url.set_port(Some(port.parse().unwrap())).unwrap();
-        }
-        url.to_string()
-    }
-}
-
-impl Drop for PgTestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
-        }
-    }
-}
-
-/// A TCP proxy in front of PostgreSQL that a test can cut, to make the database unreachable
-/// for one app without touching the shared server.
-pub struct CutProxy {
-    pub addr: String,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl CutProxy {
-    pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let inner = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                inner.lock().unwrap().push(conn);
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-        Self { addr, tasks }
-    }
-
-    /// Closes every proxied connection and stops listening.
-    pub fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
 }
 
 pub struct TestApp {
@@ -338,216 +257,6 @@ impl TestApp {
         key.secret.expose().to_string()
     }
 
-    /// The CSRF token of the current session, read from a page the way a browser would.
-    pub async fn csrf_token_with(&self, client: &reqwest::Client, path: &str) -> String {
-        let html = client
-            .get(self.url(path))
-            .header("Accept", "text/html")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        extract_csrf(&html).unwrap_or_else(|| panic!("no csrf token on {path}: {html}"))
-    }
-
-    pub async fn login_with(
-        &self,
-        client: &reqwest::Client,
-        email: &str,
-        password: &str,
-    ) -> reqwest::Response {
-        let token = self.csrf_token_with(client, "/login").await;
-        client
-            .post(self.url("/login"))
-            .header("Accept", "text/html")
-            .form(&[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &token),
-                ("next", "/"),
-            ])
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.login_with(&self.client, email, password).await
-    }
-
-    /// Signs in and asserts it worked.
-    pub async fn sign_in(&self, email: &str, password: &str) {
-        let res = self.login(email, password).await;
-        assert_eq!(res.status(), 303, "sign-in failed for {email}");
-        assert_eq!(res.headers()["location"], "/");
-    }
-
-    /// The session's CSRF token whether or not it is signed in (sign-in page, or the
-    /// account page once signed in).
-    /// Follows redirects (a signed-in user may be sent on to a password change or TOTP
-    /// enrolment) until a page shows one.
-    pub async fn session_csrf(&self, client: &reqwest::Client) -> String {
-        let mut path = "/login".to_string();
-        for _ in 0..4 {
-            let res = client
-                .get(self.url(&path))
-                .header("Accept", "text/html")
-                .send()
-                .await
-                .unwrap();
-            if res.status() != 303 {
-                return extract_csrf(&res.text().await.unwrap())
-                    .unwrap_or_else(|| panic!("no csrf token on {path}"));
-            }
-            path = match location(&res).as_str() {
-                "/" => "/account".to_string(),
-                other => other.to_string(),
-            };
-        }
-        panic!("no page with a csrf token after {path}");
-    }
-
-    /// POST a form as a browser would, with the session's CSRF token.
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        let token = self.session_csrf(&self.client).await;
-        let mut all: Vec<(&str, &str)> = fields.to_vec();
-        all.push(("csrf_token", &token));
-        self.client
-            .post(self.url(path))
-            .header("Accept", "text/html")
-            .form(&all)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub fn audit_actions(&self) -> Vec<(String, String, String)> {
-        use diesel::prelude::*;
-        use medport::infra::db::schema::audit_events::dsl::*;
-        let mut conn = self.db.conn().unwrap();
-        audit_events
-            .select((action, outcome, details))
-            .order(id.asc())
-            .load(&mut *conn)
-            .unwrap()
-    }
-
-    /// The audit table's stored text, in bytes: every column of every row (ids and times
-    /// counted as their text form), for tests that bound how fast it can grow.
-    pub fn audit_bytes(&self) -> usize {
-        use diesel::prelude::*;
-        use medport::infra::db::schema::audit_events::dsl::*;
-        let mut conn = self.db.conn().unwrap();
-        let text: Vec<(String, String, String, String, String, String)> = audit_events
-            .select((actor_label, action, outcome, details, prev_hash, hash))
-            .load(&mut *conn)
-            .unwrap();
-        let optional: Vec<(Option<String>, Option<String>)> = audit_events
-            .select((ip, target_id))
-            .load(&mut *conn)
-            .unwrap();
-        // id, time, actor id, target type and request id: at most this much more per row.
-        let fixed = 8 + 26 + 36 + 16 + 36;
-        let text: usize = text
-            .iter()
-            .map(|(a, b, c, d, e, f)| {
-                fixed + a.len() + b.len() + c.len() + d.len() + e.len() + f.len()
-            })
-            .sum();
-        let optional: usize = optional
-            .iter()
-            .map(|(a, b)| a.as_ref().map_or(0, String::len) + b.as_ref().map_or(0, String::len))
-            .sum();
-        text + optional
-    }
-
-    /// Gives a user a TOTP secret the test knows (as enrolment would) and 10 recovery codes.
-    pub fn enrol_totp(
-        &self,
-        user_id: &str,
-        email: &str,
-    ) -> (medport::app::accounts::totp::TotpSecret, Vec<String>) {
-        use diesel::prelude::*;
-        use medport::app::accounts::{recovery_codes, totp};
-        use medport::infra::crypto::secrets::{self, SealContext};
-        use medport::infra::db::schema::users;
-        let secret = totp::TotpSecret::generate().unwrap();
-        let sealed = secrets::seal(
-            &self.master_keyring(),
-            &SealContext {
-                table: "users",
-                row_id: user_id,
-                field: "totp_secret",
-            },
-            secret.expose(),
-        )
-        .unwrap();
-        let codes = recovery_codes::generate().unwrap();
-        let stored = recovery_codes::StoredCodes::from_codes(&codes);
-        let mut conn = self.db.conn().unwrap();
-        diesel::update(users::table.filter(users::email.eq(email)))
-            .set((
-                users::totp_secret_sealed.eq(Some(sealed)),
-                users::recovery_codes.eq(Some(stored.to_json())),
-            ))
-            .execute(&mut *conn)
-            .unwrap();
-        (secret, codes)
-    }
-
-    pub async fn submit_totp(&self, code: &str) -> reqwest::Response {
-        let token = self.csrf_token_with(&self.client, "/login/totp").await;
-        self.client
-            .post(self.url("/login/totp"))
-            .header("Accept", "text/html")
-            .form(&[("code", code), ("csrf_token", &token)])
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Creates a user of `role` and signs in as them in the main browser; admins get TOTP
-    /// enrolled and pass the second step (a fresh step each time: the clock moves 30 s).
-    /// Returns (user id, email, password, TOTP secret for admins).
-    pub async fn sign_in_as(&self, role: &str) -> SignedIn {
-        let email = format!("{role}-{}@example.org", uuid::Uuid::now_v7().simple());
-        let password = "a long enough test password";
-        let id = self.create_user(&email, role, password);
-        let secret = if role == "admin" {
-            Some(self.enrol_totp(&id, &email).0)
-        } else {
-            None
-        };
-        self.sign_in_existing(&email, password, secret.as_ref())
-            .await;
-        SignedIn {
-            id,
-            email,
-            password: password.to_string(),
-            totp: secret,
-        }
-    }
-
-    pub async fn sign_in_existing(
-        &self,
-        email: &str,
-        password: &str,
-        totp_secret: Option<&medport::app::accounts::totp::TotpSecret>,
-    ) {
-        use medport::app::accounts::totp;
-        let res = self.login(email, password).await;
-        assert_eq!(res.status(), 303, "sign-in failed for {email}");
-        if let Some(secret) = totp_secret {
-            assert_eq!(location(&res), "/login/totp");
-            self.clock.advance(std::time::Duration::from_secs(30));
-            let code = totp::code_for_step(secret, totp::step_at(self.clock.unix()));
-            let res = self.submit_totp(&code).await;
-            assert_eq!(res.status(), 303, "TOTP step failed for {email}");
-        }
-    }
-
     pub fn proxy(&self) -> &CutProxy {
         self._proxy.as_ref().expect("spawned with pg_through_proxy")
     }
@@ -564,20 +273,6 @@ impl Drop for TestApp {
     }
 }
 
-pub fn extract_csrf(html: &str) -> Option<String> {
-    let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
-    re.captures(html).map(|c| c[1].to_string())
-}
-
-/// A second browser signed in as a user without TOTP.
-pub async fn browser_signed_in(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
-    let (client, _) = app.new_browser();
-    let res = app.login_with(&client, email, password).await;
-    assert_eq!(res.status(), 303, "sign-in failed for {email}");
-    assert_eq!(location(&res), "/");
-    client
-}
-
 /// A request from a script: no cookies, just the bearer header.
 pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
     let (client, _) = app.new_browser();
@@ -589,156 +284,9 @@ pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response 
         .unwrap()
 }
 
-/// Runs the real `medport` binary with `args` against the test app's database and data
-/// directory.
-pub fn medport(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(args)
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .output()
-        .unwrap()
-}
-
-/// The manual-entry key on the enrolment page, as a secret the test can compute codes with.
-pub fn secret_from_page(html: &str) -> (String, medport::app::accounts::totp::TotpSecret) {
-    let re = regex::Regex::new(r"<code>([A-Z2-7 ]{32,})</code>").unwrap();
-    let grouped = re.captures(html).expect("manual key on the page")[1].to_string();
-    let base32: String = grouped.split_whitespace().collect();
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(base32.as_bytes())
-        .unwrap();
-    (
-        base32,
-        medport::app::accounts::totp::TotpSecret::from_bytes(&seed).unwrap(),
-    )
-}
-
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
-}
-
-pub struct SignedIn {
-    pub id: String,
-    pub email: String,
-    pub password: String,
-    pub totp: Option<medport::app::accounts::totp::TotpSecret>,
-}
-
-/// The S3 test server's address and credentials (`target/test-services.env`; the
-/// defaults are what `scripts/test-services.sh s3` starts).
-pub struct S3Env {
-    pub endpoint: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub region: String,
-}
-
-pub fn s3_env() -> S3Env {
-    let var = |names: &[&str], default: &str| {
-        names
-            .iter()
-            .find_map(|n| std::env::var(n).ok())
-            .unwrap_or_else(|| default.into())
-    };
-    S3Env {
-        endpoint: var(&["MEDPORT_TEST_S3_ENDPOINT"], "http://127.0.0.1:8333"),
-        access_key: var(&["MEDPORT_TEST_S3_ACCESS_KEY"], "medport-test"),
-        secret_key: var(
-            &["MEDPORT_TEST_S3_SECRET_KEY", "MEDPORT_TEST_S3_SECRET"],
-            "medport-test-secret",
-        ),
-        region: var(&["MEDPORT_TEST_S3_REGION"], "us-east-1"),
-    }
-}
-
-/// A plain SDK client for setting up the test server (creating buckets, listing objects).
-pub fn s3_client() -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    let env = s3_env();
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(env.region))
-        .credentials_provider(Credentials::new(
-            env.access_key,
-            env.secret_key,
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(env.endpoint)
-        .force_path_style(true)
-        .http_client(http)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// Runs `medport serve` (with `extra_env`) against the test app's database and data directory, capturing its
-/// log; returns the server's address and the log buffer.
-pub fn serve_with_log(
-    app: &TestApp,
-    extra_env: &[(&str, &str)],
-) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medport"));
-    cmd.arg("serve")
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .env("MEDPORT_BIND", "127.0.0.1:0")
-        .envs(extra_env.iter().copied())
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1");
-    spawn_until_ready(cmd)
-}
-
-/// Spawns a command that ends up running `medport serve`, capturing its log, and waits until
-/// it is ready; returns the server's address and the log buffer.
-pub fn spawn_until_ready(
-    mut cmd: std::process::Command,
-) -> (std::process::Child, String, Arc<Mutex<String>>) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = regex::Regex::new(r"ready on http://127\.0\.0\.1:(\d+)").unwrap();
-    for stream in [
-        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stdout.take().unwrap()),
-    ] {
-        let log = log.clone();
-        let tx = tx.clone();
-        let port = ready.clone();
-        std::thread::spawn(move || {
-            for line in
-                std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok)
-            {
-                if let Some(c) = port.captures(&line) {
-                    let _ = tx.send(c[1].to_string());
-                }
-                let mut all = log.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-    }
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
-    (child, format!("http://127.0.0.1:{port}"), log)
 }

@@ -8,7 +8,7 @@ use medport::infra::db::schema::{api_keys, sessions};
 
 use crate::both_backends;
 use crate::buckets::{
-    SYSTEM_ID, audit_rows, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields,
+    SYSTEM_ID, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields, s3_fields_sse_s3,
     spawn_loopback,
 };
 use crate::helpers::{Backend, TestApp, api_get, browser_signed_in, location, medport};
@@ -129,7 +129,7 @@ async fn signing_everyone_out_ends_other_sessions_but_not_the_admins(backend: Ba
         "{page}"
     );
 
-    let events = audit_rows(&app, "incident.sessions_revoked");
+    let events = app.audit_rows("incident.sessions_revoked");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome, "success");
     assert_eq!(events[0].details["count"], others);
@@ -167,7 +167,7 @@ async fn revoking_every_key_refuses_them_all(backend: Backend) {
         "{page}"
     );
 
-    let events = audit_rows(&app, "incident.api_keys_revoked");
+    let events = app.audit_rows("incident.api_keys_revoked");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].details["count"], 2);
     assert_eq!(events[0].details["scope"], "all");
@@ -206,7 +206,7 @@ async fn revoking_one_users_keys_leaves_another_users_key_working(backend: Backe
     );
     assert!(!page.contains("leaked@example.org (2)"), "{page}");
 
-    let events = audit_rows(&app, "incident.api_keys_revoked");
+    let events = app.audit_rows("incident.api_keys_revoked");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].details["count"], 2);
     assert_eq!(events[0].details["scope"], "user");
@@ -219,9 +219,7 @@ async fn revalidating_shows_every_bucket_and_fails_an_unreachable_one_quickly(ba
     app.sign_in_as("admin").await;
     let env = s3_env();
     let bucket = new_s3_bucket().await;
-    let mut fields = s3_fields("Imaging", &bucket, &env);
-    fields.retain(|(k, _)| *k != "encryption");
-    fields.push(("encryption", "sse-s3"));
+    let fields = s3_fields_sse_s3("Imaging", &bucket, &env);
     let imaging = create_through_form(&app, &fields).await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -269,7 +267,7 @@ async fn revalidating_shows_every_bucket_and_fails_an_unreachable_one_quickly(ba
         .unwrap();
     assert_eq!(listed.key_count().unwrap_or(0), 0);
 
-    let events = audit_rows(&app, "incident.buckets_revalidated");
+    let events = app.audit_rows("incident.buckets_revalidated");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].outcome, "failure");
     assert_eq!(events[0].details["passed"], 2);
@@ -278,7 +276,7 @@ async fn revalidating_shows_every_bucket_and_fails_an_unreachable_one_quickly(ba
         events[0].details["failed_buckets"][0]["id"],
         nowhere.as_str()
     );
-    assert!(audit_rows(&app, "bucket.test").is_empty());
+    assert!(app.audit_rows("bucket.test").is_empty());
 }
 
 async fn a_wrong_phrase_changes_nothing(backend: Backend) {
@@ -399,12 +397,12 @@ async fn the_command_line_ends_sessions_and_revokes_keys(backend: Backend) {
         assert!(to.starts_with("/login"), "{to}");
     }
 
-    let keys = audit_rows(&app, "incident.api_keys_revoked");
+    let keys = app.audit_rows("incident.api_keys_revoked");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].details["scope"], "user");
     assert_eq!(keys[0].details["count"], 1);
     assert_eq!(keys[1].details["scope"], "all");
-    let ended = audit_rows(&app, "incident.sessions_revoked");
+    let ended = app.audit_rows("incident.sessions_revoked");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].details["count"], live);
     for event in keys.iter().chain(&ended) {

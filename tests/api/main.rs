@@ -2,6 +2,8 @@
 //! test that touches the database runs on SQLite and on PostgreSQL (`both_backends!`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 mod tus_support;
 
@@ -27,8 +29,6 @@ mod keys;
 mod migrations;
 mod scan;
 mod scanning;
-mod storage;
-mod storage_s3;
 mod tus;
 mod tus_js_client;
 mod upload_pages;

@@ -348,3 +348,15 @@ pub async fn settled_status(app: &TestApp, id: &str, secs: u64) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// The SHA-256 the upload's row records (set when the upload completes).
+pub fn stored_sha256(app: &TestApp, id: &str) -> Option<String> {
+    use diesel::prelude::*;
+    use medport::db::schema::uploads;
+    let mut conn = app.db.conn().unwrap();
+    uploads::table
+        .find(id)
+        .select(uploads::sha256)
+        .first(&mut *conn)
+        .unwrap()
+}

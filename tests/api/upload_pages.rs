@@ -16,11 +16,6 @@ use crate::tus_support::{Tus, api_key, pdf, settled_status, sha256_hex};
 pub const MARKUP_NAME: &str = r#""><script>alert(1)<script>.pdf"#;
 const MARKUP_ESCAPED: &str = "&#34;&#62;&#60;script&#62;alert(1)&#60;script&#62;.pdf";
 
-pub async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let res = app.get_html(path).await;
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 /// Uploads `data` as the main browser's signed-in user and waits until it completes.
 pub async fn upload_done(app: &TestApp, name: &str, data: &[u8]) -> String {
     let tus = Tus::with_session(app).await;
@@ -79,7 +74,7 @@ async fn new_upload_page_offers_visible_buckets_and_loads_the_upload_client(back
     let me = app.sign_in_as("uploader").await;
     grant(&app, &granted, &me.id);
 
-    let (status, html) = page(&app, "/uploads/new").await;
+    let (status, html) = app.page("/uploads/new").await;
     assert_eq!(status, 200);
     assert!(html.contains(&format!(
         r#"<option value="{granted}">Cardiology ward</option>"#
@@ -150,7 +145,7 @@ async fn signed_in_users_land_on_their_uploads_and_see_an_empty_state(backend: B
 
     app.sign_in_as("uploader").await;
     assert_eq!(location(&app.get("/").await), "/uploads");
-    let (status, html) = page(&app, "/uploads").await;
+    let (status, html) = app.page("/uploads").await;
     assert_eq!(status, 200);
     assert!(html.contains("No uploads yet."), "{html}");
     assert!(html.contains(r#"href="/uploads/new""#));
@@ -162,13 +157,13 @@ async fn signed_in_users_land_on_their_uploads_and_see_an_empty_state(backend: B
     // Auditors read the history but are not offered uploading.
     sign_out(&app).await;
     app.sign_in_as("auditor").await;
-    let (status, html) = page(&app, "/uploads/new").await;
+    let (status, html) = app.page("/uploads/new").await;
     assert_eq!(status, 200);
     assert!(html.contains("cannot add files") && !html.contains("upload-form"));
-    let (_, html) = page(&app, "/uploads").await;
+    let (_, html) = app.page("/uploads").await;
     assert!(!html.contains(r#"href="/uploads/new""#) && html.contains(r#"id="user""#));
 
-    let (status, _) = page(&app, "/uploads?status=done").await;
+    let (status, _) = app.page("/uploads?status=done").await;
     assert_eq!(status, 400, "an unknown status filter is refused");
 }
 both_backends!(signed_in_users_land_on_their_uploads_and_see_an_empty_state);
@@ -182,7 +177,7 @@ async fn history_shows_uploaders_their_own_and_admins_everyones(backend: Backend
     let bobs = upload_as_current(&app, "bob-report.pdf", 2).await;
 
     // Bob (signed in now) sees his upload only, with its details.
-    let (_, html) = page(&app, "/uploads").await;
+    let (_, html) = app.page("/uploads").await;
     assert!(html.contains("bob-report.pdf") && !html.contains("alice-scan.pdf"));
     assert!(html.contains(&format!(r#"href="/files/{bobs}/download""#)));
     assert!(html.contains("Completed") && html.contains("4 KiB"));
@@ -198,47 +193,47 @@ async fn history_shows_uploaders_their_own_and_admins_everyones(backend: Backend
         format!("/uploads/{alices}/progress?view=status"),
         format!("/files/{alices}/download"),
     ] {
-        assert_eq!(page(&app, &path).await.0, 404, "{path} of someone else");
+        assert_eq!(app.page(&path).await.0, 404, "{path} of someone else");
     }
-    let (status, html) = page(&app, &format!("/uploads/{bobs}")).await;
+    let (status, html) = app.page(&format!("/uploads/{bobs}")).await;
     assert_eq!(status, 200);
     assert!(html.contains(&format!(r#"<code class="upload-sha">{sha}</code>"#)));
     assert!(html.contains("An API key"));
     // The user filter is not Bob's to use.
-    let (_, html) = page(&app, &format!("/uploads?user={}", alice.email)).await;
+    let (_, html) = app.page(&format!("/uploads?user={}", alice.email)).await;
     assert!(html.contains("bob-report.pdf") && !html.contains("alice-scan.pdf"));
 
     sign_out(&app).await;
     app.sign_in_as("admin").await;
-    let (_, html) = page(&app, "/uploads").await;
+    let (_, html) = app.page("/uploads").await;
     assert!(html.contains("alice-scan.pdf") && html.contains("bob-report.pdf"));
     assert!(
         html.contains(&alice.email) && html.contains(&bob.email),
         "owner column"
     );
-    let (_, html) = page(&app, &format!("/uploads?user={}", alice.email)).await;
+    let (_, html) = app.page(&format!("/uploads?user={}", alice.email)).await;
     assert!(html.contains("alice-scan.pdf") && !html.contains("bob-report.pdf"));
-    let (_, html) = page(&app, &format!("/uploads?user={}", bob.id)).await;
+    let (_, html) = app.page(&format!("/uploads?user={}", bob.id)).await;
     assert!(html.contains("bob-report.pdf") && !html.contains("alice-scan.pdf"));
-    let (_, html) = page(&app, "/uploads?user=nobody%40example.org").await;
+    let (_, html) = app.page("/uploads?user=nobody%40example.org").await;
     assert!(html.contains("No account has that email address."));
-    let (_, html) = page(&app, "/uploads?status=active").await;
+    let (_, html) = app.page("/uploads?status=active").await;
     assert!(!html.contains("alice-scan.pdf") && html.contains("No uploads match"));
-    let (_, html) = page(&app, "/uploads?status=completed").await;
+    let (_, html) = app.page("/uploads?status=completed").await;
     assert!(html.contains("alice-scan.pdf") && html.contains("bob-report.pdf"));
-    let (status, html) = page(&app, &format!("/uploads/{alices}")).await;
+    let (status, html) = app.page(&format!("/uploads/{alices}")).await;
     assert_eq!(status, 200);
     assert!(html.contains(&alice.email));
 
     sign_out(&app).await;
     app.sign_in_as("auditor").await;
-    let (_, html) = page(&app, "/uploads").await;
+    let (_, html) = app.page("/uploads").await;
     assert!(html.contains("alice-scan.pdf") && html.contains("bob-report.pdf"));
     assert!(
         !html.contains("/download\""),
         "auditors are not offered downloads"
     );
-    assert_eq!(page(&app, &format!("/uploads/{alices}")).await.0, 200);
+    assert_eq!(app.page(&format!("/uploads/{alices}")).await.0, 200);
     assert_eq!(
         app.get(&format!("/files/{alices}/download")).await.status(),
         404,
@@ -257,7 +252,7 @@ async fn file_names_with_markup_are_escaped_on_every_page(backend: Backend) {
         format!("/uploads/{id}/progress"),
         format!("/uploads/{id}/progress?view=status"),
     ] {
-        let (status, html) = page(&app, &path).await;
+        let (status, html) = app.page(&path).await;
         assert_eq!(status, 200, "{path}");
         assert!(!html.contains("<script>alert(1)"), "raw markup on {path}");
         assert!(!html.contains(r#""><script"#), "raw markup on {path}");
@@ -281,7 +276,7 @@ async fn the_progress_fragment_shows_the_offset_and_stops_polling_when_complete(
 
     let row = format!("/uploads/{id}/progress");
     let status = format!("/uploads/{id}/progress?view=status");
-    let (code, html) = page(&app, &row).await;
+    let (code, html) = app.page(&row).await;
     assert_eq!(code, 200);
     assert!(
         html.starts_with(&format!(
@@ -294,12 +289,12 @@ async fn the_progress_fragment_shows_the_offset_and_stops_polling_when_complete(
             && html.contains("<progress max=\"100\" value=\"33\"")
     );
     assert!(html.contains("100 KiB of 300 KiB"));
-    let (_, html) = page(&app, &status).await;
+    let (_, html) = app.page(&status).await;
     assert!(
         html.contains(&format!(r#"hx-get="{status}" hx-trigger="every 2s""#)),
         "{html}"
     );
-    let (_, html) = page(&app, "/uploads").await;
+    let (_, html) = app.page("/uploads").await;
     assert!(
         html.contains(&format!(r#"hx-get="{row}" hx-trigger="every 2s""#)),
         "the history row polls"
@@ -307,7 +302,7 @@ async fn the_progress_fragment_shows_the_offset_and_stops_polling_when_complete(
 
     // Nothing for minutes: the row rests instead of keeping the session busy.
     app.clock.advance(std::time::Duration::from_secs(180));
-    let (_, html) = page(&app, &row).await;
+    let (_, html) = app.page(&row).await;
     assert!(
         !html.contains("hx-trigger") && html.contains("Paused"),
         "{html}"
@@ -316,7 +311,7 @@ async fn the_progress_fragment_shows_the_offset_and_stops_polling_when_complete(
     tus.send_from(&id, &data, 100 * 1024, 100 * 1024).await;
     assert_eq!(settled_status(&app, &id, 30).await, "completed");
     for path in [&row, &status] {
-        let (_, html) = page(&app, path).await;
+        let (_, html) = app.page(path).await;
         assert!(
             !html.contains("hx-trigger") && !html.contains("hx-get"),
             "{path}: {html}"
@@ -336,7 +331,7 @@ both_backends!(the_progress_fragment_shows_the_offset_and_stops_polling_when_com
 async fn the_page_form_uploads_without_javascript(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_in_as("uploader").await;
-    let (_, html) = page(&app, "/uploads/new").await;
+    let (_, html) = app.page("/uploads/new").await;
     // Submit exactly what the page's form says: its action, its fields, in page order.
     let action = regex::Regex::new(r#"<form id="upload-form"[^>]* action="([^"]+)""#)
         .unwrap()
@@ -371,7 +366,7 @@ async fn the_page_form_uploads_without_javascript(backend: Backend) {
         .expect("the upload's page")
         .to_string();
     assert_eq!(settled_status(&app, &id, 30).await, "completed");
-    let (status, html) = page(&app, &to).await;
+    let (status, html) = app.page(&to).await;
     assert_eq!(status, 200);
     assert!(html.contains("referral.pdf") && html.contains(&sha256_hex(&data)));
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::{BODY_IDLE, BODY_WINDOW, KIB, answers_quickly, connect, parse_head, read_answer};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
-use crate::tus_support::{Tus, api_key, dicom, sha256_hex, status_of};
+use crate::tus_support::{Tus, api_key, dicom, sha256_hex, status_of, stored_sha256};
 
 /// An upload of `len` bytes through the API, and the raw PATCH head that sends it all.
 async fn stalled_patch_setup(app: &TestApp, len: usize) -> (Tus, String, String, Vec<u8>) {
@@ -179,17 +179,6 @@ async fn form_bodies_that_stall_are_cut_off(backend: Backend) {
         .load(&mut *app.db.conn().unwrap())
         .unwrap();
     assert_eq!(statuses, vec!["aborted".to_string()]);
-}
-
-fn stored_sha256(app: &TestApp, id: &str) -> Option<String> {
-    use diesel::prelude::*;
-    use medport::infra::db::schema::uploads;
-    let mut conn = app.db.conn().unwrap();
-    uploads::table
-        .find(id)
-        .select(uploads::sha256)
-        .first(&mut *conn)
-        .unwrap()
 }
 
 both_backends!(

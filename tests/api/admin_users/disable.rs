@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use medport::infra::db::schema::api_keys;
 
-use super::{PW, admin_post, audit_rows, body, user_facts};
+use super::{PW, admin_post, body, user_facts};
 use crate::api_keys::{assert_refused, key_id};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, api_get, location, medport};
@@ -45,7 +45,7 @@ async fn disable(app: &TestApp, id: &str) -> String {
 
 async fn disabling_revokes_api_keys_and_enabling_does_not_restore_them(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.sign_in_as("admin").await;
+    app.admin().await;
     let id = app.create_user("robot@example.org", "uploader", PW);
     let (first, second) = (
         new_key(&app, "robot@example.org"),
@@ -96,7 +96,7 @@ async fn disabling_revokes_api_keys_and_enabling_does_not_restore_them(backend: 
         200,
         "other users' keys are untouched"
     );
-    let disabled = audit_rows(&app, "user.disable");
+    let disabled = app.audit_rows("user.disable");
     assert_eq!(disabled.len(), 1);
     assert_eq!(disabled[0].details["api_keys_revoked"], 2);
     assert_eq!(disabled[0].details["sessions_ended"], 0);
@@ -116,12 +116,12 @@ async fn disabling_revokes_api_keys_and_enabling_does_not_restore_them(backend: 
 
 async fn disabling_an_account_without_keys_says_none_were_revoked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.sign_in_as("admin").await;
+    app.admin().await;
     let id = app.create_user("keyless@example.org", "auditor", PW);
     let page = disable(&app, &id).await;
     assert!(page.contains("They had no API keys to revoke."), "{page}");
     assert_eq!(
-        audit_rows(&app, "user.disable")[0].details["api_keys_revoked"],
+        app.audit_rows("user.disable")[0].details["api_keys_revoked"],
         0
     );
 }

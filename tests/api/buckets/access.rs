@@ -8,7 +8,7 @@ use medport::domain::role::Role;
 use medport::infra::db::schema::bucket_grants;
 use medport::web::routes::admin::buckets::ROUTES;
 
-use super::{SYSTEM_ID, admin_post, audit_rows, html, insert_bucket};
+use super::{SYSTEM_ID, admin_post, insert_bucket};
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp, location};
 
@@ -52,7 +52,7 @@ async fn grants_are_added_and_removed_with_their_audit_events(backend: Backend) 
     let clinician = app.create_user("onc@example.org", "uploader", PW);
     let auditor = app.create_user("aud@example.org", "auditor", PW);
 
-    let (_, page) = html(&app, &format!("/admin/buckets/{bucket}")).await;
+    let (_, page) = app.page(&format!("/admin/buckets/{bucket}")).await;
     assert!(page.contains(&format!(
         r#"<option value="{clinician}">onc@example.org</option>"#
     )));
@@ -69,18 +69,18 @@ async fn grants_are_added_and_removed_with_their_audit_events(backend: Backend) 
         grant_rows(&app, &bucket),
         vec![(clinician.clone(), Some(admin.id.clone()))]
     );
-    let granted = audit_rows(&app, "bucket.grant");
+    let granted = app.audit_rows("bucket.grant");
     assert_eq!(granted.len(), 1);
     assert_eq!(granted[0].outcome, "success");
     assert_eq!(granted[0].target.as_deref(), Some(bucket.as_str()));
     assert_eq!(granted[0].details["user_id"], clinician.as_str());
 
-    let (_, page) = html(&app, &format!("/admin/buckets/{bucket}")).await;
+    let (_, page) = app.page(&format!("/admin/buckets/{bucket}")).await;
     assert!(page.contains("onc@example.org can now upload to this bucket."));
     assert!(page.contains(&format!(
         "/admin/buckets/{bucket}/grants/{clinician}/remove"
     )));
-    let (_, list) = html(&app, "/admin/buckets").await;
+    let (_, list) = app.page("/admin/buckets").await;
     assert!(
         list.contains(r#"<td class="num">1</td>"#),
         "grant count on the list"
@@ -93,7 +93,7 @@ async fn grants_are_added_and_removed_with_their_audit_events(backend: Backend) 
             .status(),
         303
     );
-    assert_eq!(audit_rows(&app, "bucket.grant").len(), 1);
+    assert_eq!(app.audit_rows("bucket.grant").len(), 1);
     let res = admin_post(&app, &grants, &[("user_id", &auditor)]).await;
     assert_eq!(res.status(), 409);
     assert!(
@@ -112,7 +112,7 @@ async fn grants_are_added_and_removed_with_their_audit_events(backend: Backend) 
     );
     assert_eq!(grant_rows(&app, &bucket).len(), 1);
     assert_eq!(
-        audit_rows(&app, "bucket.grant").last().unwrap().outcome,
+        app.audit_rows("bucket.grant").last().unwrap().outcome,
         "denied"
     );
 
@@ -120,12 +120,12 @@ async fn grants_are_added_and_removed_with_their_audit_events(backend: Backend) 
     let res = admin_post(&app, &remove, &[]).await;
     assert_eq!(res.status(), 303);
     assert!(grant_rows(&app, &bucket).is_empty());
-    let revoked = audit_rows(&app, "bucket.revoke_grant");
+    let revoked = app.audit_rows("bucket.revoke_grant");
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].details["user_id"], clinician.as_str());
     // Removing again changes nothing and records nothing.
     assert_eq!(admin_post(&app, &remove, &[]).await.status(), 303);
-    assert_eq!(audit_rows(&app, "bucket.revoke_grant").len(), 1);
+    assert_eq!(app.audit_rows("bucket.revoke_grant").len(), 1);
 }
 
 async fn uploaders_see_only_granted_buckets(backend: Backend) {
@@ -184,7 +184,7 @@ async fn a_closed_default_bucket_needs_a_grant(backend: Backend) {
     let clinician = app.create_user("clin@example.org", "uploader", PW);
     assert!(visible(&app, &clinician, Role::Uploader).is_empty());
     assert!(!can_see(&app, &clinician, Role::Uploader, SYSTEM_ID));
-    let (_, page) = html(&app, &format!("/admin/buckets/{SYSTEM_ID}")).await;
+    let (_, page) = app.page(&format!("/admin/buckets/{SYSTEM_ID}")).await;
     assert!(page.contains("Only the uploaders below."));
     // The system bucket takes grants like any other.
     let res = admin_post(

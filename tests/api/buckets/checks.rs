@@ -10,8 +10,8 @@ use medport::domain::bucket::{BucketName, Endpoint, EndpointPolicy, Region};
 use medport::infra::db::schema::{bucket_grants, buckets, uploads};
 
 use super::{
-    SYSTEM_ID, admin_post, audit_rows, create_through_form, html, new_s3_bucket, s3_client, s3_env,
-    s3_fields, spawn_loopback,
+    SYSTEM_ID, admin_post, create_through_form, new_s3_bucket, s3_client, s3_env, s3_fields,
+    s3_fields_sse_s3, spawn_loopback,
 };
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp, location};
@@ -32,12 +32,10 @@ async fn test_connection_succeeds_against_the_s3_server(backend: Backend) {
     app.sign_in_as("admin").await;
     let env = s3_env();
     let bucket = new_s3_bucket().await;
-    let mut fields = s3_fields("Imaging", &bucket, &env);
-    fields.retain(|(k, _)| *k != "encryption");
-    fields.push(("encryption", "sse-s3"));
+    let fields = s3_fields_sse_s3("Imaging", &bucket, &env);
     let id = create_through_form(&app, &fields).await;
 
-    let (status, badge) = html(&app, &format!("/admin/buckets/{id}/health")).await;
+    let (status, badge) = app.page(&format!("/admin/buckets/{id}/health")).await;
     assert_eq!(status, 200);
     assert!(
         badge.contains(r#"<span class="badge badge-ok">reachable</span>"#),
@@ -53,7 +51,7 @@ async fn test_connection_succeeds_against_the_s3_server(backend: Backend) {
         results.iter().all(|(state, _)| state == "ok"),
         "{results:?}"
     );
-    let test = audit_rows(&app, "bucket.test");
+    let test = app.audit_rows("bucket.test");
     assert_eq!(test.len(), 1);
     assert_eq!(test[0].outcome, "success");
     assert_eq!(test[0].details["steps"].as_array().unwrap().len(), 4);
@@ -68,7 +66,7 @@ async fn test_connection_succeeds_against_the_s3_server(backend: Backend) {
         .unwrap();
     assert_eq!(listed.key_count().unwrap_or(0), 0);
 
-    let (status, security) = html(&app, &format!("/admin/buckets/{id}/security")).await;
+    let (status, security) = app.page(&format!("/admin/buckets/{id}/security")).await;
     assert_eq!(status, 200);
     for label in [
         "Default encryption",
@@ -96,7 +94,7 @@ async fn a_closed_port_is_reported_unreachable_quickly(backend: Backend) {
     let id = create_through_form(&app, &fields).await;
 
     let started = Instant::now();
-    let (status, badge) = html(&app, &format!("/admin/buckets/{id}/health")).await;
+    let (status, badge) = app.page(&format!("/admin/buckets/{id}/health")).await;
     assert_eq!(status, 200);
     assert!(
         badge.contains("badge-bad") && badge.contains("unreachable: "),
@@ -119,16 +117,18 @@ async fn a_closed_port_is_reported_unreachable_quickly(backend: Backend) {
     let results = steps(&res.text().await.unwrap());
     let states: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(states, ["failed", "skipped", "skipped", "skipped"]);
-    assert_eq!(audit_rows(&app, "bucket.test")[0].outcome, "failure");
+    assert_eq!(app.audit_rows("bucket.test")[0].outcome, "failure");
 
-    let (_, security) = html(&app, &format!("/admin/buckets/{id}/security")).await;
+    let (_, security) = app.page(&format!("/admin/buckets/{id}/security")).await;
     assert!(security.contains("unknown"), "{security}");
 }
 
 async fn the_local_default_bucket_is_checked_like_any_other(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_in_as("admin").await;
-    let (_, badge) = html(&app, &format!("/admin/buckets/{SYSTEM_ID}/health")).await;
+    let (_, badge) = app
+        .page(&format!("/admin/buckets/{SYSTEM_ID}/health"))
+        .await;
     assert!(
         badge.contains("reachable") && !badge.contains("unreachable"),
         "{badge}"
@@ -140,7 +140,9 @@ async fn the_local_default_bucket_is_checked_like_any_other(backend: Backend) {
         results.iter().all(|(state, _)| state == "ok"),
         "{results:?}"
     );
-    let (_, security) = html(&app, &format!("/admin/buckets/{SYSTEM_ID}/security")).await;
+    let (_, security) = app
+        .page(&format!("/admin/buckets/{SYSTEM_ID}/security"))
+        .await;
     assert!(
         security.contains("Encrypted at rest") && security.contains("n/a"),
         "{security}"
@@ -210,7 +212,7 @@ async fn the_default_bucket_follows_the_configuration(backend: Backend) {
         "{results:?}"
     );
     assert!(
-        audit_rows(&app, "bucket.system_sync").is_empty(),
+        app.audit_rows("bucket.system_sync").is_empty(),
         "installing is no change"
     );
 
@@ -221,7 +223,7 @@ async fn the_default_bucket_follows_the_configuration(backend: Backend) {
     medport::app::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
     medport::app::buckets::ensure_system_bucket(&mut conn, &local, now).unwrap();
     drop(conn);
-    let synced = audit_rows(&app, "bucket.system_sync");
+    let synced = app.audit_rows("bucket.system_sync");
     assert_eq!(
         synced.len(),
         1,
@@ -234,7 +236,7 @@ async fn the_default_bucket_follows_the_configuration(backend: Backend) {
             "{field}: {changed:?}"
         );
     }
-    let (_, page) = html(&app, &format!("/admin/buckets/{SYSTEM_ID}")).await;
+    let (_, page) = app.page(&format!("/admin/buckets/{SYSTEM_ID}")).await;
     assert!(page.contains("Local (encrypted)"), "{page}");
 
     // With a file stored, moving the default bucket elsewhere stops the start.
@@ -340,7 +342,7 @@ async fn deletion_is_refused_while_uploads_refer_to_the_bucket(backend: Backend)
     );
     assert!(exists(&app, &bucket));
     assert!(
-        audit_rows(&app, "bucket.delete")
+        app.audit_rows("bucket.delete")
             .iter()
             .all(|r| r.outcome == "denied")
     );
@@ -368,7 +370,7 @@ async fn deletion_is_refused_while_uploads_refer_to_the_bucket(backend: Backend)
         .unwrap();
     assert_eq!(grants, 0);
     drop(conn);
-    let done = audit_rows(&app, "bucket.delete");
+    let done = app.audit_rows("bucket.delete");
     let last = done.last().unwrap();
     assert_eq!(last.outcome, "success");
     assert_eq!(last.details["grants_removed"], 1);

@@ -6,10 +6,7 @@
 use diesel::prelude::*;
 use medport::infra::db::schema::buckets;
 
-use super::{
-    SYSTEM_ID, admin_post, audit_rows, bucket_count, html, insert_bucket, sealed_secret,
-    spawn_loopback,
-};
+use super::{SYSTEM_ID, admin_post, bucket_count, insert_bucket, sealed_secret, spawn_loopback};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
 
@@ -186,7 +183,7 @@ async fn the_system_default_bucket_cannot_be_edited_or_deleted(backend: Backend)
     app.sign_in_as("admin").await;
     let other = insert_bucket(&app, "Cardiology");
 
-    let (status, list) = html(&app, "/admin/buckets").await;
+    let (status, list) = app.page("/admin/buckets").await;
     assert_eq!(status, 200);
     assert!(list.contains("System default"));
     assert!(list.contains("Default bucket") && list.contains("Cardiology"));
@@ -197,7 +194,7 @@ async fn the_system_default_bucket_cannot_be_edited_or_deleted(backend: Backend)
     assert!(list.contains(&format!("/admin/buckets/{other}/edit")));
     assert!(list.contains(&format!(r#"hx-get="/admin/buckets/{SYSTEM_ID}/health""#)));
 
-    let (status, page) = html(&app, &format!("/admin/buckets/{SYSTEM_ID}")).await;
+    let (status, page) = app.page(&format!("/admin/buckets/{SYSTEM_ID}")).await;
     assert_eq!(status, 200);
     assert!(
         !page.contains("/edit\"") && !page.contains("/delete\""),
@@ -206,7 +203,7 @@ async fn the_system_default_bucket_cannot_be_edited_or_deleted(backend: Backend)
     assert!(page.contains("System default"));
 
     assert_eq!(
-        html(&app, &format!("/admin/buckets/{SYSTEM_ID}/edit"))
+        app.page(&format!("/admin/buckets/{SYSTEM_ID}/edit"))
             .await
             .0,
         403
@@ -272,7 +269,7 @@ async fn the_system_default_bucket_cannot_be_edited_or_deleted(backend: Backend)
     );
 
     for action in ["bucket.update", "bucket.delete"] {
-        let rows = audit_rows(&app, action);
+        let rows = app.audit_rows(action);
         assert_eq!(rows.len(), 1, "{action}");
         assert_eq!(rows[0].outcome, "denied");
         assert_eq!(rows[0].target.as_deref(), Some(SYSTEM_ID));
@@ -287,7 +284,7 @@ async fn edit_keeps_a_blank_secret_and_audits_changed_field_names(backend: Backe
     let id = super::create_through_form(&app, &fields).await;
     let sealed = sealed_secret(&app, &id).unwrap();
 
-    let (status, form) = html(&app, &format!("/admin/buckets/{id}/edit")).await;
+    let (status, form) = app.page(&format!("/admin/buckets/{id}/edit")).await;
     assert_eq!(status, 200);
     assert!(form.contains(r#"value="Pathology""#) && form.contains(r#"value="pathology-scans""#));
     assert!(form.contains("A secret key is stored"));
@@ -310,12 +307,12 @@ async fn edit_keeps_a_blank_secret_and_audits_changed_field_names(backend: Backe
         sealed,
         "blank keeps the old secret"
     );
-    let updates = audit_rows(&app, "bucket.update");
+    let updates = app.audit_rows("bucket.update");
     assert_eq!(
         updates[0].details["changed"],
         serde_json::json!(["size_limit", "allowed_extensions", "notes"])
     );
-    let (_, page) = html(&app, &format!("/admin/buckets/{id}")).await;
+    let (_, page) = app.page(&format!("/admin/buckets/{id}")).await;
     assert!(page.contains("1 GiB") && page.contains(".dcm"), "{page}");
 
     // A new secret replaces the sealed value; the audit names the field, not the value.
@@ -347,7 +344,7 @@ async fn edit_keeps_a_blank_secret_and_audits_changed_field_names(backend: Backe
         secrecy::ExposeSecret::expose_secret(&opened).as_slice(),
         SECRET.as_bytes()
     );
-    let updates = audit_rows(&app, "bucket.update");
+    let updates = app.audit_rows("bucket.update");
     assert!(
         updates[1].details["changed"]
             .as_array()
@@ -364,7 +361,7 @@ async fn edit_keeps_a_blank_secret_and_audits_changed_field_names(backend: Backe
     )
     .await;
     assert_eq!(res.status(), 303);
-    assert_eq!(audit_rows(&app, "bucket.update").len(), 2);
+    assert_eq!(app.audit_rows("bucket.update").len(), 2);
 }
 
 /// The same values as stored after the second edit, with a blank secret.

@@ -9,10 +9,7 @@ use medport::app::accounts::totp;
 use medport::infra::crypto::secrets::{self, SealContext, SealError};
 use medport::infra::db::schema::{audit_events, buckets};
 
-use super::{
-    audit_rows, create_through_form, html, new_s3_bucket, s3_env, s3_fields, sealed_secret,
-    spawn_loopback,
-};
+use super::{create_through_form, new_s3_bucket, s3_env, s3_fields, sealed_secret, spawn_loopback};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, extract_csrf, location};
 
@@ -103,7 +100,7 @@ async fn the_secret_is_sealed_and_shown_nowhere(backend: Backend) {
         secret
     );
 
-    let create = audit_rows(&app, "bucket.create");
+    let create = app.audit_rows("bucket.create");
     assert_eq!(create.len(), 1);
     assert_eq!(create[0].target.as_deref(), Some(id.as_str()));
     assert_eq!(create[0].details["bucket_name"], bucket.as_str());
@@ -116,7 +113,7 @@ async fn the_secret_is_sealed_and_shown_nowhere(backend: Backend) {
         format!("/admin/buckets/{id}/health"),
         format!("/admin/buckets/{id}/security"),
     ] {
-        let (status, page) = html(&app, &path).await;
+        let (status, page) = app.page(&path).await;
         assert_eq!(status, 200, "{path}");
         assert!(!contains(page.as_bytes(), secret), "secret on {path}");
     }
@@ -169,7 +166,7 @@ async fn a_sealed_secret_moved_to_another_row_does_not_open(backend: Backend) {
     ));
 
     // The pages say so plainly, without internals, and nothing is sent with a wrong key.
-    let (status, badge) = html(&app, &format!("/admin/buckets/{first}/health")).await;
+    let (status, badge) = app.page(&format!("/admin/buckets/{first}/health")).await;
     assert_eq!(status, 200);
     assert!(
         badge.contains("unreachable") && badge.contains("integrity check"),
@@ -180,14 +177,14 @@ async fn a_sealed_secret_moved_to_another_row_does_not_open(backend: Backend) {
     let page = res.text().await.unwrap();
     assert!(page.contains("failed its integrity check"), "{page}");
     assert!(!page.contains("MPS1") && !page.contains("SealError") && !page.contains("panic"));
-    let tests = audit_rows(&app, "bucket.test");
+    let tests = app.audit_rows("bucket.test");
     assert_eq!(tests.last().unwrap().outcome, "failure");
 
     // Entering the secret again repairs the bucket.
     let fields = s3_fields("First", &s3_bucket, &env);
     let res = super::admin_post(&app, &format!("/admin/buckets/{first}"), &fields).await;
     assert_eq!(res.status(), 303);
-    let (_, badge) = html(&app, &format!("/admin/buckets/{first}/health")).await;
+    let (_, badge) = app.page(&format!("/admin/buckets/{first}/health")).await;
     assert!(
         badge.contains("reachable") && !badge.contains("unreachable"),
         "{badge}"

@@ -1,25 +1,15 @@
 //! `medport cleanup --once` against a real data directory and database.
 
-use std::process::Command;
-
 use chrono::TimeDelta;
 use diesel::prelude::*;
 use medport::infra::db::schema::uploads;
 
 use super::support::{context, default_store, multipart_left, row, seed};
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, medport, medport_in};
 
 fn cleanup_once(app: &TestApp) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(["cleanup", "--once"])
-        .current_dir(app.data_dir.parent().unwrap())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MEDPORT_DATA_DIR", &app.data_dir)
-        .env("DATABASE_URL", &app.database_url)
-        .output()
-        .unwrap();
+    let out = medport(app, &["cleanup", "--once"]);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -63,16 +53,14 @@ async fn the_cleanup_command_runs_one_pass(backend: Backend) {
 #[test]
 fn the_cleanup_command_fails_when_the_database_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .args(["cleanup", "--once"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env(
+    let out = medport_in(
+        dir.path(),
+        &["cleanup", "--once"],
+        &[(
             "DATABASE_URL",
             "postgres://postgres:pw-xyz@127.0.0.1:1/medport",
-        )
-        .output()
-        .unwrap();
+        )],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot open the database"), "{stderr}");
@@ -80,12 +68,7 @@ fn the_cleanup_command_fails_when_the_database_is_unreachable() {
     assert!(out.stdout.is_empty());
 
     // Without --once it does nothing and says how to use it.
-    let out = Command::new(env!("CARGO_BIN_EXE_medport"))
-        .arg("cleanup")
-        .current_dir(dir.path())
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = medport_in(dir.path(), &["cleanup"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--once"));
 }

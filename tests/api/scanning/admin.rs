@@ -30,18 +30,13 @@ async fn not_scanned_upload(app: &TestApp, data: &[u8]) -> String {
     id
 }
 
-async fn page(app: &TestApp, path: &str) -> (u16, String) {
-    let res = app.get_html(path).await;
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 async fn an_admin_rescans_an_unscanned_upload_and_it_is_released(backend: Backend) {
     let (app, _) = spawn_with_scanner(backend, with_clamd).await;
     let data = clean_text(50_000);
     let id = not_scanned_upload(&app, &data).await;
     let admin = app.sign_in_as("admin").await;
 
-    let (status, html) = page(&app, LIST).await;
+    let (status, html) = app.page(LIST).await;
     assert_eq!(status, 200);
     assert!(html.contains("ward-notes.txt"), "{html}");
     assert!(html.contains("Not scanned: the virus scanner is unavailable"));
@@ -68,7 +63,7 @@ async fn an_admin_rescans_an_unscanned_upload_and_it_is_released(backend: Backen
     assert!(rescan.2.contains("not_scanned"), "{}", rescan.2);
     assert_eq!(count_events(&app, &id, "upload.scan"), 1);
 
-    let (_, html) = page(&app, LIST).await;
+    let (_, html) = app.page(LIST).await;
     assert!(
         html.contains("ward-notes.txt was scanned again and is clean"),
         "flash: {html}"
@@ -105,7 +100,7 @@ async fn an_infected_file_kept_in_quarantine_stays_there_after_a_rescan(backend:
     assert_eq!(read_object(&store, &key).await.as_deref(), Some(&data[..]));
     assert_eq!(count_events(&app, &id, "upload.rescan"), 1);
     assert_eq!(count_events(&app, &id, "upload.quarantine"), 2);
-    let (_, html) = page(&app, LIST).await;
+    let (_, html) = app.page(LIST).await;
     assert!(html.contains("still quarantined"), "{html}");
 }
 
@@ -130,10 +125,10 @@ async fn rescans_that_cannot_help_are_refused(backend: Backend) {
         assert_eq!(res.status(), 303);
         assert_eq!(scan_row(&app, id).status, status);
         assert_eq!(count_events(&app, id, "upload.rescan"), 0);
-        let (_, html) = page(&app, LIST).await;
+        let (_, html) = app.page(LIST).await;
         assert!(html.contains("can be rescanned"), "{html}");
     }
-    let (_, html) = page(&app, LIST).await;
+    let (_, html) = app.page(LIST).await;
     assert!(
         !html.contains(&format!("/admin/uploads/{deleted}/rescan")),
         "no button for a deleted object"
@@ -159,7 +154,7 @@ async fn without_a_scanner_nothing_is_released_by_a_rescan(backend: Backend) {
     assert_eq!(res.status(), 303);
     assert_eq!(scan_row(&app, &id).status, "quarantined");
     assert_eq!(count_events(&app, &id, "upload.rescan"), 0);
-    let (_, html) = page(&app, LIST).await;
+    let (_, html) = app.page(LIST).await;
     assert!(html.contains("Virus scanning is not configured"), "{html}");
     assert!(!html.contains(&format!("/admin/uploads/{id}/rescan")));
 }
@@ -168,7 +163,7 @@ async fn uploaders_neither_see_the_list_nor_rescan(backend: Backend) {
     let (app, _) = spawn_with_scanner(backend, with_clamd).await;
     let id = not_scanned_upload(&app, &clean_text(1000)).await;
     app.sign_in_as("uploader").await;
-    assert_eq!(page(&app, LIST).await.0, 403);
+    assert_eq!(app.page(LIST).await.0, 403);
     let res = app
         .post_form(&format!("/admin/uploads/{id}/rescan"), &[])
         .await;

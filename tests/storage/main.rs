@@ -1,11 +1,19 @@
-//! The storage contract. `conformance` holds the checks every backend must pass, written
-//! once as functions over `&BlobStore`; `local` holds what only the local store can show
-//! (encryption at rest, tamper detection, restart, disk full, bounded memory).
+//! The storage stores, apart from HTTP. `conformance` holds the checks every backend must
+//! pass, written once as functions over `&BlobStore`; `local` and `limits` hold what only the
+//! local store can show (encryption at rest, tamper detection, restart, disk full, bounded
+//! memory); `s3` runs the same suite on a real S3 server and adds what only S3 can show;
+//! `bench` streams large objects through either store (ignored: run by hand or by
+//! `scripts/bench-storage.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod bench;
 pub(crate) mod conformance;
 mod limits;
 mod local;
+mod s3;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub const MIB: usize = 1024 * 1024;
 
-/// Runs each `async fn name(&BlobStore)` on the local store. The S3 tests (`storage_s3`)
+/// Runs each `async fn name(&BlobStore)` on the local store. The S3 tests (`s3`)
 /// run the same functions on the test S3 server, and check that none is left out.
 #[macro_export]
 macro_rules! conformance {
@@ -31,7 +39,7 @@ macro_rules! conformance {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
-                let fixture = $crate::storage::LocalFixture::new();
+                let fixture = $crate::LocalFixture::new();
                 super::$name(&fixture.store).await
             }
         }
@@ -39,7 +47,7 @@ macro_rules! conformance {
 }
 
 /// A local store in a fresh temp directory under a fresh master key.
-pub struct LocalFixture {
+pub(crate) struct LocalFixture {
     pub store: BlobStore,
     pub root: PathBuf,
     pub keyring: Arc<Keyring>,

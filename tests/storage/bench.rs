@@ -1,29 +1,31 @@
 //! Benchmark, not a test: streams a large generated object through the local store and back,
-//! checking its SHA-256. Run by `scripts/bench-storage.sh`, which measures peak RSS.
+//! checking its SHA-256. Run by `scripts/bench-storage.sh`, which measures peak RSS. Also
+//! what the S3 benchmark (`s3::bench`) shares with it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::infra::crypto::keys::MasterKey;
-use medport::infra::crypto::secrets::Keyring;
-use medport::infra::storage::blob::BlobStore;
-use medport::infra::storage::local::LocalStore;
+use medport::keys::MasterKey;
+use medport::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo};
+use medport::storage::local::LocalStore;
+use medport::storage::secrets::Keyring;
+use sha2::digest::Output;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, fresh_key, part};
 
 const ITEM: usize = 256 * 1024;
 
-fn env_u64(name: &str, default: u64) -> u64 {
+pub fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-fn peak_rss_kib() -> String {
+pub fn peak_rss_kib() -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -74,23 +76,9 @@ async fn bench_stream_through_local_store() {
         offset += len;
     }
     let uploaded = started.elapsed();
-    let completing = Instant::now();
-    store.complete(&key, &id, &infos).await.unwrap();
-    let completed = completing.elapsed();
-
-    let reading = Instant::now();
-    let (_, mut body) = store.get(&key, None).await.unwrap();
-    let mut received = Sha256::new();
-    let mut read = 0u64;
-    while let Some(item) = body.next().await {
-        let item = item.unwrap();
-        read += item.len() as u64;
-        received.update(&item);
-    }
-    let downloaded = reading.elapsed();
-    assert_eq!(read, total);
     let sent = sent.lock().unwrap().clone().finalize();
-    assert_eq!(received.finalize(), sent, "content changed on the way");
+    let (completed, downloaded) =
+        complete_and_read_back(&store, &key, &id, &infos, total, sent).await;
 
     let mib = total as f64 / MIB as f64;
     println!("bench-storage bytes={total} parts={}", infos.len());
@@ -101,4 +89,33 @@ async fn bench_stream_through_local_store() {
         mib / downloaded.as_secs_f64()
     );
     println!("bench-storage vm_hwm={}", peak_rss_kib());
+}
+
+/// Completes a benchmark's upload and reads the object back, checking that `total` bytes
+/// come back with the SHA-256 of what was sent; returns how long each step took.
+pub async fn complete_and_read_back(
+    store: &BlobStore,
+    key: &ObjectKey,
+    id: &MultipartId,
+    infos: &[PartInfo],
+    total: u64,
+    sent: Output<Sha256>,
+) -> (Duration, Duration) {
+    let completing = Instant::now();
+    store.complete(key, id, infos).await.unwrap();
+    let completed = completing.elapsed();
+
+    let reading = Instant::now();
+    let (_, mut body) = store.get(key, None).await.unwrap();
+    let mut received = Sha256::new();
+    let mut read = 0u64;
+    while let Some(item) = body.next().await {
+        let item = item.unwrap();
+        read += item.len() as u64;
+        received.update(&item);
+    }
+    let downloaded = reading.elapsed();
+    assert_eq!(read, total);
+    assert_eq!(received.finalize(), sent, "content changed on the way");
+    (completed, downloaded)
 }

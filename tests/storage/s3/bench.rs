@@ -2,42 +2,28 @@
 //! uploaded from a lazily generated stream, completed, downloaded, SHA-256 compared) and
 //! prints throughput and peak RSS. Peak RSS must not grow with the object or part size:
 //!
-//!   MEDPORT_BENCH_BYTES=$((1024*1024*1024)) cargo test --test api -- --ignored --exact \
-//!       storage_s3::bench::bench_stream_through_s3_store --nocapture
+//!   MEDPORT_BENCH_BYTES=$((1024*1024*1024)) cargo test --test storage -- --ignored --exact \
+//!       s3::bench::bench_stream_through_s3_store --nocapture
 
 use std::time::Instant;
 
 use actix_web::web::Bytes;
-use futures_util::{StreamExt, stream};
-use medport::infra::storage::s3::Sse;
+use futures_util::stream;
+use medport::storage::blob::BlobStore;
+use medport::storage::s3::Sse;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, key, n, store_with};
+use crate::bench::{complete_and_read_back, env_u64, peak_rss_kib};
 
 const ITEM: usize = 256 * 1024;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_kib() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by hand against the test S3 server"]
 async fn bench_stream_through_s3_store() {
     let total = env_u64("MEDPORT_BENCH_BYTES", 256 * MIB as u64);
     let part_size = env_u64("MEDPORT_BENCH_PART_BYTES", 64 * MIB as u64);
-    let store = store_with(Sse::S3).await;
+    let store = BlobStore::S3(store_with(Sse::S3).await);
     let block = Bytes::from(data(ITEM, 99));
     let key = key("bench");
     let id = store.create_multipart(&key).await.unwrap();
@@ -65,26 +51,8 @@ async fn bench_stream_through_s3_store() {
         offset += len;
     }
     let uploaded = started.elapsed();
-    let completing = Instant::now();
-    store.complete(&key, &id, &infos).await.unwrap();
-    let completed = completing.elapsed();
-
-    let reading = Instant::now();
-    let (_, mut body) = store.get(&key, None).await.unwrap();
-    let mut received = Sha256::new();
-    let mut read = 0u64;
-    while let Some(item) = body.next().await {
-        let item = item.unwrap();
-        read += item.len() as u64;
-        received.update(&item);
-    }
-    let downloaded = reading.elapsed();
-    assert_eq!(read, total);
-    assert_eq!(
-        received.finalize(),
-        sent.finalize(),
-        "content changed on the way"
-    );
+    let (completed, downloaded) =
+        complete_and_read_back(&store, &key, &id, &infos, total, sent.finalize()).await;
     store.delete(&key).await.unwrap();
 
     let mib = total as f64 / MIB as f64;

@@ -1,5 +1,5 @@
 //! The S3 store against a real S3 server (SeaweedFS from `scripts/test-services.sh s3`):
-//! the conformance suite of `storage::conformance`, run on S3 exactly as it runs on the
+//! the conformance suite of `conformance`, run on S3 exactly as it runs on the
 //! local store, plus what only S3 can show (`only`). Without a server these tests fail,
 //! they never skip: `scripts/test.sh` always starts one.
 
@@ -18,7 +18,7 @@ use secrecy::SecretString;
 
 const MIB: usize = 1024 * 1024;
 
-use crate::helpers::{s3_client as admin_client, s3_env as env};
+use crate::common::s3::{s3_client as admin_client, s3_env as env};
 
 /// Test buckets. SeaweedFS gives every bucket volumes of its own and has only a few dozen,
 /// so the tests share one long-lived bucket (keys are unique per test); what earlier runs
@@ -233,7 +233,7 @@ macro_rules! on_s3 {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let store = conformance_store().await;
-                crate::storage::conformance::$name(&store).await
+                crate::conformance::$name(&store).await
             }
         )*
     };
@@ -260,7 +260,7 @@ mod conformance {
     /// Every check in the suite runs here too: a check added there and not here fails.
     #[test]
     fn every_conformance_check_runs_on_s3() {
-        let source = include_str!("storage/conformance.rs");
+        let source = include_str!("conformance.rs");
         let list = source
             .split_once("conformance!(")
             .and_then(|(_, rest)| rest.split_once(");"))
