@@ -15,19 +15,19 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(256 1024)
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package: time)" >&2; exit 1; }
 
-bin="$(cargo test --test api --no-run --message-format=json 2>/dev/null |
+bin="$(cargo test --test storage --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "api":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "storage":
         print(m["executable"])')"
-[ -n "$bin" ] || { echo "could not build the api test binary" >&2; exit 1; }
+[ -n "$bin" ] || { echo "could not build the storage test binary" >&2; exit 1; }
 
 printf '%-10s %-14s %-12s %-16s %-12s\n' size_mib upload_mib_s complete_ms download_mib_s peak_rss_mib
 for mib in "${sizes[@]}"; do
     log="$(mktemp)"
     MEDPORT_BENCH_BYTES=$((mib * 1024 * 1024)) /usr/bin/time -v "$bin" --ignored --exact \
-        storage::bench::bench_stream_through_local_store --nocapture >"$log" 2>&1 || {
+        bench::bench_stream_through_local_store --nocapture >"$log" 2>&1 || {
         cat "$log" >&2
         exit 1
     }

@@ -12,8 +12,8 @@ mod roles;
 mod two_factor;
 
 use diesel::prelude::*;
-use medport::db::schema::{api_keys, sessions, users};
-use medport::routes::admin::users::ROUTES;
+use medport::infra::db::schema::{api_keys, sessions, users};
+use medport::web::routes::admin::users::ROUTES;
 
 use crate::both_backends;
 use crate::helpers::{Backend, SignedIn, TestApp, browser_signed_in, extract_csrf, location};

@@ -7,8 +7,8 @@ mod list;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use medport::audit::{self, Actor, Event, Outcome};
-use medport::db::schema::audit_events;
+use medport::app::audit::{self, Actor, Event, Outcome};
+use medport::infra::db::schema::audit_events;
 use serde_json::json;
 
 use crate::both_backends;

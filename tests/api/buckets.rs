@@ -9,7 +9,7 @@ mod forms;
 mod secrets;
 
 use diesel::prelude::*;
-use medport::db::schema::buckets;
+use medport::infra::db::schema::buckets;
 
 use crate::helpers::{Options, TestApp, location};
 

@@ -10,7 +10,6 @@ mod process;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use medport::clock::Clock;
 use medport::config::{DatabaseSettings, Settings};
 use medport::domain::clock::Clock;
 use medport::infra::db::Database;

@@ -352,7 +352,7 @@ pub async fn settled_status(app: &TestApp, id: &str, secs: u64) -> String {
 /// The SHA-256 the upload's row records (set when the upload completes).
 pub fn stored_sha256(app: &TestApp, id: &str) -> Option<String> {
     use diesel::prelude::*;
-    use medport::db::schema::uploads;
+    use medport::infra::db::schema::uploads;
     let mut conn = app.db.conn().unwrap();
     uploads::table
         .find(id)

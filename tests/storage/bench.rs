@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, stream};
-use medport::keys::MasterKey;
-use medport::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo};
-use medport::storage::local::LocalStore;
-use medport::storage::secrets::Keyring;
+use medport::infra::crypto::keys::MasterKey;
+use medport::infra::crypto::secrets::Keyring;
+use medport::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo};
+use medport::infra::storage::local::LocalStore;
 use sha2::digest::Output;
 use sha2::{Digest, Sha256};
 

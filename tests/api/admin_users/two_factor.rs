@@ -103,7 +103,7 @@ async fn an_admin_whose_two_factor_was_reset_must_enrol_again(backend: Backend) 
     assert_eq!(location(&res), "/account/password");
     {
         use diesel::prelude::*;
-        use medport::db::schema::users;
+        use medport::infra::db::schema::users;
         let mut conn = app.db.conn().unwrap();
         diesel::update(users::table.find(&id))
             .set(users::must_change_password.eq(false))

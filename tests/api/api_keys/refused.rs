@@ -21,8 +21,8 @@ async fn disabled_owners_keys_are_refused(backend: Backend) {
     assert_eq!(api_get(&app, "/api/v1/me", &key).await.status(), 200);
     {
         let mut conn = app.db.conn().unwrap();
-        diesel::update(medport::db::schema::users::table.find(&me.id))
-            .set(medport::db::schema::users::disabled.eq(true))
+        diesel::update(medport::infra::db::schema::users::table.find(&me.id))
+            .set(medport::infra::db::schema::users::disabled.eq(true))
             .execute(&mut *conn)
             .unwrap();
     }

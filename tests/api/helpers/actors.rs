@@ -9,7 +9,7 @@ pub struct SignedIn {
     pub id: String,
     pub email: String,
     pub password: String,
-    pub totp: Option<medport::auth::totp::TotpSecret>,
+    pub totp: Option<medport::app::accounts::totp::TotpSecret>,
 }
 
 /// A user signed in in the app's main browser, who can act through it.
@@ -91,11 +91,11 @@ impl TestApp {
         &self,
         user_id: &str,
         email: &str,
-    ) -> (medport::auth::totp::TotpSecret, Vec<String>) {
+    ) -> (medport::app::accounts::totp::TotpSecret, Vec<String>) {
         use diesel::prelude::*;
-        use medport::auth::{recovery_codes, totp};
-        use medport::db::schema::users;
-        use medport::storage::secrets::{self, SealContext};
+        use medport::app::accounts::{recovery_codes, totp};
+        use medport::infra::crypto::secrets::{self, SealContext};
+        use medport::infra::db::schema::users;
         let secret = totp::TotpSecret::generate().unwrap();
         let sealed = secrets::seal(
             &self.master_keyring(),
@@ -157,9 +157,9 @@ impl TestApp {
         &self,
         email: &str,
         password: &str,
-        totp_secret: Option<&medport::auth::totp::TotpSecret>,
+        totp_secret: Option<&medport::app::accounts::totp::TotpSecret>,
     ) {
-        use medport::auth::totp;
+        use medport::app::accounts::totp;
         let res = self.login(email, password).await;
         assert_eq!(res.status(), 303, "sign-in failed for {email}");
         if let Some(secret) = totp_secret {
@@ -173,7 +173,7 @@ impl TestApp {
 
     /// A second browser signed in as an administrator, through the TOTP step.
     pub async fn admin_browser(&self, admin: &SignedIn) -> reqwest::Client {
-        use medport::auth::totp;
+        use medport::app::accounts::totp;
         let (client, _) = self.new_browser();
         let res = self
             .login_with(&client, &admin.email, &admin.password)
@@ -201,7 +201,7 @@ pub async fn browser_signed_in(app: &TestApp, email: &str, password: &str) -> re
 }
 
 /// The manual-entry key on the enrolment page, as a secret the test can compute codes with.
-pub fn secret_from_page(html: &str) -> (String, medport::auth::totp::TotpSecret) {
+pub fn secret_from_page(html: &str) -> (String, medport::app::accounts::totp::TotpSecret) {
     let re = regex::Regex::new(r"<code>([A-Z2-7 ]{32,})</code>").unwrap();
     let grouped = re.captures(html).expect("manual key on the page")[1].to_string();
     let base32: String = grouped.split_whitespace().collect();
@@ -210,6 +210,6 @@ pub fn secret_from_page(html: &str) -> (String, medport::auth::totp::TotpSecret)
         .unwrap();
     (
         base32,
-        medport::auth::totp::TotpSecret::from_bytes(&seed).unwrap(),
+        medport::app::accounts::totp::TotpSecret::from_bytes(&seed).unwrap(),
     )
 }

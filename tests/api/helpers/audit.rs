@@ -1,7 +1,7 @@
 //! What the audit log holds, read straight from the table.
 
 use diesel::prelude::*;
-use medport::db::schema::audit_events;
+use medport::infra::db::schema::audit_events;
 
 use super::TestApp;
 
@@ -40,7 +40,7 @@ impl TestApp {
     }
 
     pub fn audit_actions(&self) -> Vec<(String, String, String)> {
-        use medport::db::schema::audit_events::dsl::*;
+        use medport::infra::db::schema::audit_events::dsl::*;
         let mut conn = self.db.conn().unwrap();
         audit_events
             .select((action, outcome, details))
@@ -52,7 +52,7 @@ impl TestApp {
     /// The audit table's stored text, in bytes: every column of every row (ids and times
     /// counted as their text form), for tests that bound how fast it can grow.
     pub fn audit_bytes(&self) -> usize {
-        use medport::db::schema::audit_events::dsl::*;
+        use medport::infra::db::schema::audit_events::dsl::*;
         let mut conn = self.db.conn().unwrap();
         let text: Vec<(String, String, String, String, String, String)> = audit_events
             .select((actor_label, action, outcome, details, prev_hash, hash))

@@ -55,8 +55,8 @@ async fn quota_is_enforced_before_any_byte(backend: Backend) {
     app.uploader().await;
     {
         let mut conn = app.db.conn().unwrap();
-        diesel::update(medport::db::schema::buckets::table.find(crate::buckets::SYSTEM_ID))
-            .set(medport::db::schema::buckets::size_limit_bytes.eq(Some(10_000i64)))
+        diesel::update(medport::infra::db::schema::buckets::table.find(crate::buckets::SYSTEM_ID))
+            .set(medport::infra::db::schema::buckets::size_limit_bytes.eq(Some(10_000i64)))
             .execute(&mut *conn)
             .unwrap();
     }

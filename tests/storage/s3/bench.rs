@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use futures_util::stream;
-use medport::storage::blob::BlobStore;
-use medport::storage::s3::Sse;
+use medport::infra::storage::blob::BlobStore;
+use medport::infra::storage::s3::Sse;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, key, n, store_with};
