@@ -157,11 +157,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "web/routes/account/sessions.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "web/routes/account/totp/enrol.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),
@@ -182,27 +177,7 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "web/routes/admin/uploads.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/admin/users/pages.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/api.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "web/routes/auth.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/uploads/history.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),
     (

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod passwords;
 pub mod recovery_codes;
+pub mod sessions;
 pub mod throttle;
 pub mod totp;
 pub mod user_admin;

@@ -3,6 +3,7 @@
 //! Blocking Diesel calls run on the blocking thread pool (`Database::run`), never on the
 //! async workers.
 
+pub mod repo;
 pub mod schema;
 
 use std::path::PathBuf;

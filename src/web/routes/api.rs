@@ -4,14 +4,12 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::app::error::AppError;
 use crate::domain::api_key::Scope;
 use crate::domain::ids::UserId;
-use crate::infra::db::schema::uploads;
-use crate::infra::db::{Database, DbConnection};
+use crate::infra::db::{Database, DbConnection, repo};
 use crate::web::api_principal::ApiPrincipal;
 
 crate::route_table! {
@@ -38,7 +36,7 @@ pub async fn me(principal: ApiPrincipal) -> Result<HttpResponse, AppError> {
     }))
 }
 
-#[derive(Serialize, Queryable)]
+#[derive(Serialize)]
 struct UploadSummary {
     id: String,
     filename: String,
@@ -69,16 +67,16 @@ pub async fn list_uploads(
 
 /// The key owner's own uploads only.
 fn uploads_of(conn: &mut DbConnection, owner: &UserId) -> Result<Vec<UploadSummary>, AppError> {
-    Ok(uploads::table
-        .filter(uploads::user_id.eq(owner.as_str()))
-        .order((uploads::created_at.desc(), uploads::id.desc()))
-        .limit(UPLOADS_LIMIT)
-        .select((
-            uploads::id,
-            uploads::filename,
-            uploads::status,
-            uploads::declared_size,
-            uploads::created_at,
-        ))
-        .load(conn)?)
+    Ok(
+        repo::uploads::summaries_of(conn, owner.as_str(), UPLOADS_LIMIT)?
+            .into_iter()
+            .map(|u| UploadSummary {
+                id: u.id,
+                filename: u.filename,
+                status: u.status,
+                declared_size: u.declared_size,
+                created_at: u.created_at,
+            })
+            .collect(),
+    )
 }

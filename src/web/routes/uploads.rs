@@ -5,7 +5,7 @@
 //! see everyone's, auditors read-only (they neither upload nor download). An upload the
 //! viewer may not see is a 404, so guessing ids reveals nothing.
 
-mod history;
+pub mod history;
 mod views;
 
 use actix_web::http::StatusCode;
@@ -112,7 +112,7 @@ async fn load_view(
             .ok_or(AppError::NotFound)?;
         let bucket = buckets::queries::find(conn, &upload.bucket_id)?;
         let owner = if viewer.reach == Reach::All {
-            let emails = history::owner_emails(conn, vec![upload.user_id.to_string()])?;
+            let emails = history::owner_emails(conn, &[upload.user_id.as_str()])?;
             Some(history::owner_label(&emails, &upload))
         } else {
             None

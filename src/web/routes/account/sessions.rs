@@ -4,16 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
 use super::{render, see_other};
-use crate::app::accounts::users;
-use crate::app::audit::{self, Event, Outcome};
+use crate::app::accounts::sessions;
 use crate::app::error::AppError;
 use crate::domain::clock::Clock;
-use crate::infra::db::schema::sessions;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::CurrentUser;
 use crate::web::session_cookie::SessionCookie;
 use crate::web::timestamp::Timestamp;
@@ -36,16 +32,6 @@ pub struct SessionsPage {
     others: usize,
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = sessions)]
-struct SessionRow {
-    id_hash: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    created_at: NaiveDateTime,
-    last_seen_at: NaiveDateTime,
-}
-
 pub async fn sessions_page(
     req: HttpRequest,
     user: CurrentUser,
@@ -53,20 +39,7 @@ pub async fn sessions_page(
     clock: web::Data<Clock>,
     cookie: web::Data<SessionCookie>,
 ) -> Result<HttpResponse, AppError> {
-    let now = clock.now_naive();
-    let id = user.id.clone();
-    // Only this user's rows, and only live ones (expired rows wait for the sweep).
-    let rows: Vec<SessionRow> = db
-        .run(move |conn| {
-            sessions::table
-                .filter(sessions::user_id.eq(id.as_str()))
-                .filter(sessions::expires_at.gt(now))
-                .order(sessions::last_seen_at.desc())
-                .select(SessionRow::as_select())
-                .load(conn)
-                .map_err(AppError::from)
-        })
-        .await?;
+    let rows = sessions::live(&db, &user.id, clock.now_naive()).await?;
     let current = cookie.session_hash(&req);
     let mut sessions: Vec<SessionView> = rows
         .into_iter()
@@ -104,28 +77,7 @@ pub async fn revoke_session(
         return Err(AppError::NotFound);
     }
     let this_device = cookie.session_hash(&req).as_deref() == Some(target.as_str());
-    let id = user.id.clone();
-    let event = Event::new(user.actor(), "session.revoke", Outcome::Success)
-        .origin(user.origin())
-        .target("user", user.id.as_str())
-        .details(serde_json::json!({ "count": 1, "this_device": this_device }));
-    // Scoped to the owner: another user's session id matches nothing and answers 404.
-    let revoked = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let n = diesel::delete(
-                    sessions::table
-                        .filter(sessions::id_hash.eq(&target))
-                        .filter(sessions::user_id.eq(id.as_str())),
-                )
-                .execute(conn)?;
-                if n == 1 {
-                    audit::record(conn, &event)?;
-                }
-                Ok::<_, AppError>(n == 1)
-            })
-        })
-        .await?;
+    let revoked = sessions::sign_out_one(&db, owner(&user), target, this_device).await?;
     if !revoked {
         return Err(AppError::NotFound);
     }
@@ -150,22 +102,7 @@ pub async fn revoke_other_sessions(
     let keep = cookie
         .session_hash(&req)
         .ok_or_else(|| AppError::internal("signed-in request without a session cookie"))?;
-    let id = user.id.clone();
-    let event = Event::new(user.actor(), "session.revoke", Outcome::Success)
-        .origin(user.origin())
-        .target("user", user.id.as_str());
-    let ended = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let ended = users::end_sessions(conn, &id, Some(&keep))?;
-                audit::record(
-                    conn,
-                    &event.details(serde_json::json!({ "count": ended, "this_device": false })),
-                )?;
-                Ok::<_, AppError>(ended)
-            })
-        })
-        .await?;
+    let ended = sessions::sign_out_others(&db, owner(&user), keep).await?;
     let message = match ended {
         0 => "There were no other sessions to sign out.".to_string(),
         1 => "Signed out 1 other session.".to_string(),
@@ -173,6 +110,14 @@ pub async fn revoke_other_sessions(
     };
     crate::web::session::flash(&user.session, "success", message);
     Ok(see_other("/account/sessions"))
+}
+
+fn owner(user: &CurrentUser) -> sessions::Owner {
+    sessions::Owner {
+        id: user.id.clone(),
+        actor: user.actor(),
+        origin: user.origin(),
+    }
 }
 
 /// A stored session id: SHA-256 as lowercase hex.

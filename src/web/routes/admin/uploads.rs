@@ -9,19 +9,17 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::app::buckets::queries as bucket_queries;
 use crate::app::error::{AppError, Refusable};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{self, ListFilter, ScanStatus, Upload, UploadStatus};
 use crate::app::uploads::scanning::rescan;
 use crate::domain::ids::UploadId;
 use crate::infra::db::DbConnection;
-use crate::infra::db::schema::users;
 use crate::web::extractors::Admin;
 use crate::web::respond::{render, see_other};
+use crate::web::routes::uploads::history::{bucket_names, owner_emails};
 use crate::web::session;
 use crate::web::timestamp::Timestamp;
 use crate::web::views::Layout;
@@ -104,16 +102,8 @@ fn load(conn: &mut DbConnection, page: i64) -> Result<(i64, Vec<QuarantinedView>
         },
     )?;
     let owner_ids: Vec<&str> = uploads.iter().map(|u| u.user_id.as_str()).collect();
-    let owners: HashMap<String, String> = users::table
-        .filter(users::id.eq_any(&owner_ids))
-        .select((users::id, users::email))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
-    let buckets: HashMap<String, String> = bucket_queries::all(conn)?
-        .into_iter()
-        .map(|b| (b.id.as_str().to_string(), b.display_name))
-        .collect();
+    let owners = owner_emails(conn, &owner_ids)?;
+    let buckets = bucket_names(conn)?;
     let rows = uploads
         .into_iter()
         .map(|u| view(u, &owners, &buckets))

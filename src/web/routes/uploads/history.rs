@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::views::UploadView;
@@ -17,8 +16,7 @@ use crate::app::uploads::model::{self, ListFilter, Upload};
 use crate::domain::FieldError;
 use crate::domain::email::Email;
 use crate::domain::ids::UserId;
-use crate::infra::db::DbConnection;
-use crate::infra::db::schema::users as u;
+use crate::infra::db::{DbConnection, repo};
 
 pub const PAGE_SIZE: i64 = 50;
 /// 5 million uploads at 50 a page; beyond it, filter.
@@ -139,13 +137,9 @@ pub struct Listing {
 /// Emails of the given users, by id.
 pub fn owner_emails(
     conn: &mut DbConnection,
-    ids: Vec<String>,
+    ids: &[&str],
 ) -> Result<HashMap<String, String>, AppError> {
-    let rows: Vec<(String, String)> = u::table
-        .filter(u::id.eq_any(ids))
-        .select((u::id, u::email))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
+    Ok(repo::users::emails_by_id(conn, ids)?)
 }
 
 /// Display names of every bucket, by id (few rows; one query instead of one per upload).
@@ -198,10 +192,8 @@ pub fn page(
     let uploads = model::list(conn, &filter)?;
     let names = bucket_names(conn)?;
     let emails = if all {
-        owner_emails(
-            conn,
-            uploads.iter().map(|u| u.user_id.to_string()).collect(),
-        )?
+        let ids: Vec<&str> = uploads.iter().map(|u| u.user_id.as_str()).collect();
+        owner_emails(conn, &ids)?
     } else {
         HashMap::new()
     };

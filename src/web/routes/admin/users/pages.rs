@@ -6,15 +6,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
 use super::{NAV, parse_id, render};
 use crate::app::error::AppError;
 use crate::domain::clock::Clock;
 use crate::domain::ids::UserId;
 use crate::domain::role::Role;
-use crate::infra::db::schema::{sessions, users as u};
-use crate::infra::db::{Database, DbConnection};
+use crate::infra::db::{Database, DbConnection, repo};
 use crate::web::extractors::Admin;
 use crate::web::views::Layout;
 
@@ -127,26 +125,10 @@ pub struct UserPage {
     pub errors: Errors,
 }
 
-/// The columns these pages read: never the hash, seed or recovery codes.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = u)]
-struct ViewRow {
-    id: String,
-    email: String,
-    role: String,
-    disabled: bool,
-    #[diesel(select_expression = u::totp_secret_sealed.is_not_null())]
-    #[diesel(select_expression_type = diesel::dsl::IsNotNull<u::totp_secret_sealed>)]
-    totp_enabled: bool,
-    must_change_password: bool,
-    created_at: NaiveDateTime,
-    password_changed_at: NaiveDateTime,
-}
-
-impl TryFrom<ViewRow> for UserView {
+impl TryFrom<repo::users::AdminView> for UserView {
     type Error = AppError;
 
-    fn try_from(row: ViewRow) -> Result<Self, AppError> {
+    fn try_from(row: repo::users::AdminView) -> Result<Self, AppError> {
         Ok(Self {
             role: Role::parse(&row.role)
                 .map_err(|_| AppError::internal("unknown role in users table"))?,
@@ -165,20 +147,16 @@ impl TryFrom<ViewRow> for UserView {
 }
 
 fn all_users(conn: &mut DbConnection) -> Result<Vec<UserView>, AppError> {
-    let rows = u::table
-        .select(ViewRow::as_select())
-        .order(u::email.asc())
-        .load(conn)?;
-    rows.into_iter().map(UserView::try_from).collect()
+    repo::users::admin_views(conn)?
+        .into_iter()
+        .map(UserView::try_from)
+        .collect()
 }
 
 pub(super) fn one_user(conn: &mut DbConnection, id: &UserId) -> Result<UserView, AppError> {
-    let row = u::table
-        .find(id.as_str())
-        .select(ViewRow::as_select())
-        .first(conn)
-        .optional()?;
-    row.ok_or(AppError::NotFound)?.try_into()
+    repo::users::admin_view(conn, id.as_str())?
+        .ok_or(AppError::NotFound)?
+        .try_into()
 }
 
 fn active_sessions(
@@ -186,11 +164,7 @@ fn active_sessions(
     id: &UserId,
     now: NaiveDateTime,
 ) -> Result<i64, AppError> {
-    Ok(sessions::table
-        .filter(sessions::user_id.eq(id.as_str()))
-        .filter(sessions::expires_at.gt(now))
-        .count()
-        .get_result(conn)?)
+    Ok(repo::sessions::active_count(conn, id.as_str(), now)?)
 }
 
 pub async fn list(admin: Admin, db: web::Data<Database>) -> Result<HttpResponse, AppError> {

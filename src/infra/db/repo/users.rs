@@ -1,0 +1,54 @@
+//! The users table, as pages show it (never the hash, seed or recovery codes).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::infra::db::schema::users;
+use crate::infra::db::{DbConnection, DbError};
+
+/// Emails of the given users, by id; ids of accounts that no longer exist are absent.
+pub fn emails_by_id(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, DbError> {
+    let rows: Vec<(String, String)> = users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The columns the admin pages read: never the hash, seed or recovery codes.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct AdminView {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    pub disabled: bool,
+    #[diesel(select_expression = users::totp_secret_sealed.is_not_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNotNull<users::totp_secret_sealed>)]
+    pub totp_enabled: bool,
+    pub must_change_password: bool,
+    pub created_at: NaiveDateTime,
+    pub password_changed_at: NaiveDateTime,
+}
+
+/// Every account, by email.
+pub fn admin_views(conn: &mut DbConnection) -> Result<Vec<AdminView>, DbError> {
+    Ok(users::table
+        .select(AdminView::as_select())
+        .order(users::email.asc())
+        .load(conn)?)
+}
+
+/// One account, if it exists.
+pub fn admin_view(conn: &mut DbConnection, id: &str) -> Result<Option<AdminView>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(AdminView::as_select())
+        .first(conn)
+        .optional()?)
+}
