@@ -15,12 +15,12 @@ pub mod extensions;
 pub mod form;
 pub mod grants;
 pub mod model;
+pub mod opener;
 pub mod queries;
 mod rules;
 pub mod security;
 pub mod service;
 pub mod size;
-pub mod store;
 pub mod system;
 
 pub use crate::domain::bucket::Encryption;

@@ -3,7 +3,7 @@
 //! says "unknown". The local store's equivalents are facts of medport itself.
 
 use super::model::Bucket;
-use super::store::{CHECK_TIMEOUTS, Opener};
+use super::opener::{CHECK_TIMEOUTS, Opener};
 use crate::infra::storage::blob::BlobStore;
 use crate::infra::storage::s3::CheckState;
 

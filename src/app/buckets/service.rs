@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::form::BucketSpec;
 use super::model::{Backend, Bucket};
+use super::opener::{StepResult, StepState};
 use super::queries::{self, UploadCounts};
 pub use super::rules::Refusal;
 use super::rules::{By, Failure, lock, run};
-use super::store::{StepResult, StepState};
 use crate::app::accounts::ActingAdmin;
 use crate::app::audit::{self, Outcome};
 use crate::app::error::AppError;

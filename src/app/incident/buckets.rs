@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::ChangedBy;
 use crate::app::audit::{self, Event, Outcome};
-use crate::app::buckets::store::{Opener, PROBE_PREFIX, StepResult, StepState};
+use crate::app::buckets::opener::{Opener, PROBE_PREFIX, StepResult, StepState};
 use crate::app::buckets::{Bucket, queries};
 use crate::app::error::AppError;
 use crate::infra::db::DbConnection;

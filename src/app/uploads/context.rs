@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::app::buckets::Bucket;
-use crate::app::buckets::store::Opener;
+use crate::app::buckets::opener::Opener;
 use crate::app::error::AppError;
 use crate::app::uploads::pipeline::{PartBudget, PartBuffers};
 use crate::config::Settings;

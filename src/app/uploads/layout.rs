@@ -8,11 +8,13 @@
 //! The key names the offset the tail ends at, so a new tail never overwrites the one the
 //! database still points to.
 
-use crate::infra::storage::blob::{ObjectKey, PartNumber};
+use crate::infra::storage::blob::{MIN_PART_SIZE, ObjectKey, PartNumber};
 
 const MIB: u64 = 1024 * 1024;
-/// The smallest part size used (S3 allows 5 MiB; 8 MiB halves the request count).
-pub const MIN_PART_SIZE: u64 = 8 * MIB;
+/// The part size this pipeline chooses at least: above the storage contract's
+/// `MIN_PART_SIZE` (S3's 5 MiB), as 8 MiB parts need fewer requests for the same bytes.
+pub const PREFERRED_PART_SIZE: u64 = 8 * MIB;
+const _: () = assert!(PREFERRED_PART_SIZE >= MIN_PART_SIZE);
 /// S3's limit on parts per upload.
 pub const MAX_PARTS: u64 = PartNumber::MAX as u64;
 
@@ -20,7 +22,10 @@ pub const MAX_PARTS: u64 = PartNumber::MAX as u64;
 /// fits in 10,000 parts; a whole number of MiB.
 pub fn part_size_for(size: u64) -> u64 {
     let needed = size.div_ceil(MAX_PARTS);
-    needed.div_ceil(MIB).saturating_mul(MIB).max(MIN_PART_SIZE)
+    needed
+        .div_ceil(MIB)
+        .saturating_mul(MIB)
+        .max(PREFERRED_PART_SIZE)
 }
 
 /// Where the bytes at `offset` go: the number of whole parts before it and the length of the
@@ -70,7 +75,7 @@ mod tests {
         #[test]
         fn any_size_fits_in_the_part_limit(size in 0u64..=6 * 1024 * 1024 * MIB) {
             let part = part_size_for(size);
-            prop_assert!(part >= MIN_PART_SIZE);
+            prop_assert!(part >= PREFERRED_PART_SIZE);
             prop_assert!(size.div_ceil(part) <= MAX_PARTS);
             prop_assert_eq!(part % MIB, 0);
         }

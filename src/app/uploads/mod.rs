@@ -14,7 +14,7 @@ pub mod layout;
 pub mod model;
 pub mod pipeline;
 pub mod recovery;
-pub mod scanning;
+pub mod scanner;
 pub mod sniff;
 pub mod tus_headers;
 pub mod uploader;

@@ -38,7 +38,7 @@ pub async fn resume_stalled(ctx: &UploadContext) -> Result<usize, AppError> {
         let result = match (sha256, scan.as_deref().and_then(ScanStatus::parse)) {
             (None, _) => crate::app::uploads::pipeline::resume_completion(ctx, &id).await,
             (Some(_), Some(ScanStatus::Pending)) => {
-                crate::app::uploads::scanning::settle(ctx, &id).await
+                crate::app::uploads::scanner::settle(ctx, &id).await
             }
             _ => continue,
         };

@@ -1,6 +1,6 @@
 //! The quarantine list and the rescan button, through HTTP as an admin (and as others).
 
-use medport::app::uploads::scanning::settle;
+use medport::app::uploads::scanner::settle;
 use medport::config::QuarantineAction;
 use medport::domain::ids::UploadId;
 

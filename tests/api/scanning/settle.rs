@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use medport::app::uploads::scanning::settle;
+use medport::app::uploads::scanner::settle;
 use medport::config::QuarantineAction;
 use medport::domain::ids::UploadId;
 use medport::infra::db::schema::uploads;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::claims::Job;
+use crate::app::buckets::opener::safe_reason;
 use crate::app::buckets::queries;
-use crate::app::buckets::store::safe_reason;
 use crate::app::error::AppError;
 use crate::app::uploads::pipeline::leftovers;
 use crate::app::uploads::{UploadContext, layout};

@@ -128,7 +128,7 @@ async fn assemble_and_verify(
     if scan {
         let (ctx, id) = (ctx.clone(), upload.id.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::app::uploads::scanning::settle(&ctx, &id).await {
+            if let Err(e) = crate::app::uploads::scanner::settle(&ctx, &id).await {
                 tracing::error!(upload = %id, error = %e, "scan did not finish; it is retried later");
             }
         });

@@ -1,6 +1,6 @@
 //! Quarantined uploads for administrators: the list (file, owner, bucket, reason, date) with
 //! its count, and the rescan button. The scanning itself, its rules and its audit events
-//! live in `uploads::scanning`.
+//! live in `uploads::scanner`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::error::{AppError, Refusable};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{self, ListFilter, ScanStatus, Upload, UploadStatus};
-use crate::app::uploads::scanning::rescan;
+use crate::app::uploads::scanner::rescan;
 use crate::domain::ids::UploadId;
 use crate::infra::db::DbConnection;
 use crate::web::extractors::Admin;

@@ -13,7 +13,7 @@ mod views;
 use actix_web::web;
 
 use super::{FormResult, fields};
-use crate::app::buckets::store::Opener;
+use crate::app::buckets::opener::Opener;
 use crate::app::error::AppError;
 use crate::config::Settings;
 use crate::domain::ids::{BucketId, UserId};

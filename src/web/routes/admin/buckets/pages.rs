@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::views::{BucketListPage, BucketPage, ListRow, PageErrors};
 use super::{NAV, parse_id, render};
+use crate::app::buckets::opener::StepResult;
 use crate::app::buckets::queries;
-use crate::app::buckets::store::StepResult;
 use crate::app::error::AppError;
 use crate::domain::ids::BucketId;
 use crate::infra::db::Database;

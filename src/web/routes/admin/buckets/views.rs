@@ -5,9 +5,9 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::app::buckets::form::{BucketInput, FormErrors};
+use crate::app::buckets::opener::{Health, StepResult};
 use crate::app::buckets::queries::{Candidate, GrantView, UploadCounts};
 use crate::app::buckets::security::SecurityItem;
-use crate::app::buckets::store::{Health, StepResult};
 use crate::app::buckets::{ALLOWED_EXTENSIONS, Backend, Bucket};
 use crate::domain::bucket::AWS_REGIONS;
 use crate::web::views::Layout;

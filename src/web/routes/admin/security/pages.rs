@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use super::{NAV, render};
-use crate::app::buckets::store::STEPS;
+use crate::app::buckets::opener::STEPS;
 use crate::app::error::AppError;
 use crate::app::incident::api_keys::{self, KeyHolder};
 use crate::app::incident::buckets::{BUCKET_LIMIT, Revalidation};
