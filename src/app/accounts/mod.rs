@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod passwords;
 pub mod recovery_codes;
+pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod totp;

@@ -12,7 +12,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::accounts::{passwords, recovery_codes, throttle, totp, users};
+use crate::app::accounts::second_factor::{self, SecondFactor};
+use crate::app::accounts::{passwords, throttle, users};
 use crate::app::audit::refusals::{self, Refusals};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
@@ -20,9 +21,8 @@ use crate::config::Settings;
 use crate::domain::LocalPath;
 use crate::domain::clock::Clock;
 use crate::domain::email::Email;
-use crate::domain::ids::UserId;
 use crate::domain::password::Password;
-use crate::infra::crypto::secrets::{self, Keyring, SealContext};
+use crate::infra::crypto::secrets::Keyring;
 use crate::infra::db::{Database, write_tx};
 use crate::web::device::DeviceCookies;
 use crate::web::extractors::{CurrentUser, request_origin};
@@ -323,11 +323,6 @@ pub struct TotpForm {
     code: String,
 }
 
-enum SecondFactor {
-    Totp,
-    RecoveryCode { remaining: usize },
-}
-
 pub async fn totp_submit(
     req: HttpRequest,
     session: Session,
@@ -353,20 +348,14 @@ pub async fn totp_submit(
     let lookup = user_id.clone();
     let presented = devices.read(&req);
     let device = (devices.clone().into_inner(), presented.clone());
-    let outcome = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let throttle_key = |email: &str| {
-                    let account_key = throttle::key_for_input(email);
-                    device
-                        .0
-                        .throttle_key(&device.1, &account_key)
-                        .unwrap_or(account_key)
-                };
-                check_second_factor(conn, &keyring, &lookup, &code, unix, now, throttle_key)
-            })
-        })
-        .await?;
+    let throttle_key = move |email: &str| {
+        let account_key = throttle::key_for_input(email);
+        device
+            .0
+            .throttle_key(&device.1, &account_key)
+            .unwrap_or(account_key)
+    };
+    let outcome = second_factor::check(&db, keyring, lookup, code, unix, now, throttle_key).await?;
     match outcome {
         Ok((row, factor)) => {
             let details = match factor {
@@ -410,94 +399,6 @@ pub async fn totp_submit(
             Ok(see_other("/login"))
         }
     }
-}
-
-/// Checks a TOTP code (each time step accepted once) or a recovery code (each used once),
-/// inside one write transaction so two parallel requests cannot both use the same one.
-/// `throttle_key` names the throttle entry for the account's address (the browser's own
-/// when it is trusted for the account).
-#[allow(clippy::type_complexity)]
-fn check_second_factor(
-    conn: &mut crate::infra::db::DbConnection,
-    keyring: &Keyring,
-    user_id: &UserId,
-    code: &str,
-    unix: i64,
-    now: chrono::NaiveDateTime,
-    throttle_key: impl FnOnce(&str) -> String,
-) -> Result<Result<(users::UserRow, SecondFactor), Option<String>>, AppError> {
-    use crate::infra::db::schema::users as u;
-    use diesel::prelude::*;
-
-    let Some(row) = users::find_by_id(conn, user_id)? else {
-        return Ok(Err(None));
-    };
-    if row.disabled {
-        return Ok(Err(None));
-    }
-    let key = throttle_key(&row.email);
-    if let Some(until) = throttle::blocked_until(conn, &key, now)? {
-        return Ok(Err(Some(throttle::wait_message(until, now))));
-    }
-    let Some(sealed) = row.totp_secret_sealed.as_deref() else {
-        return Ok(Err(None));
-    };
-    let ctx = SealContext {
-        table: "users",
-        row_id: &row.id,
-        field: "totp_secret",
-    };
-    let seed = secrets::open(keyring, &ctx, sealed).map_err(AppError::internal)?;
-    let secret = totp::TotpSecret::from_bytes(secrecy::ExposeSecret::expose_secret(&seed))
-        .ok_or_else(|| AppError::internal("stored TOTP seed has the wrong length"))?;
-    let actor = Actor::user(&row.id, &row.email);
-
-    if let Some(step) = totp::verify(&secret, code, unix) {
-        // Accept each step once: the update only matches when the step is newer than the
-        // last one used.
-        let claimed = diesel::update(
-            u::table
-                .find(&row.id)
-                .filter(u::totp_last_step.is_null().or(u::totp_last_step.lt(step))),
-        )
-        .set(u::totp_last_step.eq(step))
-        .execute(conn)?;
-        if claimed == 1 {
-            throttle::clear(conn, &key)?;
-            return Ok(Ok((row, SecondFactor::Totp)));
-        }
-        audit::record(
-            conn,
-            &Event::new(actor, "login.totp", Outcome::Failure)
-                .details(serde_json::json!({ "reason": "code already used" })),
-        )?;
-        return Ok(Err(Some(
-            "This code has already been used. Wait for the next code and try again.".into(),
-        )));
-    }
-    if let Some(stored) = row
-        .recovery_codes
-        .as_deref()
-        .and_then(recovery_codes::StoredCodes::from_json)
-        && let Some(rest) = stored.consume(code)
-    {
-        diesel::update(u::table.find(&row.id))
-            .set(u::recovery_codes.eq(rest.to_json()))
-            .execute(conn)?;
-        throttle::clear(conn, &key)?;
-        let remaining = rest.remaining();
-        return Ok(Ok((row, SecondFactor::RecoveryCode { remaining })));
-    }
-    let (_, until) = throttle::record_failure(conn, &key, now)?;
-    audit::record(
-        conn,
-        &Event::new(actor, "login.totp", Outcome::Failure)
-            .details(serde_json::json!({ "reason": "wrong code" })),
-    )?;
-    Ok(Err(Some(until.map_or_else(
-        || "That code is not right. Check the time on your device and try again.".to_string(),
-        |u| throttle::wait_message(u, now),
-    ))))
 }
 
 pub async fn logout(

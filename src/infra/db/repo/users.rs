@@ -52,3 +52,26 @@ pub fn admin_view(conn: &mut DbConnection, id: &str) -> Result<Option<AdminView>
         .first(conn)
         .optional()?)
 }
+
+/// Records TOTP time step `step` as used, unless it is not newer than the last one used:
+/// each step is accepted once. `true` when this call claimed it.
+pub fn claim_totp_step(conn: &mut DbConnection, id: &str, step: i64) -> Result<bool, DbError> {
+    let claimed = diesel::update(
+        users::table.find(id).filter(
+            users::totp_last_step
+                .is_null()
+                .or(users::totp_last_step.lt(step)),
+        ),
+    )
+    .set(users::totp_last_step.eq(step))
+    .execute(conn)?;
+    Ok(claimed == 1)
+}
+
+/// Replaces the stored recovery codes (their hashes, as JSON).
+pub fn set_recovery_codes(conn: &mut DbConnection, id: &str, codes: &str) -> Result<(), DbError> {
+    diesel::update(users::table.find(id))
+        .set(users::recovery_codes.eq(codes))
+        .execute(conn)?;
+    Ok(())
+}
