@@ -107,20 +107,20 @@ mod tests {
         Settings::load_from(None, &env)
     }
 
+    fn all(r: &RateLimits) -> (u32, u32, u32, u32, u32) {
+        (
+            r.login_per_minute,
+            r.login_burst,
+            r.sensitive_per_minute,
+            r.upload_per_minute,
+            r.general_per_minute,
+        )
+    }
+
     #[test]
     fn limits_default_to_the_documented_values() {
         let s = load(&[]).unwrap();
-        let r = &s.rate_limits;
-        assert_eq!(
-            (
-                r.login_per_minute,
-                r.login_burst,
-                r.sensitive_per_minute,
-                r.upload_per_minute,
-                r.general_per_minute
-            ),
-            (5, 5, 10, 3000, 300)
-        );
+        assert_eq!(all(&s.rate_limits), (5, 5, 10, 3000, 300));
     }
 
     #[test]
@@ -133,17 +133,7 @@ mod tests {
             ("MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE", "600"),
         ])
         .unwrap();
-        let r = &s.rate_limits;
-        assert_eq!(
-            (
-                r.login_per_minute,
-                r.login_burst,
-                r.sensitive_per_minute,
-                r.upload_per_minute,
-                r.general_per_minute
-            ),
-            (20, 30, 40, 50, 600)
-        );
+        assert_eq!(all(&s.rate_limits), (20, 30, 40, 50, 600));
     }
 
     #[test]

@@ -294,14 +294,7 @@ fn extract(body: &str) -> String {
 }
 
 async fn login_rate_limit_answers_429(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(|s| s.rate_limits = medport::config::RateLimits::default()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(backend, Options::default_rate_limits()).await;
     let token = app.csrf_token_with(&app.client, "/login").await;
     let mut statuses = Vec::new();
     for i in 0..6 {

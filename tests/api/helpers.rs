@@ -17,7 +17,7 @@ use medport::startup::{Application, BuildOptions, RouteHook};
 use secrecy::SecretString;
 
 pub use self::actors::{SignedIn, browser_signed_in, secret_from_page};
-pub use self::forms::extract_csrf;
+pub use self::forms::{csrf_token_at, extract_csrf};
 pub use self::postgres::{CutProxy, PgTestDb, postgres_base_url};
 pub use self::process::{medport, medport_in, serve_with_log, spawn_until_ready};
 pub use crate::common::s3::{S3Env, s3_client, s3_env};
@@ -64,6 +64,16 @@ pub struct Options {
     pub tweak: Box<dyn FnOnce(&mut Settings) + Send>,
     pub hook: RouteHook,
     pub pg_through_proxy: bool,
+}
+
+impl Options {
+    /// The shipped request limits, instead of the generous ones tests use by default.
+    pub fn default_rate_limits() -> Self {
+        Self {
+            tweak: Box::new(|s| s.rate_limits = medport::config::RateLimits::default()),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Options {

@@ -28,6 +28,13 @@ async fn answers_before_429(client: &reqwest::Client, url: &str, at_most: u32) -
     at_most
 }
 
+/// A new browser without an account on the same address still gets the sign-in page.
+async fn assert_anonymous_browser_is_served(app: &TestApp) {
+    let (anonymous, _) = app.new_browser();
+    let res = anonymous.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 async fn signed_in_users_behind_one_address_each_have_their_own_budget(backend: Backend) {
     let app = app_with_general_limit(backend).await;
     let mut clinicians = Vec::new();
@@ -51,16 +58,7 @@ async fn signed_in_users_behind_one_address_each_have_their_own_budget(backend: 
         assert_eq!(res.status(), 200);
     }
     // Anonymous traffic from that address has a budget of its own too.
-    let (anonymous, _) = app.new_browser();
-    assert_eq!(
-        anonymous
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_anonymous_browser_is_served(&app).await;
 }
 
 async fn anonymous_clients_behind_one_address_share_its_budget(backend: Backend) {
@@ -92,16 +90,7 @@ async fn an_api_key_counts_against_its_owner_not_the_address(backend: Backend) {
     }
     assert!(used < GENERAL * 2, "the key is limited");
     // Anonymous clients on the same address are not.
-    let (anonymous, _) = app.new_browser();
-    assert_eq!(
-        anonymous
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_anonymous_browser_is_served(&app).await;
     // Nor is a refused key: it counts against its address.
     let (guesser, _) = app.new_browser();
     let bogus = format!("mp_{}_{}", "a".repeat(8), "b".repeat(40));
@@ -110,14 +99,7 @@ async fn an_api_key_counts_against_its_owner_not_the_address(backend: Backend) {
 }
 
 async fn an_htmx_progress_poll_every_second_never_hits_the_default_limit(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(|s| s.rate_limits = medport::config::RateLimits::default()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(backend, Options::default_rate_limits()).await;
     app.sign_in_as("uploader").await;
     // Two minutes of one poll a second plus page loads, sent as fast as possible: well
     // within one account's budget, whatever else the address does.

@@ -4,7 +4,7 @@
 use crate::both_backends;
 use medport::app::accounts::totp;
 
-use crate::helpers::{Backend, TestApp, location, secret_from_page};
+use crate::helpers::{Backend, TestApp, api_get, location, secret_from_page};
 use crate::tus_support::Tus;
 
 const PASSWORD: &str = "a long enough test password";
@@ -101,14 +101,7 @@ async fn the_keys_of_an_admin_without_totp_do_not_authenticate(backend: Backend)
     let app = TestApp::spawn(backend).await;
     let id = app.create_user("admin@example.org", "admin", PASSWORD);
     let key = key_for(&app, &id);
-    let (script, _) = app.new_browser();
-    let res = script
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(api_get(&app, "/api/v1/me", &key).await.status(), 401);
     let res = Tus::with_key(&app, &key)
         .create(10, &[("filename", "a.pdf")])
         .await;
@@ -127,13 +120,7 @@ async fn the_keys_of_an_admin_without_totp_do_not_authenticate(backend: Backend)
     let code = totp::code_for_step(&secret, totp::step_at(app.clock.unix()));
     let res = app.post_form("/account/totp", &[("code", &code)]).await;
     assert_eq!(res.status(), 200);
-    let res = script
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(api_get(&app, "/api/v1/me", &key).await.status(), 401);
     let enrolled = app
         .audit_actions()
         .into_iter()

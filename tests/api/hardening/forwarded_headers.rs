@@ -22,6 +22,21 @@ fn spoofed(mut rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     rb
 }
 
+/// A script creates an upload with every forwarded header spoofed.
+async fn spoofed_tus_create(app: &TestApp) -> reqwest::Response {
+    app.sign_in_as("uploader").await;
+    let key = crate::tus_support::api_key(app, &["upload"]).await;
+    let (client, _) = app.new_browser();
+    spoofed(client.post(app.url("/tus/")))
+        .bearer_auth(&key)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename YS5wZGY=")
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn a_foreign_origin_is_refused_whatever_the_forwarded_host_says(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_in_as("uploader").await;
@@ -37,17 +52,7 @@ async fn a_foreign_origin_is_refused_whatever_the_forwarded_host_says(backend: B
 
 async fn the_tus_location_names_this_server_not_a_forwarded_host(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.sign_in_as("uploader").await;
-    let key = crate::tus_support::api_key(&app, &["upload"]).await;
-    let (client, _) = app.new_browser();
-    let res = spoofed(client.post(app.url("/tus/")))
-        .bearer_auth(&key)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "10")
-        .header("Upload-Metadata", "filename YS5wZGY=")
-        .send()
-        .await
-        .unwrap();
+    let res = spoofed_tus_create(&app).await;
     assert_eq!(res.status(), 201);
     let to = location(&res);
     assert!(to.starts_with(&format!("{}/tus/", app.address)), "{to}");
@@ -62,17 +67,7 @@ async fn a_trusted_proxy_names_the_host_and_client(backend: Backend) {
         },
     )
     .await;
-    app.sign_in_as("uploader").await;
-    let key = crate::tus_support::api_key(&app, &["upload"]).await;
-    let (client, _) = app.new_browser();
-    let res = spoofed(client.post(app.url("/tus/")))
-        .bearer_auth(&key)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "10")
-        .header("Upload-Metadata", "filename YS5wZGY=")
-        .send()
-        .await
-        .unwrap();
+    let res = spoofed_tus_create(&app).await;
     assert!(
         location(&res).starts_with("https://evil.example/tus/"),
         "{}",
@@ -89,15 +84,7 @@ async fn the_audit_trail_and_request_log_record_the_peer_address(backend: Backen
     );
     let (server, address, log) = serve_with_log(&app, &[]);
     let (client, _) = app.new_browser();
-    let page = client
-        .get(format!("{address}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = crate::helpers::extract_csrf(&page).unwrap();
+    let token = crate::helpers::csrf_token_at(&client, &format!("{address}/login")).await;
     let res = spoofed(client.post(format!("{address}/login")))
         .form(&[
             ("email", "clin@example.org"),

@@ -5,16 +5,7 @@ use super::{TestApp, location};
 impl TestApp {
     /// The CSRF token of the current session, read from a page the way a browser would.
     pub async fn csrf_token_with(&self, client: &reqwest::Client, path: &str) -> String {
-        let html = client
-            .get(self.url(path))
-            .header("Accept", "text/html")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        extract_csrf(&html).unwrap_or_else(|| panic!("no csrf token on {path}: {html}"))
+        csrf_token_at(client, &self.url(path)).await
     }
 
     /// The session's CSRF token whether or not it is signed in (sign-in page, or the
@@ -99,4 +90,18 @@ impl TestApp {
 pub fn extract_csrf(html: &str) -> Option<String> {
     let re = regex::Regex::new(r#"name="csrf_token" value="([^"]+)""#).unwrap();
     re.captures(html).map(|c| c[1].to_string())
+}
+
+/// The CSRF token the page at `url` shows (any server, such as a `medport serve` child).
+pub async fn csrf_token_at(client: &reqwest::Client, url: &str) -> String {
+    let html = client
+        .get(url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    extract_csrf(&html).unwrap_or_else(|| panic!("no csrf token on {url}: {html}"))
 }
