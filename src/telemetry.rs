@@ -2,7 +2,6 @@
 //! with one line per request.
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
 
@@ -11,10 +10,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        // The request log: one line as each request's span closes, with its method, route,
-        // client address (`web::client`), status and time taken.
-        .with_span_events(FmtSpan::CLOSE);
+        .with_target(false);
     // `try_init`: a second call (tests) is harmless.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

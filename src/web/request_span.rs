@@ -1,6 +1,7 @@
 //! The root span of each request for the request log. tracing-actix-web's default span
 //! takes the client address and host from `connection_info()`, which believes forwarded
 //! headers from anyone; this one takes them from `web::client`, like every other layer.
+//! Each request ends with one log line (`request done`) in this span.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -46,6 +47,12 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        let status = match outcome {
+            Ok(res) => res.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        // The request log: one line per request, carrying the span's fields.
+        span.in_scope(|| tracing::info!(status, "request done"));
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }
