@@ -127,32 +127,7 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/uploads/model.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/uploads/pipeline/records.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/recovery.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/lease.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/record.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/rescan.rs",
         "its queries move to infra/db/repo",
     ),
     (
