@@ -122,16 +122,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/uploads/cleanup/claims.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/pipeline/records.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "web/routes/account/totp/enrol.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),
