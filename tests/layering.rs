@@ -122,41 +122,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/uploads/cleanup/claims.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/model.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/pipeline/records.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/recovery.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/lease.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/record.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/uploads/scanner/rescan.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "web/routes/account/totp/enrol.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),

@@ -2,12 +2,11 @@
 //! to the pipeline (`pipeline`), the scanner (`scanning`) and the cleanup worker (`cleanup`).
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
 use crate::app::error::AppError;
 use crate::domain::ids::{ApiKeyId, BucketId, UploadId, UserId};
 use crate::domain::role::Role;
-use crate::infra::db::schema::uploads;
+use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::{DbConnection, DbError};
 use crate::infra::storage::blob::ObjectKey;
 
@@ -127,35 +126,6 @@ impl ScanStatus {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = uploads)]
-struct UploadRow {
-    id: String,
-    user_id: String,
-    bucket_id: String,
-    api_key_id: Option<String>,
-    filename: String,
-    content_type: Option<String>,
-    extension: String,
-    declared_size: i64,
-    upload_offset: i64,
-    part_size: i64,
-    object_key: String,
-    storage_upload_id: Option<String>,
-    status: String,
-    status_reason: Option<String>,
-    sha256: Option<String>,
-    client_checksum: Option<String>,
-    scan_status: Option<String>,
-    scan_detail: Option<String>,
-    cleanup_attempts: i32,
-    next_cleanup_at: Option<NaiveDateTime>,
-    expires_at: NaiveDateTime,
-    completed_at: Option<NaiveDateTime>,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 /// One upload, typed. The hash state and the lease are the pipeline's business and are not
 /// read here.
 #[derive(Debug, Clone)]
@@ -192,7 +162,7 @@ pub struct Upload {
 }
 
 impl Upload {
-    fn from_row(row: UploadRow) -> Result<Self, AppError> {
+    fn from_row(row: repo::Row) -> Result<Self, AppError> {
         let status = UploadStatus::parse(&row.status)
             .ok_or_else(|| AppError::internal(format!("unknown upload status {}", row.status)))?;
         let object_key = ObjectKey::parse(&row.object_key)
@@ -251,12 +221,9 @@ impl Upload {
 
 /// One upload by id, whoever owns it.
 pub fn find(conn: &mut DbConnection, id: &UploadId) -> Result<Option<Upload>, AppError> {
-    let row = uploads::table
-        .find(id.as_str())
-        .select(UploadRow::as_select())
-        .first(conn)
-        .optional()?;
-    row.map(Upload::from_row).transpose()
+    repo::find(conn, id.as_str())?
+        .map(Upload::from_row)
+        .transpose()
 }
 
 /// One upload if `user` may see it (owner or admin), else `None`.
@@ -282,48 +249,35 @@ pub struct ListFilter {
     pub offset: i64,
 }
 
+impl ListFilter {
+    fn rows(&self) -> repo::Filter<'_> {
+        repo::Filter {
+            owner: self.owner.as_ref().map(UserId::as_str),
+            status: self.status.map(UploadStatus::as_str),
+            bucket: self.bucket.as_ref().map(BucketId::as_str),
+        }
+    }
+}
+
 /// Uploads matching `filter`, newest first.
 pub fn list(conn: &mut DbConnection, filter: &ListFilter) -> Result<Vec<Upload>, AppError> {
-    let mut query = uploads::table.into_boxed();
-    if let Some(owner) = &filter.owner {
-        query = query.filter(uploads::user_id.eq(owner.as_str().to_string()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(uploads::status.eq(status.as_str()));
-    }
-    if let Some(bucket) = &filter.bucket {
-        query = query.filter(uploads::bucket_id.eq(bucket.as_str().to_string()));
-    }
-    let rows: Vec<UploadRow> = query
-        .order((uploads::created_at.desc(), uploads::id.desc()))
-        .limit(filter.limit.clamp(1, 1000))
-        .offset(filter.offset.max(0))
-        .select(UploadRow::as_select())
-        .load(conn)?;
+    let rows = repo::list(
+        conn,
+        &filter.rows(),
+        filter.limit.clamp(1, 1000),
+        filter.offset.max(0),
+    )?;
     rows.into_iter().map(Upload::from_row).collect()
 }
 
 /// How many uploads match `filter` (ignoring its limit and offset), for paging.
 pub fn count(conn: &mut DbConnection, filter: &ListFilter) -> Result<i64, DbError> {
-    let mut query = uploads::table.into_boxed();
-    if let Some(owner) = &filter.owner {
-        query = query.filter(uploads::user_id.eq(owner.as_str().to_string()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(uploads::status.eq(status.as_str()));
-    }
-    if let Some(bucket) = &filter.bucket {
-        query = query.filter(uploads::bucket_id.eq(bucket.as_str().to_string()));
-    }
-    Ok(query.count().get_result(conn)?)
+    repo::count(conn, &filter.rows())
 }
 
 /// Uploads quarantined and not yet looked at by an admin (for the dashboard notice).
 pub fn quarantined_count(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(uploads::table
-        .filter(uploads::status.eq(UploadStatus::Quarantined.as_str()))
-        .count()
-        .get_result(conn)?)
+    repo::count_in_status(conn, UploadStatus::Quarantined.as_str())
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! this on every pass, on every instance; the per-upload lease keeps it to one at a time.
 
 use chrono::TimeDelta;
-use diesel::prelude::*;
 
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::ids::UploadId;
-use crate::infra::db::schema::uploads as u;
+use crate::infra::db::repo::uploads as repo;
 
 /// How long an upload may sit in `completing` before it counts as abandoned. Completion
 /// and scanning renew `updated_at`/the lease while they work.
@@ -19,21 +18,26 @@ const BATCH: i64 = 50;
 /// Resumes stalled completions and scans; returns how many were picked up.
 pub async fn resume_stalled(ctx: &UploadContext) -> Result<usize, AppError> {
     let now = ctx.clock.now_naive();
-    let rows: Vec<(String, Option<String>, Option<String>)> = ctx
+    let rows = ctx
         .db
         .run(move |conn| {
-            u::table
-                .filter(u::status.eq(UploadStatus::Completing.as_str()))
-                .filter(u::updated_at.lt(now - STALLED_AFTER))
-                .filter(u::lease_until.is_null().or(u::lease_until.lt(now)))
-                .select((u::id, u::sha256, u::scan_status))
-                .limit(BATCH)
-                .load(conn)
-                .map_err(AppError::from)
+            repo::stalled(
+                conn,
+                UploadStatus::Completing.as_str(),
+                now - STALLED_AFTER,
+                now,
+                BATCH,
+            )
+            .map_err(AppError::from)
         })
         .await?;
     let mut picked = 0;
-    for (id, sha256, scan) in rows {
+    for repo::Stalled {
+        id,
+        sha256,
+        scan_status: scan,
+    } in rows
+    {
         let id = UploadId::from_db(id);
         let result = match (sha256, scan.as_deref().and_then(ScanStatus::parse)) {
             (None, _) => crate::app::uploads::pipeline::resume_completion(ctx, &id).await,

@@ -7,14 +7,13 @@
 //! working on, and two workers never process the same upload.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::app::audit::{self, Actor, Event, Outcome};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadStatus;
 use crate::domain::ids::{BucketId, UploadId};
-use crate::infra::db::schema::uploads as up;
+use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::{DbConnection, write_tx};
 use crate::infra::storage::blob::ObjectKey;
 
@@ -47,20 +46,17 @@ impl Job {
     }
 }
 
-type JobRow = (String, String, String, Option<String>, i64, i64, i32, i64);
-
-fn job(row: JobRow) -> Job {
-    let (id, bucket, key, storage_id, offset, part_size, attempts, size) = row;
+fn job(row: repo::CleanupRow) -> Job {
     let size_of = |v: i64| u64::try_from(v).unwrap_or(0);
     Job {
-        id: UploadId::from_db(id),
-        bucket_id: BucketId::from_db(bucket),
-        object_key: key,
-        storage_upload_id: storage_id,
-        offset: size_of(offset),
-        part_size: size_of(part_size),
-        attempts,
-        declared_size: size_of(size),
+        id: UploadId::from_db(row.id),
+        bucket_id: BucketId::from_db(row.bucket_id),
+        object_key: row.object_key,
+        storage_upload_id: row.storage_upload_id,
+        offset: size_of(row.upload_offset),
+        part_size: size_of(row.part_size),
+        attempts: row.cleanup_attempts,
+        declared_size: size_of(row.declared_size),
     }
 }
 
@@ -75,27 +71,6 @@ pub fn backoff(attempts: i32) -> TimeDelta {
         .min(MAX_BACKOFF)
 }
 
-/// Due rows that nobody holds: expired and still active, or failed earlier and due again.
-macro_rules! due {
-    ($now:expr, $limit:expr) => {
-        up::table
-            .filter(
-                up::status
-                    .eq(UploadStatus::Active.as_str())
-                    .and(up::expires_at.lt($now))
-                    .or(up::status.eq(UploadStatus::CleanupFailed.as_str()).and(
-                        up::next_cleanup_at
-                            .is_null()
-                            .or(up::next_cleanup_at.le($now)),
-                    )),
-            )
-            .filter(up::lease_until.is_null().or(up::lease_until.lt($now)))
-            .order((up::expires_at.asc(), up::id.asc()))
-            .limit($limit)
-            .select(up::id)
-    };
-}
-
 /// Claims up to `limit` due uploads under `token`. On PostgreSQL the rows are locked with
 /// `SKIP LOCKED`, so concurrent workers take disjoint batches instead of waiting; on SQLite
 /// `write_tx` (`BEGIN IMMEDIATE`) already admits one writer.
@@ -106,33 +81,19 @@ pub fn claim(
     limit: i64,
 ) -> Result<Vec<Job>, AppError> {
     write_tx(conn, |conn| {
-        let ids: Vec<String> = match &mut *conn {
-            DbConnection::Postgresql(pg) => due!(now, limit).for_update().skip_locked().load(pg)?,
-            other => due!(now, limit).load(other)?,
-        };
+        // Due: expired and still active, or failed earlier and due again; nobody holds it.
+        let ids = repo::due_for_cleanup(
+            conn,
+            UploadStatus::Active.as_str(),
+            UploadStatus::CleanupFailed.as_str(),
+            now,
+            limit,
+        )?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        diesel::update(up::table.filter(up::id.eq_any(&ids)))
-            .set((
-                up::lease_token.eq(Some(token)),
-                up::lease_until.eq(Some(now + LEASE)),
-            ))
-            .execute(conn)?;
-        let rows: Vec<JobRow> = up::table
-            .filter(up::id.eq_any(&ids))
-            .order((up::expires_at.asc(), up::id.asc()))
-            .select((
-                up::id,
-                up::bucket_id,
-                up::object_key,
-                up::storage_upload_id,
-                up::upload_offset,
-                up::part_size,
-                up::cleanup_attempts,
-                up::declared_size,
-            ))
-            .load(conn)?;
+        repo::lease_all(conn, &ids, token, now + LEASE)?;
+        let rows = repo::cleanup_rows(conn, &ids)?;
         Ok(rows.into_iter().map(job).collect())
     })
 }
@@ -146,33 +107,21 @@ pub fn renew(
     token: &str,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    let held = diesel::update(
-        up::table
-            .find(id.as_str())
-            .filter(up::lease_token.eq(token))
-            .filter(up::status.eq_any([
-                UploadStatus::Active.as_str(),
-                UploadStatus::CleanupFailed.as_str(),
-            ])),
-    )
-    .set(up::lease_until.eq(Some(now + LEASE)))
-    .execute(conn)?;
-    Ok(held == 1)
+    Ok(repo::renew_lease_in(
+        conn,
+        id.as_str(),
+        token,
+        &[
+            UploadStatus::Active.as_str(),
+            UploadStatus::CleanupFailed.as_str(),
+        ],
+        now + LEASE,
+    )?)
 }
 
 /// Gives claims back untouched (a pass that stops early), so they need not run out first.
 pub fn release(conn: &mut DbConnection, ids: &[String], token: &str) -> Result<(), AppError> {
-    diesel::update(
-        up::table
-            .filter(up::id.eq_any(ids))
-            .filter(up::lease_token.eq(token)),
-    )
-    .set((
-        up::lease_token.eq(None::<String>),
-        up::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(())
+    Ok(repo::release_leases(conn, ids, token)?)
 }
 
 /// Storage is clean: the upload becomes `expired`, with its `upload.expire` event in the same
@@ -184,21 +133,15 @@ pub fn mark_expired(
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
     write_tx(conn, |conn| {
-        let changed = diesel::update(
-            up::table
-                .find(job.id.as_str())
-                .filter(up::lease_token.eq(token)),
-        )
-        .set((
-            up::status.eq(UploadStatus::Expired.as_str()),
-            up::status_reason.eq(Some(REASON)),
-            up::next_cleanup_at.eq(None::<NaiveDateTime>),
-            up::lease_token.eq(None::<String>),
-            up::lease_until.eq(None::<NaiveDateTime>),
-            up::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if changed != 1 {
+        let changed = repo::cleaned(
+            conn,
+            job.id.as_str(),
+            token,
+            UploadStatus::Expired.as_str(),
+            REASON,
+            now,
+        )?;
+        if !changed {
             return Ok(false);
         }
         audit::record(
@@ -229,22 +172,17 @@ pub fn mark_failed(
     let attempts = job.attempts.saturating_add(1);
     let retry_at = now + backoff(attempts);
     write_tx(conn, |conn| {
-        let changed = diesel::update(
-            up::table
-                .find(job.id.as_str())
-                .filter(up::lease_token.eq(token)),
-        )
-        .set((
-            up::status.eq(UploadStatus::CleanupFailed.as_str()),
-            up::status_reason.eq(Some(REASON)),
-            up::cleanup_attempts.eq(attempts),
-            up::next_cleanup_at.eq(Some(retry_at)),
-            up::lease_token.eq(None::<String>),
-            up::lease_until.eq(None::<NaiveDateTime>),
-            up::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if changed != 1 {
+        let changed = repo::cleanup_failed(
+            conn,
+            job.id.as_str(),
+            token,
+            UploadStatus::CleanupFailed.as_str(),
+            REASON,
+            attempts,
+            retry_at,
+            now,
+        )?;
+        if !changed {
             return Ok(None);
         }
         audit::record(

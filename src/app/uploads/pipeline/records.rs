@@ -7,7 +7,6 @@
 //! holder that dies simply lets the lease run out.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
@@ -15,7 +14,7 @@ use crate::app::buckets::Bucket;
 use crate::app::error::AppError;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
-use crate::infra::db::schema::{buckets as b, upload_parts as p, uploads as u};
+use crate::infra::db::repo::{upload_parts, upload_tails, uploads as repo};
 use crate::infra::db::{DbConnection, write_tx};
 use crate::infra::storage::blob::{ObjectKey, PartInfo, PartNumber};
 
@@ -64,11 +63,7 @@ fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError>
         .filter(|s| s.holds_space())
         .map(UploadStatus::as_str)
         .collect();
-    let sizes: Vec<i64> = u::table
-        .filter(u::bucket_id.eq(bucket.as_str()))
-        .filter(u::status.eq_any(held))
-        .select(u::declared_size)
-        .load(conn)?;
+    let sizes = repo::declared_sizes(conn, bucket.as_str(), &held)?;
     sizes.into_iter().try_fold(0u64, |sum, s| {
         sum.checked_add(u64::try_from(s).unwrap_or(0))
             .ok_or_else(|| AppError::internal("bucket usage overflows"))
@@ -79,16 +74,9 @@ fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError>
 /// uploads in progress), with `upload.create`; otherwise 413 and `upload.reject`.
 pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Result<(), AppError> {
     let result = write_tx(conn, |conn| {
-        if let DbConnection::Postgresql(pg) = conn {
-            // Serialises reservations per bucket, so two uploads cannot both take the last
-            // free bytes.
-            b::table
-                .find(row.bucket.id.as_str())
-                .select(b::id)
-                .for_update()
-                .first::<String>(pg)
-                .optional()?;
-        }
+        // Serialises reservations per bucket, so two uploads cannot both take the last free
+        // bytes.
+        repo::lock_bucket(conn, row.bucket.id.as_str())?;
         if let Some(limit) = row.bucket.size_limit {
             let used = reserved(conn, &row.bucket.id)?;
             let fits = used
@@ -98,27 +86,28 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
                 return Ok(Err(limit.saturating_sub(used)));
             }
         }
-        diesel::insert_into(u::table)
-            .values((
-                u::id.eq(row.id.as_str()),
-                u::user_id.eq(row.user_id),
-                u::bucket_id.eq(row.bucket.id.as_str()),
-                u::api_key_id.eq(row.api_key_id),
-                u::filename.eq(row.request.filename.as_str()),
-                u::content_type.eq(row.request.content_type.as_deref()),
-                u::extension.eq(row.request.extension),
-                u::declared_size.eq(to_i64(row.request.size)?),
-                u::upload_offset.eq(0i64),
-                u::part_size.eq(to_i64(row.part_size)?),
-                u::object_key.eq(row.object_key.as_str()),
-                u::status.eq(UploadStatus::Active.as_str()),
-                u::hash_state.eq(Some(row.hash_state.as_slice())),
-                u::client_checksum.eq(row.request.checksum.as_deref()),
-                u::expires_at.eq(row.expires_at),
-                u::created_at.eq(row.now),
-                u::updated_at.eq(row.now),
-            ))
-            .execute(conn)?;
+        repo::insert(
+            conn,
+            &repo::NewUpload {
+                id: row.id.as_str(),
+                user_id: row.user_id,
+                bucket_id: row.bucket.id.as_str(),
+                api_key_id: row.api_key_id,
+                filename: row.request.filename.as_str(),
+                content_type: row.request.content_type.as_deref(),
+                extension: row.request.extension,
+                declared_size: to_i64(row.request.size)?,
+                upload_offset: 0,
+                part_size: to_i64(row.part_size)?,
+                object_key: row.object_key.as_str(),
+                status: UploadStatus::Active.as_str(),
+                hash_state: Some(row.hash_state.as_slice()),
+                client_checksum: row.request.checksum.as_deref(),
+                expires_at: row.expires_at,
+                created_at: row.now,
+                updated_at: row.now,
+            },
+        )?;
         let event = who
             .event("upload.create", Outcome::Success, row.id)
             .details(json!({
@@ -165,9 +154,7 @@ pub fn set_storage_id(
     storage_id: &str,
 ) -> Result<(), AppError> {
     write_tx(conn, |conn| {
-        diesel::update(u::table.find(id.as_str()))
-            .set(u::storage_upload_id.eq(storage_id))
-            .execute(conn)
+        repo::set_storage_id(conn, id.as_str(), storage_id)
     })?;
     Ok(())
 }
@@ -181,17 +168,16 @@ pub fn take_lease(
     token: &str,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    let n = write_tx(conn, |conn| {
-        diesel::update(
-            u::table
-                .find(id.as_str())
-                .filter(u::status.eq(status.as_str()))
-                .filter(u::lease_until.is_null().or(u::lease_until.lt(now))),
+    Ok(write_tx(conn, |conn| {
+        repo::take_lease(
+            conn,
+            id.as_str(),
+            status.as_str(),
+            token,
+            now + LEASE_TTL,
+            now,
         )
-        .set((u::lease_token.eq(token), u::lease_until.eq(now + LEASE_TTL)))
-        .execute(conn)
-    })?;
-    Ok(n == 1)
+    })?)
 }
 
 /// Whether a request holds the upload's lease right now.
@@ -200,13 +186,7 @@ pub fn lease_held(
     id: &UploadId,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    let n: i64 = u::table
-        .find(id.as_str())
-        .filter(u::lease_token.is_not_null())
-        .filter(u::lease_until.gt(now))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+    Ok(repo::lease_held(conn, id.as_str(), now)?)
 }
 
 /// Extends a held lease. `false`: it was lost (ran out and was taken).
@@ -216,23 +196,13 @@ pub fn renew_lease(
     token: &str,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    let n = write_tx(conn, |conn| {
-        diesel::update(u::table.find(id.as_str()).filter(u::lease_token.eq(token)))
-            .set(u::lease_until.eq(now + LEASE_TTL))
-            .execute(conn)
-    })?;
-    Ok(n == 1)
+    Ok(write_tx(conn, |conn| {
+        repo::extend_lease(conn, id.as_str(), token, now + LEASE_TTL)
+    })?)
 }
 
 pub fn release_lease(conn: &mut DbConnection, id: &UploadId, token: &str) -> Result<(), AppError> {
-    write_tx(conn, |conn| {
-        diesel::update(u::table.find(id.as_str()).filter(u::lease_token.eq(token)))
-            .set((
-                u::lease_token.eq(None::<String>),
-                u::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)
-    })?;
+    write_tx(conn, |conn| repo::release_lease(conn, id.as_str(), token))?;
     Ok(())
 }
 
@@ -263,11 +233,7 @@ pub fn commit(
     write_tx(conn, |conn| {
         for part in parts {
             let number = i32::from(part.info.number.get());
-            let existing: Option<String> = p::table
-                .find((id.as_str(), number))
-                .select(p::sha256)
-                .first(conn)
-                .optional()?;
+            let existing = upload_parts::sha256_of(conn, id.as_str(), number)?;
             match existing {
                 Some(sha) if sha == part.sha256 => {}
                 Some(_) => {
@@ -276,42 +242,37 @@ pub fn commit(
                     )));
                 }
                 None => {
-                    diesel::insert_into(p::table)
-                        .values((
-                            p::upload_id.eq(id.as_str()),
-                            p::part_number.eq(number),
-                            p::size.eq(to_i64(part.info.size)?),
-                            p::etag.eq(&part.info.etag),
-                            p::sha256.eq(&part.sha256),
-                            p::created_at.eq(now),
-                        ))
-                        .execute(conn)?;
+                    upload_parts::insert(
+                        conn,
+                        &upload_parts::NewPart {
+                            upload_id: id.as_str(),
+                            part_number: number,
+                            size: to_i64(part.info.size)?,
+                            etag: &part.info.etag,
+                            sha256: &part.sha256,
+                            created_at: now,
+                        },
+                    )?;
                 }
             }
         }
-        let n = diesel::update(
-            u::table
-                .find(id.as_str())
-                .filter(u::lease_token.eq(token))
-                .filter(u::upload_offset.eq(to_i64(from)?))
-                .filter(u::status.eq(UploadStatus::Active.as_str())),
-        )
-        .set((
-            u::upload_offset.eq(to_i64(to)?),
+        let step = repo::Advance {
+            from: to_i64(from)?,
+            to: to_i64(to)?,
+            from_status: UploadStatus::Active.as_str(),
             // The last byte moves the upload to `completing` in the same write, so a crash
             // right after it leaves an upload the recovery pass completes, never an `active`
             // one whose offset says "done" and that would later expire.
-            u::status.eq(if finished {
+            to_status: if finished {
                 UploadStatus::Completing.as_str()
             } else {
                 UploadStatus::Active.as_str()
-            }),
-            u::hash_state.eq(Some(hash_state)),
-            u::lease_until.eq(now + LEASE_TTL),
-            u::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if n != 1 {
+            },
+            hash_state,
+            lease_until: now + LEASE_TTL,
+            now,
+        };
+        if !repo::advance(conn, id.as_str(), token, &step)? {
             return Err(AppError::refused(
                 409,
                 "The upload changed while this request was running. Ask for its offset and resume.",
@@ -329,17 +290,10 @@ pub fn set_size(
     size: u64,
 ) -> Result<(), AppError> {
     let size = to_i64(size)?;
-    let n = write_tx(conn, |conn| {
-        diesel::update(
-            u::table
-                .find(id.as_str())
-                .filter(u::lease_token.eq(token))
-                .filter(u::declared_size.ge(size)),
-        )
-        .set(u::declared_size.eq(size))
-        .execute(conn)
+    let set = write_tx(conn, |conn| {
+        repo::settle_size(conn, id.as_str(), token, size)
     })?;
-    if n == 1 {
+    if set {
         Ok(())
     } else {
         Err(AppError::internal(
@@ -350,36 +304,33 @@ pub fn set_size(
 
 /// The parts recorded for an upload, in order, for the completion request.
 pub fn parts(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<PartInfo>, AppError> {
-    let rows: Vec<(i32, i64, String)> = p::table
-        .filter(p::upload_id.eq(id.as_str()))
-        .order(p::part_number.asc())
-        .select((p::part_number, p::size, p::etag))
-        .load(conn)?;
+    let rows = upload_parts::of(conn, id.as_str())?;
     rows.into_iter()
-        .map(|(n, size, etag)| {
-            let number = u64::try_from(n)
-                .ok()
-                .and_then(PartNumber::new)
-                .ok_or_else(|| AppError::internal("stored part number out of range"))?;
-            let size = u64::try_from(size).map_err(|_| AppError::internal("negative part"))?;
-            Ok(PartInfo {
-                number,
-                size,
-                etag,
-                sha256: None,
-            })
-        })
+        .map(
+            |upload_parts::Recorded {
+                 part_number: n,
+                 size,
+                 etag,
+             }| {
+                let number = u64::try_from(n)
+                    .ok()
+                    .and_then(PartNumber::new)
+                    .ok_or_else(|| AppError::internal("stored part number out of range"))?;
+                let size = u64::try_from(size).map_err(|_| AppError::internal("negative part"))?;
+                Ok(PartInfo {
+                    number,
+                    size,
+                    etag,
+                    sha256: None,
+                })
+            },
+        )
         .collect()
 }
 
 /// The stored digest state of an upload.
 pub fn hash_state(conn: &mut DbConnection, id: &UploadId) -> Result<Option<Vec<u8>>, AppError> {
-    Ok(u::table
-        .find(id.as_str())
-        .select(u::hash_state)
-        .first::<Option<Vec<u8>>>(conn)
-        .optional()?
-        .flatten())
+    Ok(repo::hash_state(conn, id.as_str())?)
 }
 
 /// Moves an upload from `from` to `to` (holding the lease), with its audit event. Returns
@@ -397,29 +348,11 @@ pub fn transition(
 ) -> Result<bool, AppError> {
     write_tx(conn, |conn| {
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let target = u::table.find(id.as_str()).filter(u::status.eq_any(from));
-        let n = match token {
-            Some(token) => diesel::update(target.filter(u::lease_token.eq(token)))
-                .set((
-                    u::status.eq(to.as_str()),
-                    u::status_reason.eq(reason),
-                    u::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-            None => diesel::update(target)
-                .set((
-                    u::status.eq(to.as_str()),
-                    u::status_reason.eq(reason),
-                    u::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-        };
-        if n == 1
-            && let Some(event) = &event
-        {
+        let moved = repo::transition(conn, id.as_str(), token, &from, to.as_str(), reason, now)?;
+        if moved && let Some(event) = &event {
             audit::record(conn, event)?;
         }
-        Ok(n == 1)
+        Ok(moved)
     })
 }
 
@@ -444,25 +377,20 @@ pub fn verified(
         } else {
             (UploadStatus::Completed, None, Some(now))
         };
-        let n = diesel::update(
-            u::table
-                .find(id.as_str())
-                .filter(u::lease_token.eq(token))
-                .filter(u::status.eq(UploadStatus::Completing.as_str())),
-        )
-        .set((
-            u::status.eq(status.as_str()),
-            u::scan_status.eq(scan_status),
-            u::sha256.eq(sha256),
-            u::hash_state.eq(None::<Vec<u8>>),
-            u::completed_at.eq(completed_at),
-            u::updated_at.eq(now),
-            // The scanner takes over at once; the writer's own release is then a no-op.
-            u::lease_token.eq(None::<String>),
-            u::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-        if n != 1 {
+        // Releases the lease too: the scanner takes over at once; the writer's own release
+        // is then a no-op.
+        let written = repo::verified(
+            conn,
+            id.as_str(),
+            token,
+            UploadStatus::Completing.as_str(),
+            status.as_str(),
+            scan_status,
+            sha256,
+            completed_at,
+            now,
+        )?;
+        if !written {
             return Err(AppError::internal("the upload changed during completion"));
         }
         audit::record(conn, event)?;
@@ -479,29 +407,12 @@ impl Audited {
 /// Writes down that a tail object ending at `offset` is about to be stored (see the
 /// `upload_tails` migration). Idempotent.
 pub fn note_tail(conn: &mut DbConnection, id: &UploadId, offset: u64) -> Result<(), AppError> {
-    use crate::infra::db::schema::upload_tails as t;
-    let offset = to_i64(offset)?;
-    let exists = t::table
-        .find((id.as_str(), offset))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if !exists {
-        diesel::insert_into(t::table)
-            .values((t::upload_id.eq(id.as_str()), t::tail_offset.eq(offset)))
-            .execute(conn)?;
-    }
-    Ok(())
+    Ok(upload_tails::note(conn, id.as_str(), to_i64(offset)?)?)
 }
 
 /// Every tail offset written down for the upload.
 pub fn tails(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<u64>, AppError> {
-    use crate::infra::db::schema::upload_tails as t;
-    let offsets: Vec<i64> = t::table
-        .filter(t::upload_id.eq(id.as_str()))
-        .order(t::tail_offset.asc())
-        .select(t::tail_offset)
-        .load(conn)?;
+    let offsets = upload_tails::offsets(conn, id.as_str())?;
     Ok(offsets
         .into_iter()
         .filter_map(|o| u64::try_from(o).ok())
@@ -514,16 +425,9 @@ pub fn forget_tails(
     id: &UploadId,
     offsets: &[u64],
 ) -> Result<(), AppError> {
-    use crate::infra::db::schema::upload_tails as t;
     let offsets = offsets
         .iter()
         .map(|&o| to_i64(o))
         .collect::<Result<Vec<_>, _>>()?;
-    diesel::delete(
-        t::table
-            .filter(t::upload_id.eq(id.as_str()))
-            .filter(t::tail_offset.eq_any(offsets)),
-    )
-    .execute(conn)?;
-    Ok(())
+    Ok(upload_tails::forget(conn, id.as_str(), &offsets)?)
 }

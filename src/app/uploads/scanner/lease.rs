@@ -7,14 +7,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
 
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
 use crate::infra::crypto::random_token;
-use crate::infra::db::schema::uploads;
+use crate::infra::db::repo::uploads as repo;
 
 /// How long a claim lasts without renewal: long enough to ride out a slow database, short
 /// enough that a crashed instance's upload is taken over soon.
@@ -27,22 +26,13 @@ pub struct Lease {
     pub token: String,
 }
 
-/// The rows a claim may take: waiting for a scan, lease free.
-macro_rules! claimable {
-    ($id:expr, $now:expr) => {
-        uploads::table
-            .filter(uploads::id.eq($id))
-            .filter(uploads::status.eq(UploadStatus::Completing.as_str()))
-            .filter(uploads::scan_status.eq(ScanStatus::Pending.as_str()))
-            .filter(
-                uploads::lease_token
-                    .is_null()
-                    .or(uploads::lease_until.is_null())
-                    .or(uploads::lease_until.lt($now)),
-            )
-    };
+/// The state a claim may take an upload in: waiting for its scan.
+pub(super) fn waiting() -> repo::ScanState<'static> {
+    repo::ScanState {
+        status: UploadStatus::Completing.as_str(),
+        scan_status: ScanStatus::Pending.as_str(),
+    }
 }
-pub(super) use claimable;
 
 /// The answer to a claim.
 pub enum Claim {
@@ -63,13 +53,7 @@ impl Lease {
         let upload = ctx
             .db
             .run(move |conn| -> Result<Option<Upload>, AppError> {
-                let taken = diesel::update(claimable!(&row_id, now))
-                    .set((
-                        uploads::lease_token.eq(Some(&held)),
-                        uploads::lease_until.eq(Some(until(now))),
-                    ))
-                    .execute(conn)?;
-                if taken == 0 {
+                if !repo::claim_for_scan(conn, &row_id, waiting(), &held, until(now), now)? {
                     return Ok(None);
                 }
                 model::find(conn, &UploadId::from_db(row_id))
@@ -128,14 +112,7 @@ impl Lease {
         let (id, token) = (self.id.as_str().to_string(), self.token.clone());
         ctx.db
             .run(move |conn| -> Result<bool, AppError> {
-                let renewed = diesel::update(
-                    uploads::table
-                        .filter(uploads::id.eq(&id))
-                        .filter(uploads::lease_token.eq(&token)),
-                )
-                .set(uploads::lease_until.eq(Some(until(now))))
-                .execute(conn)?;
-                Ok(renewed == 1)
+                Ok(repo::extend_lease(conn, &id, &token, until(now))?)
             })
             .await
     }

@@ -4,10 +4,9 @@
 //! nothing.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
-use super::lease::{Lease, claimable};
+use super::lease::{Lease, waiting};
 use super::quarantine::Disposal;
 use super::reason::Reason;
 use crate::app::audit::{self, Actor, Event, Outcome};
@@ -15,7 +14,7 @@ use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
-use crate::infra::db::schema::uploads;
+use crate::infra::db::repo::uploads::{self as repo, Settled};
 use crate::infra::db::{DbConnection, write_tx};
 
 pub enum Final {
@@ -25,21 +24,6 @@ pub enum Final {
         disposal: Disposal,
     },
     NotScanned(Reason),
-}
-
-/// The columns one final state sets.
-#[derive(AsChangeset)]
-#[diesel(table_name = uploads, treat_none_as_null = true)]
-struct Settled {
-    status: &'static str,
-    scan_status: Option<&'static str>,
-    scan_detail: Option<String>,
-    status_reason: Option<String>,
-    object_key: String,
-    completed_at: Option<NaiveDateTime>,
-    updated_at: NaiveDateTime,
-    lease_token: Option<String>,
-    lease_until: Option<NaiveDateTime>,
 }
 
 pub async fn write(
@@ -138,16 +122,7 @@ fn apply(
     event: &Event,
 ) -> Result<bool, AppError> {
     write_tx(conn, |conn| {
-        let updated = diesel::update(
-            uploads::table
-                .filter(uploads::id.eq(id))
-                .filter(uploads::lease_token.eq(token))
-                .filter(uploads::status.eq(UploadStatus::Completing.as_str()))
-                .filter(uploads::scan_status.eq(ScanStatus::Pending.as_str())),
-        )
-        .set(changes)
-        .execute(conn)?;
-        if updated == 0 {
+        if !repo::settle(conn, id, token, waiting(), changes)? {
             return Ok(false);
         }
         audit::record(conn, event)?;
@@ -169,17 +144,15 @@ pub async fn complete_unscanned(ctx: &UploadContext, id: &UploadId) -> Result<()
                 let Some(upload) = model::find(conn, &UploadId::from_db(row_id.clone()))? else {
                     return Ok(());
                 };
-                let updated = diesel::update(claimable!(&row_id, now))
-                    .set((
-                        uploads::status.eq(UploadStatus::Completed.as_str()),
-                        uploads::scan_status.eq(None::<String>),
-                        uploads::completed_at.eq(Some(upload.completed_at.unwrap_or(now))),
-                        uploads::updated_at.eq(now),
-                        uploads::lease_token.eq(None::<String>),
-                        uploads::lease_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?;
-                if updated == 1 {
+                let completed = repo::complete_unscanned(
+                    conn,
+                    &row_id,
+                    waiting(),
+                    UploadStatus::Completed.as_str(),
+                    upload.completed_at.unwrap_or(now),
+                    now,
+                )?;
+                if completed {
                     audit::record(conn, &event)?;
                 }
                 Ok(())

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::quarantine::is_quarantine_key;
@@ -16,7 +15,7 @@ use crate::app::error::{AppError, Refusable};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
-use crate::infra::db::schema::uploads;
+use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::write_tx;
 
 /// Why a rescan was refused; each text is written for the admin.
@@ -76,24 +75,21 @@ pub async fn request(
                 let previous = upload.scan_status.map_or("", ScanStatus::as_str);
                 // Guarded by the state just read, so two admins pressing the button at once
                 // queue one scan.
-                let updated = diesel::update(
-                    uploads::table
-                        .filter(uploads::id.eq(id.as_str()))
-                        .filter(uploads::status.eq(UploadStatus::Quarantined.as_str()))
-                        .filter(uploads::scan_status.eq(previous))
-                        .filter(uploads::object_key.eq(upload.object_key.as_str())),
-                )
-                .set((
-                    uploads::status.eq(UploadStatus::Completing.as_str()),
-                    uploads::scan_status.eq(Some(ScanStatus::Pending.as_str())),
-                    uploads::scan_detail.eq(None::<String>),
-                    uploads::status_reason.eq(None::<String>),
-                    uploads::updated_at.eq(now),
-                    uploads::lease_token.eq(None::<String>),
-                    uploads::lease_until.eq(None::<chrono::NaiveDateTime>),
-                ))
-                .execute(conn)?;
-                if updated == 0 {
+                let queued = repo::requeue_scan(
+                    conn,
+                    id.as_str(),
+                    repo::ScanState {
+                        status: UploadStatus::Quarantined.as_str(),
+                        scan_status: previous,
+                    },
+                    upload.object_key.as_str(),
+                    repo::ScanState {
+                        status: UploadStatus::Completing.as_str(),
+                        scan_status: ScanStatus::Pending.as_str(),
+                    },
+                    now,
+                )?;
+                if !queued {
                     return Err(Refusable::Refused(Refusal::NotEligible));
                 }
                 let event = Event::new(actor, "upload.rescan", Outcome::Success)

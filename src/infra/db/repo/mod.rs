@@ -2,5 +2,7 @@
 //! `tests/layering.rs` lists the modules that still run their own.
 
 pub mod sessions;
+pub mod upload_parts;
+pub mod upload_tails;
 pub mod uploads;
 pub mod users;
