@@ -72,36 +72,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/buckets/grants.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/model.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/queries.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/rules.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/service.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/system.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/error.rs",
         "converts Diesel errors for `?` until no app code runs queries",
     ),

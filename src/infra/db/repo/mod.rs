@@ -1,6 +1,8 @@
 //! Queries, one module per table or aggregate. Every SQL statement is meant to live here;
 //! `tests/layering.rs` lists the modules that still run their own.
 
+pub mod bucket_grants;
+pub mod buckets;
 pub mod sessions;
 pub mod uploads;
 pub mod users;
