@@ -145,11 +145,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
         "web/routes/admin/audit/filter.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),
-    (
-        Rule::Sql,
-        "web/session_store.rs",
-        "the session store's queries move to infra/db/repo/sessions",
-    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
