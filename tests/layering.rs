@@ -127,21 +127,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "web/routes/account/totp/enrol.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/account/totp/mod.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/account/totp/second_factor.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "web/routes/admin/audit/filter.rs",
         "a handler runs its own SQL: move it behind app and infra/db/repo",
     ),
