@@ -72,36 +72,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/buckets/grants.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/model.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/queries.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/rules.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/service.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/buckets/system.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/error.rs",
         "converts Diesel errors for `?` until no app code runs queries",
     ),
@@ -119,31 +89,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
         Rule::Sql,
         "app/key_rotation.rs",
         "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/account/totp/enrol.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/account/totp/mod.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/account/totp/second_factor.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/routes/admin/audit/filter.rs",
-        "a handler runs its own SQL: move it behind app and infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "web/session_store.rs",
-        "the session store's queries move to infra/db/repo/sessions",
     ),
 ];
 

@@ -11,13 +11,12 @@ use std::time::Duration;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use chrono::{NaiveDateTime, TimeDelta};
 use data_encoding::BASE64URL_NOPAD;
-use diesel::prelude::*;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use crate::config::SessionSettings;
 use crate::domain::clock::Clock;
-use crate::infra::db::schema::sessions;
+use crate::infra::db::repo::sessions::{self, NewSession};
 use crate::infra::db::{Database, DbError};
 
 /// Session state keys with a meaning outside the handlers that set them.
@@ -48,14 +47,6 @@ pub struct DbSessionStore {
     idle: TimeDelta,
     absolute: TimeDelta,
     last_sweep: Arc<AtomicI64>,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = sessions)]
-struct Row {
-    state: String,
-    created_at: NaiveDateTime,
-    last_seen_at: NaiveDateTime,
 }
 
 /// SHA-256 (hex) of a session cookie value: the only form the database ever sees.
@@ -137,22 +128,19 @@ impl DbSessionStore {
         self.db
             .run(move |conn| {
                 if let Some(now) = sweep {
-                    diesel::delete(sessions::table.filter(sessions::expires_at.lt(now)))
-                        .execute(conn)?;
+                    sessions::delete_expired(conn, now)?;
                 }
-                diesel::insert_into(sessions::table)
-                    .values((
-                        sessions::id_hash.eq(&id_hash),
-                        sessions::user_id.eq(user_id),
-                        sessions::state.eq(state_json),
-                        sessions::ip.eq(ip),
-                        sessions::user_agent.eq(user_agent),
-                        sessions::created_at.eq(created),
-                        sessions::last_seen_at.eq(now),
-                        sessions::expires_at.eq(expires_at),
-                    ))
-                    .execute(conn)
-                    .map_err(DbError::from)
+                let new = NewSession {
+                    id_hash,
+                    user_id,
+                    state: state_json,
+                    ip,
+                    user_agent,
+                    created_at: created,
+                    last_seen_at: now,
+                    expires_at,
+                };
+                sessions::insert(conn, new)
             })
             .await?;
         Ok(SessionKey::try_from(key)?)
@@ -175,13 +163,7 @@ impl DbSessionStore {
     async fn only_notices_differ(&self, id_hash: String, new: &HashMap<String, String>) -> bool {
         let stored = self
             .db
-            .run(move |conn| {
-                sessions::table
-                    .find(&id_hash)
-                    .select(sessions::state)
-                    .first::<String>(conn)
-                    .map_err(DbError::from)
-            })
+            .run(move |conn| sessions::state_of(conn, &id_hash))
             .await;
         let Ok(Ok(mut stored)) =
             stored.map(|s| serde_json::from_str::<HashMap<String, String>>(&s))
@@ -208,29 +190,21 @@ impl SessionStore for DbSessionStore {
         let row = self
             .db
             .run(move |conn| {
-                let row: Option<Row> = sessions::table
-                    .find(&id_hash)
-                    .select(Row::as_select())
-                    .first(conn)
-                    .optional()?;
+                let row = sessions::find_stored(conn, &id_hash)?;
                 let Some(row) = row else {
                     return Ok(None);
                 };
                 let expired =
                     now >= row.last_seen_at + store.idle || now >= row.created_at + store.absolute;
                 if expired {
-                    diesel::delete(sessions::table.find(&id_hash)).execute(conn)?;
+                    sessions::delete(conn, &id_hash)?;
                     return Ok(Some(Err(())));
                 }
                 if (now - row.last_seen_at).num_seconds() >= TOUCH_INTERVAL_SECS {
                     // Best effort: a full disk or a busy database must not sign the user
                     // out or fail a read-only page; the next request touches it again.
-                    let touched = diesel::update(sessions::table.find(&id_hash))
-                        .set((
-                            sessions::last_seen_at.eq(now),
-                            sessions::expires_at.eq(store.expires_at(row.created_at, now)),
-                        ))
-                        .execute(conn);
+                    let expires_at = store.expires_at(row.created_at, now);
+                    let touched = sessions::touch(conn, &id_hash, now, expires_at);
                     if let Err(e) = touched {
                         tracing::warn!(error = %e, "could not record session activity");
                     }
@@ -277,15 +251,7 @@ impl SessionStore for DbSessionStore {
         let updated = self
             .db
             .run(move |conn| {
-                diesel::update(sessions::table.find(&id_hash))
-                    .set((
-                        sessions::state.eq(state_json),
-                        sessions::user_id.eq(user_id),
-                        sessions::ip.eq(ip),
-                        sessions::user_agent.eq(user_agent),
-                    ))
-                    .execute(conn)
-                    .map_err(DbError::from)
+                sessions::update_state(conn, &id_hash, state_json, user_id, ip, user_agent)
             })
             .await;
         let updated = match updated {
@@ -321,11 +287,7 @@ impl SessionStore for DbSessionStore {
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let id_hash = hash_session_key(session_key.as_ref());
         self.db
-            .run(move |conn| {
-                diesel::delete(sessions::table.find(&id_hash))
-                    .execute(conn)
-                    .map_err(DbError::from)
-            })
+            .run(move |conn| sessions::delete(conn, &id_hash))
             .await?;
         Ok(())
     }

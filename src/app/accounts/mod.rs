@@ -8,6 +8,7 @@ pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod totp;
+pub mod totp_changes;
 pub mod user_admin;
 pub mod users;
 

@@ -2,7 +2,6 @@
 //! (`bucket.grant`, `bucket.revoke_grant`) in the transaction that makes the change.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::rules::{By, Failure, Refusal, lock, run};
@@ -13,7 +12,7 @@ use crate::app::error::AppError;
 use crate::domain::ids::{BucketId, UserId};
 use crate::domain::role::Role;
 use crate::infra::db::Database;
-use crate::infra::db::schema::bucket_grants as g;
+use crate::infra::db::repo::bucket_grants;
 
 /// What a grant or revoke did, with the user's address for the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,19 +21,6 @@ pub enum GrantChange {
     AlreadyGranted(String),
     Revoked(String),
     NotGranted(String),
-}
-
-fn granted(
-    conn: &mut crate::infra::db::DbConnection,
-    bucket: &BucketId,
-    user: &UserId,
-) -> Result<bool, diesel::result::Error> {
-    let n: i64 = g::table
-        .filter(g::bucket_id.eq(bucket.as_str()))
-        .filter(g::user_id.eq(user.as_str()))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
 }
 
 /// Lets an enabled uploader use the bucket.
@@ -63,17 +49,10 @@ pub async fn grant(
             if row.disabled {
                 return Err(Failure::Refused(Refusal::UserDisabled));
             }
-            if granted(conn, &target, &user)? {
+            if bucket_grants::exists(conn, target.as_str(), user.as_str())? {
                 return Ok(GrantChange::AlreadyGranted(row.email));
             }
-            diesel::insert_into(g::table)
-                .values((
-                    g::bucket_id.eq(target.as_str()),
-                    g::user_id.eq(user.as_str()),
-                    g::granted_by.eq(Some(&granted_by)),
-                    g::created_at.eq(now),
-                ))
-                .execute(conn)?;
+            bucket_grants::insert(conn, target.as_str(), user.as_str(), &granted_by, now)?;
             let event = by
                 .event("bucket.grant", Outcome::Success, &target)
                 .details(json!({ "user_id": user.as_str(), "email": row.email }));
@@ -102,12 +81,7 @@ pub async fn revoke(
             let email = users::find_by_id(conn, &user)?
                 .map(|row| row.email)
                 .ok_or(Failure::Error(AppError::NotFound))?;
-            let removed = diesel::delete(
-                g::table
-                    .filter(g::bucket_id.eq(target.as_str()))
-                    .filter(g::user_id.eq(user.as_str())),
-            )
-            .execute(conn)?;
+            let removed = bucket_grants::delete(conn, target.as_str(), user.as_str())?;
             if removed == 0 {
                 return Ok(GrantChange::NotGranted(email));
             }

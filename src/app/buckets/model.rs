@@ -2,14 +2,13 @@
 //! (which only `store` reads, to open the backend).
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
 use super::extensions::Extensions;
 use super::size;
 use crate::app::error::AppError;
 use crate::domain::bucket::Encryption;
 use crate::domain::ids::BucketId;
-use crate::infra::db::schema::buckets;
+use crate::infra::db::repo::buckets::Row as BucketRow;
 
 /// Which storage backend holds a bucket's objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,32 +89,6 @@ impl Bucket {
             Backend::S3 => self.encryption.label(),
         }
     }
-}
-
-/// The columns pages and services read: never the sealed secret itself.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = buckets)]
-pub(super) struct BucketRow {
-    id: String,
-    display_name: String,
-    bucket_name: String,
-    backend: String,
-    region: Option<String>,
-    endpoint: Option<String>,
-    path_style: bool,
-    access_key_id: Option<String>,
-    #[diesel(select_expression = buckets::secret_key_sealed.is_not_null())]
-    #[diesel(select_expression_type = diesel::dsl::IsNotNull<buckets::secret_key_sealed>)]
-    has_secret: bool,
-    encryption: String,
-    kms_key_id: Option<String>,
-    size_limit_bytes: Option<i64>,
-    allowed_extensions: Option<String>,
-    notes: String,
-    is_system: bool,
-    open_to_all: bool,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
 }
 
 impl TryFrom<BucketRow> for Bucket {

@@ -4,34 +4,25 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
-use super::model::{Bucket, BucketRow};
+use super::model::Bucket;
 use crate::app::error::AppError;
 use crate::domain::ids::{BucketId, UserId};
 use crate::domain::role::Role;
-use crate::infra::db::schema::{bucket_grants as g, buckets as b, uploads, users as u};
+use crate::infra::db::repo::{bucket_grants, buckets};
 use crate::infra::db::{DbConnection, DbError};
 
-fn typed(rows: Vec<BucketRow>) -> Result<Vec<Bucket>, AppError> {
+fn typed(rows: Vec<buckets::Row>) -> Result<Vec<Bucket>, AppError> {
     rows.into_iter().map(Bucket::try_from).collect()
 }
 
 /// Every bucket, the system default first, then by display name.
 pub fn all(conn: &mut DbConnection) -> Result<Vec<Bucket>, AppError> {
-    let rows = b::table
-        .select(BucketRow::as_select())
-        .order((b::is_system.desc(), b::display_name.asc(), b::id.asc()))
-        .load(conn)?;
-    typed(rows)
+    typed(buckets::all(conn)?)
 }
 
 pub fn find(conn: &mut DbConnection, id: &BucketId) -> Result<Option<Bucket>, AppError> {
-    let row = b::table
-        .find(id.as_str())
-        .select(BucketRow::as_select())
-        .first(conn)
-        .optional()?;
+    let row = buckets::find(conn, id.as_str())?;
     row.map(Bucket::try_from).transpose()
 }
 
@@ -42,21 +33,12 @@ pub fn get(conn: &mut DbConnection, id: &BucketId) -> Result<Bucket, AppError> {
 
 /// The sealed secret key of one bucket (for `store` only).
 pub fn sealed_secret(conn: &mut DbConnection, id: &BucketId) -> Result<Option<Vec<u8>>, DbError> {
-    Ok(b::table
-        .find(id.as_str())
-        .select(b::secret_key_sealed)
-        .first::<Option<Vec<u8>>>(conn)
-        .optional()?
-        .flatten())
+    buckets::sealed_secret(conn, id.as_str())
 }
 
 /// Grants per bucket.
 pub fn grant_counts(conn: &mut DbConnection) -> Result<HashMap<String, i64>, DbError> {
-    let rows: Vec<(String, i64)> = g::table
-        .group_by(g::bucket_id)
-        .select((g::bucket_id, diesel::dsl::count_star()))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
+    bucket_grants::counts(conn)
 }
 
 /// One user with access to a bucket.
@@ -70,21 +52,16 @@ pub struct GrantView {
 }
 
 pub fn grants(conn: &mut DbConnection, id: &BucketId) -> Result<Vec<GrantView>, AppError> {
-    let rows: Vec<(String, String, String, bool, NaiveDateTime)> = g::table
-        .inner_join(u::table.on(u::id.eq(g::user_id)))
-        .filter(g::bucket_id.eq(id.as_str()))
-        .order(u::email.asc())
-        .select((u::id, u::email, u::role, u::disabled, g::created_at))
-        .load(conn)?;
-    rows.into_iter()
-        .map(|(user_id, email, role, disabled, granted_at)| {
+    bucket_grants::holders(conn, id.as_str())?
+        .into_iter()
+        .map(|h| {
             Ok(GrantView {
-                role: Role::parse(&role)
+                role: Role::parse(&h.role)
                     .map_err(|_| AppError::internal("unknown role in users table"))?,
-                user_id,
-                email,
-                disabled,
-                granted_at,
+                user_id: h.user_id,
+                email: h.email,
+                disabled: h.disabled,
+                granted_at: h.granted_at,
             })
         })
         .collect()
@@ -98,16 +75,7 @@ pub struct Candidate {
 }
 
 pub fn grant_candidates(conn: &mut DbConnection, id: &BucketId) -> Result<Vec<Candidate>, DbError> {
-    let granted = g::table
-        .filter(g::bucket_id.eq(id.as_str()))
-        .select(g::user_id);
-    let rows: Vec<(String, String)> = u::table
-        .filter(u::role.eq(Role::Uploader.as_str()))
-        .filter(u::disabled.eq(false))
-        .filter(u::id.ne_all(granted))
-        .order(u::email.asc())
-        .select((u::id, u::email))
-        .load(conn)?;
+    let rows = bucket_grants::enabled_without_grant(conn, id.as_str(), Role::Uploader.as_str())?;
     Ok(rows
         .into_iter()
         .map(|(user_id, email)| Candidate { user_id, email })
@@ -126,11 +94,7 @@ pub struct UploadCounts {
 }
 
 pub fn upload_counts(conn: &mut DbConnection, id: &BucketId) -> Result<UploadCounts, DbError> {
-    let rows: Vec<(String, i64)> = uploads::table
-        .filter(uploads::bucket_id.eq(id.as_str()))
-        .group_by(uploads::status)
-        .select((uploads::status, diesel::dsl::count_star()))
-        .load(conn)?;
+    let rows = buckets::upload_status_counts(conn, id.as_str())?;
     let mut counts = UploadCounts::default();
     for (status, n) in rows {
         let slot = match status.as_str() {
@@ -153,19 +117,7 @@ pub fn visible_to(
     if role == Role::Admin {
         return all(conn);
     }
-    let granted = g::table
-        .filter(g::user_id.eq(user_id.as_str()))
-        .select(g::bucket_id);
-    let rows = b::table
-        .filter(
-            b::id
-                .eq_any(granted)
-                .or(b::is_system.eq(true).and(b::open_to_all.eq(true))),
-        )
-        .select(BucketRow::as_select())
-        .order((b::is_system.desc(), b::display_name.asc(), b::id.asc()))
-        .load(conn)?;
-    typed(rows)
+    typed(buckets::granted_or_open(conn, user_id.as_str())?)
 }
 
 /// One bucket if the user may upload to it, else `None` (callers answer 404, so guessing
@@ -182,10 +134,6 @@ pub fn visible_bucket(
     if role == Role::Admin || (bucket.is_system && bucket.open_to_all) {
         return Ok(Some(bucket));
     }
-    let granted: i64 = g::table
-        .filter(g::bucket_id.eq(id.as_str()))
-        .filter(g::user_id.eq(user_id.as_str()))
-        .count()
-        .get_result(conn)?;
-    Ok((granted > 0).then_some(bucket))
+    let granted = bucket_grants::exists(conn, id.as_str(), user_id.as_str())?;
+    Ok(granted.then_some(bucket))
 }

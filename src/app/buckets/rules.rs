@@ -1,7 +1,6 @@
 //! The rules shared by the bucket changes: refusals an admin can act on, and `run`, which
 //! makes a change in one write transaction and audits a refusal after rolling it back.
 
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::model::Bucket;
@@ -10,7 +9,7 @@ use crate::app::accounts::ActingAdmin;
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
 use crate::domain::ids::BucketId;
-use crate::infra::db::schema::buckets as b;
+use crate::infra::db::repo::buckets;
 use crate::infra::db::{Database, DbConnection, DbError, write_tx};
 
 /// A rule the admin can act on, as opposed to an error.
@@ -119,13 +118,6 @@ pub(super) async fn run<T: Send + 'static>(
 /// Locks the bucket's row until the transaction ends (PostgreSQL; SQLite's `BEGIN
 /// IMMEDIATE` already admits one writer), then reads it.
 pub(super) fn lock(conn: &mut DbConnection, id: &BucketId) -> Result<Bucket, Failure> {
-    if let DbConnection::Postgresql(pg) = conn {
-        b::table
-            .find(id.as_str())
-            .select(b::id)
-            .for_update()
-            .first::<String>(pg)
-            .optional()?;
-    }
+    buckets::lock(conn, id.as_str())?;
     Ok(queries::get(conn, id)?)
 }

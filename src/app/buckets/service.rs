@@ -4,12 +4,11 @@
 //! Audit details name fields, never secret values.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use super::form::BucketSpec;
-use super::model::{Backend, Bucket};
+use super::model::Bucket;
 use super::opener::{StepResult, StepState};
 use super::queries::{self, UploadCounts};
 pub use super::rules::Refusal;
@@ -19,7 +18,7 @@ use crate::app::audit::{self, Outcome};
 use crate::app::error::AppError;
 use crate::domain::ids::BucketId;
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
-use crate::infra::db::schema::{bucket_grants as g, buckets as b};
+use crate::infra::db::repo::{bucket_grants, buckets};
 use crate::infra::db::{Database, DbConnection, DbError, write_tx};
 
 fn seal_secret(
@@ -45,7 +44,7 @@ fn name_taken(
     name: &str,
     except: Option<&BucketId>,
 ) -> Result<bool, DbError> {
-    let names: Vec<(String, String)> = b::table.select((b::id, b::display_name)).load(conn)?;
+    let names = buckets::display_names(conn)?;
     let folded = name.to_lowercase();
     Ok(names.iter().any(|(id, other)| {
         Some(id.as_str()) != except.map(BucketId::as_str) && other.to_lowercase() == folded
@@ -64,6 +63,27 @@ fn settings_json(spec: &BucketSpec) -> Value {
         "size_limit_bytes": spec.size_limit,
         "allowed_extensions": spec.extensions.to_db(),
     })
+}
+
+/// The columns a create or update writes, apart from ids, the secret and times.
+fn settings<'a>(
+    spec: &'a BucketSpec,
+    size: Option<i64>,
+    extensions: Option<&'a str>,
+) -> buckets::Settings<'a> {
+    buckets::Settings {
+        display_name: &spec.display_name,
+        bucket_name: spec.bucket_name.as_str(),
+        region: spec.region.as_str(),
+        endpoint: spec.endpoint.as_ref().map(|e| e.as_str()),
+        path_style: spec.path_style,
+        access_key_id: &spec.access_key_id,
+        encryption: spec.encryption.as_str(),
+        kms_key_id: spec.encryption.kms_key_id(),
+        size_limit_bytes: size,
+        allowed_extensions: extensions,
+        notes: &spec.notes,
+    }
 }
 
 fn size_column(spec: &BucketSpec) -> Result<Option<i64>, AppError> {
@@ -95,29 +115,9 @@ pub async fn create(
             if name_taken(conn, &spec.display_name, None)? {
                 return Err(Failure::Refused(Refusal::NameTaken));
             }
-            diesel::insert_into(b::table)
-                .values((
-                    b::id.eq(new_id.as_str()),
-                    b::display_name.eq(&spec.display_name),
-                    b::bucket_name.eq(spec.bucket_name.as_str()),
-                    b::backend.eq(Backend::S3.as_str()),
-                    b::region.eq(Some(spec.region.as_str())),
-                    b::endpoint.eq(spec.endpoint.as_ref().map(|e| e.as_str())),
-                    b::path_style.eq(spec.path_style),
-                    b::access_key_id.eq(Some(&spec.access_key_id)),
-                    b::secret_key_sealed.eq(Some(&sealed)),
-                    b::encryption.eq(spec.encryption.as_str()),
-                    b::kms_key_id.eq(spec.encryption.kms_key_id()),
-                    b::size_limit_bytes.eq(size),
-                    b::allowed_extensions.eq(spec.extensions.to_db()),
-                    b::notes.eq(&spec.notes),
-                    b::is_system.eq(false),
-                    b::open_to_all.eq(false),
-                    b::created_by.eq(Some(&created_by)),
-                    b::created_at.eq(now),
-                    b::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            let extensions = spec.extensions.to_db();
+            let columns = settings(&spec, size, extensions.as_deref());
+            buckets::insert_s3(conn, new_id.as_str(), &columns, &sealed, &created_by, now)?;
             let event = by
                 .event("bucket.create", Outcome::Success, &new_id)
                 .details(settings_json(&spec));
@@ -195,28 +195,9 @@ pub async fn update(
             if name_taken(conn, &spec.display_name, Some(&target))? {
                 return Err(Failure::Refused(Refusal::NameTaken));
             }
-            let row = b::table.find(target.as_str());
-            diesel::update(row)
-                .set((
-                    b::display_name.eq(&spec.display_name),
-                    b::bucket_name.eq(spec.bucket_name.as_str()),
-                    b::region.eq(Some(spec.region.as_str())),
-                    b::endpoint.eq(spec.endpoint.as_ref().map(|e| e.as_str())),
-                    b::path_style.eq(spec.path_style),
-                    b::access_key_id.eq(Some(&spec.access_key_id)),
-                    b::encryption.eq(spec.encryption.as_str()),
-                    b::kms_key_id.eq(spec.encryption.kms_key_id()),
-                    b::size_limit_bytes.eq(size),
-                    b::allowed_extensions.eq(spec.extensions.to_db()),
-                    b::notes.eq(&spec.notes),
-                    b::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            if let Some(sealed) = &sealed {
-                diesel::update(row)
-                    .set(b::secret_key_sealed.eq(Some(sealed)))
-                    .execute(conn)?;
-            }
+            let extensions = spec.extensions.to_db();
+            let columns = settings(&spec, size, extensions.as_deref());
+            buckets::update_settings(conn, target.as_str(), &columns, sealed.as_deref(), now)?;
             let event = by
                 .event("bucket.update", Outcome::Success, &target)
                 .details(json!({ "changed": changed }));
@@ -270,14 +251,12 @@ pub async fn delete(
                 return Err(Failure::Refused(Refusal::WrongConfirmation));
             }
             refuse_for_uploads(queries::upload_counts(conn, &target)?)?;
-            let grants_removed =
-                diesel::delete(g::table.filter(g::bucket_id.eq(target.as_str()))).execute(conn)?;
-            match diesel::delete(b::table.find(target.as_str())).execute(conn) {
+            let grants_removed = bucket_grants::delete_all_of(conn, target.as_str())?;
+            match buckets::delete(conn, target.as_str()) {
                 // An upload created meanwhile still refers to it.
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                    _,
-                )) => return Err(Failure::Refused(Refusal::UploadsInProgress(1))),
+                Err(e) if e.is_foreign_key_violation() => {
+                    return Err(Failure::Refused(Refusal::UploadsInProgress(1)));
+                }
                 other => other?,
             };
             let event = by

@@ -4,7 +4,6 @@
 //! never stored in the database.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::model::Backend;
@@ -12,7 +11,7 @@ use crate::app::audit::{self, Actor, Event, Outcome};
 use crate::config::{DefaultBucket, Settings};
 use crate::domain::bucket::Encryption;
 use crate::domain::ids::BucketId;
-use crate::infra::db::schema::buckets as b;
+use crate::infra::db::repo::buckets;
 use crate::infra::db::{DbConnection, DbError, write_tx};
 
 /// The system default bucket's id, the same on every installation.
@@ -67,55 +66,43 @@ impl Wanted {
     }
 }
 
-type Stored = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    bool,
-    Option<String>,
-    String,
-    Option<String>,
-    bool,
-    bool,
-);
+impl Wanted {
+    fn columns(&self) -> buckets::SystemConfig<'_> {
+        buckets::SystemConfig {
+            backend: self.backend,
+            bucket_name: &self.bucket_name,
+            region: self.region.as_deref(),
+            endpoint: self.endpoint.as_deref(),
+            path_style: self.path_style,
+            access_key_id: self.access_key_id.as_deref(),
+            encryption: self.encryption,
+            kms_key_id: self.kms_key_id.as_deref(),
+            open_to_all: self.open_to_all,
+        }
+    }
+}
 
 fn stored(conn: &mut DbConnection) -> Result<Option<(Wanted, bool)>, DbError> {
-    let row: Option<Stored> = b::table
-        .find(SYSTEM_BUCKET_ID)
-        .select((
-            b::backend,
-            b::bucket_name,
-            b::region,
-            b::endpoint,
-            b::path_style,
-            b::access_key_id,
-            b::encryption,
-            b::kms_key_id,
-            b::open_to_all,
-            b::is_system,
-        ))
-        .first(conn)
-        .optional()?;
+    let row = buckets::stored_system(conn, SYSTEM_BUCKET_ID)?;
     Ok(row.map(|r| {
-        let backend = if r.0 == "s3" { "s3" } else { "local" };
-        let encryption = match r.6.as_str() {
+        let backend = if r.backend == "s3" { "s3" } else { "local" };
+        let encryption = match r.encryption.as_str() {
             "sse-s3" => "sse-s3",
             "sse-kms" => "sse-kms",
             _ => "none",
         };
         let wanted = Wanted {
             backend,
-            bucket_name: r.1,
-            region: r.2,
-            endpoint: r.3,
-            path_style: r.4,
-            access_key_id: r.5,
+            bucket_name: r.bucket_name,
+            region: r.region,
+            endpoint: r.endpoint,
+            path_style: r.path_style,
+            access_key_id: r.access_key_id,
             encryption,
-            kms_key_id: r.7,
-            open_to_all: r.8,
+            kms_key_id: r.kms_key_id,
+            open_to_all: r.open_to_all,
         };
-        (wanted, r.9)
+        (wanted, r.is_system)
     }))
 }
 
@@ -157,9 +144,22 @@ pub enum SystemBucketError {
     },
 }
 
-impl From<diesel::result::Error> for SystemBucketError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
+/// Files or uploads that a change of location would strand, as `WouldStrand` reports them.
+struct Stranded {
+    stored: i64,
+    in_progress: i64,
+    from: String,
+    to: String,
+}
+
+impl From<Stranded> for SystemBucketError {
+    fn from(s: Stranded) -> Self {
+        Self::WouldStrand {
+            stored: s.stored,
+            in_progress: s.in_progress,
+            from: s.from,
+            to: s.to,
+        }
     }
 }
 
@@ -174,13 +174,13 @@ pub fn ensure_system_bucket(
     settings: &Settings,
     now: NaiveDateTime,
 ) -> Result<(), SystemBucketError> {
-    match write_tx(conn, |conn| sync(conn, settings, now)) {
-        Err(SystemBucketError::Db(DbError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )))) => write_tx(conn, |conn| sync(conn, settings, now)),
+    // A refusal has written nothing, so its transaction commits empty.
+    let attempt = |conn: &mut DbConnection| write_tx(conn, |conn| sync(conn, settings, now));
+    let outcome = match attempt(conn) {
+        Err(e) if e.is_unique_violation() => attempt(conn),
         other => other,
-    }
+    }?;
+    outcome.map_err(SystemBucketError::from)
 }
 
 /// Where a configuration puts the objects, for messages.
@@ -196,73 +196,51 @@ fn check_not_stranded(
     conn: &mut DbConnection,
     old: &Wanted,
     new: &Wanted,
-) -> Result<(), SystemBucketError> {
+) -> Result<Result<(), Stranded>, DbError> {
     if location(old) == location(new) {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let counts = super::queries::upload_counts(conn, &BucketId::from_db(SYSTEM_BUCKET_ID.into()))?;
     if counts.stored == 0 && counts.in_progress == 0 {
-        return Ok(());
+        return Ok(Ok(()));
     }
-    Err(SystemBucketError::WouldStrand {
+    Ok(Err(Stranded {
         stored: counts.stored,
         in_progress: counts.in_progress,
         from: location(old),
         to: location(new),
-    })
+    }))
 }
 
+/// Writes the row; the inner error refuses a change that would strand files.
 fn sync(
     conn: &mut DbConnection,
     settings: &Settings,
     now: NaiveDateTime,
-) -> Result<(), SystemBucketError> {
+) -> Result<Result<(), Stranded>, DbError> {
     let wanted = Wanted::from_settings(settings);
-    let values = (
-        b::backend.eq(wanted.backend),
-        b::bucket_name.eq(&wanted.bucket_name),
-        b::region.eq(&wanted.region),
-        b::endpoint.eq(&wanted.endpoint),
-        b::path_style.eq(wanted.path_style),
-        b::access_key_id.eq(&wanted.access_key_id),
-        b::encryption.eq(wanted.encryption),
-        b::kms_key_id.eq(&wanted.kms_key_id),
-        b::open_to_all.eq(wanted.open_to_all),
-    );
     let details = match stored(conn)? {
         None => {
-            diesel::insert_into(b::table)
-                .values((
-                    b::id.eq(SYSTEM_BUCKET_ID),
-                    b::display_name.eq(DISPLAY_NAME),
-                    values,
-                    b::secret_key_sealed.eq(None::<Vec<u8>>),
-                    b::size_limit_bytes.eq(None::<i64>),
-                    b::allowed_extensions.eq(None::<String>),
-                    b::notes.eq(NOTES),
-                    b::is_system.eq(true),
-                    b::created_by.eq(None::<String>),
-                    b::created_at.eq(now),
-                    b::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            buckets::insert_system(
+                conn,
+                SYSTEM_BUCKET_ID,
+                DISPLAY_NAME,
+                NOTES,
+                &wanted.columns(),
+                now,
+            )?;
             // Part of installing medport, not a change anyone made: not audited.
-            return Ok(());
+            return Ok(Ok(()));
         }
         Some((old, is_system)) => {
             let changed = changed_fields(&old, &wanted);
             if changed.is_empty() && is_system {
-                return Ok(());
+                return Ok(Ok(()));
             }
-            check_not_stranded(conn, &old, &wanted)?;
-            diesel::update(b::table.find(SYSTEM_BUCKET_ID))
-                .set((
-                    values,
-                    b::is_system.eq(true),
-                    b::secret_key_sealed.eq(None::<Vec<u8>>),
-                    b::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            if let Err(stranded) = check_not_stranded(conn, &old, &wanted)? {
+                return Ok(Err(stranded));
+            }
+            buckets::update_system(conn, SYSTEM_BUCKET_ID, &wanted.columns(), now)?;
             json!({ "changed": changed })
         }
     };
@@ -270,5 +248,5 @@ fn sync(
         .target("bucket", SYSTEM_BUCKET_ID)
         .details(details);
     audit::record(conn, &event)?;
-    Ok(())
+    Ok(Ok(()))
 }

@@ -91,6 +91,27 @@ impl DbError {
             _ => false,
         }
     }
+
+    /// True when a write broke a unique constraint (another writer got there first).
+    pub fn is_unique_violation(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(
+            self,
+            Self::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+
+    /// True when a write broke a foreign key (a row still refers to the one deleted).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(
+            self,
+            Self::Query(Error::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
 }
 
 /// Opens connections of exactly one backend. (The derived `establish` would try each

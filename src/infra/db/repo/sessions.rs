@@ -55,3 +55,101 @@ pub fn delete_own(conn: &mut DbConnection, user_id: &str, id_hash: &str) -> Resu
     .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Deletes every session that expired before `now` (the store's periodic sweep).
+pub fn delete_expired(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?)
+}
+
+/// A new session row, as the session store writes it.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: String,
+    pub user_id: Option<String>,
+    pub state: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, new: NewSession) -> Result<usize, DbError> {
+    Ok(diesel::insert_into(sessions::table)
+        .values((
+            sessions::id_hash.eq(&new.id_hash),
+            sessions::user_id.eq(new.user_id),
+            sessions::state.eq(new.state),
+            sessions::ip.eq(new.ip),
+            sessions::user_agent.eq(new.user_agent),
+            sessions::created_at.eq(new.created_at),
+            sessions::last_seen_at.eq(new.last_seen_at),
+            sessions::expires_at.eq(new.expires_at),
+        ))
+        .execute(conn)?)
+}
+
+/// The stored state (JSON) of one session; a missing row is an error.
+pub fn state_of(conn: &mut DbConnection, id_hash: &str) -> Result<String, DbError> {
+    Ok(sessions::table
+        .find(id_hash)
+        .select(sessions::state)
+        .first::<String>(conn)?)
+}
+
+/// What the session store reads to load a session and judge its expiry.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct Stored {
+    pub state: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+}
+
+pub fn find_stored(conn: &mut DbConnection, id_hash: &str) -> Result<Option<Stored>, DbError> {
+    Ok(sessions::table
+        .find(id_hash)
+        .select(Stored::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Records activity on a session: when it was last seen and when it now expires.
+pub fn touch(
+    conn: &mut DbConnection,
+    id_hash: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(sessions::table.find(id_hash))
+        .set((
+            sessions::last_seen_at.eq(now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?)
+}
+
+/// Writes a session's state and the columns copied from it; returns how many rows changed
+/// (0 when the session was removed meanwhile).
+pub fn update_state(
+    conn: &mut DbConnection,
+    id_hash: &str,
+    state: String,
+    user_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(sessions::table.find(id_hash))
+        .set((
+            sessions::state.eq(state),
+            sessions::user_id.eq(user_id),
+            sessions::ip.eq(ip),
+            sessions::user_agent.eq(user_agent),
+        ))
+        .execute(conn)?)
+}
+
+/// Deletes one session by its id hash, whoever owns it.
+pub fn delete(conn: &mut DbConnection, id_hash: &str) -> Result<usize, DbError> {
+    Ok(diesel::delete(sessions::table.find(id_hash)).execute(conn)?)
+}

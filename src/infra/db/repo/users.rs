@@ -75,3 +75,65 @@ pub fn set_recovery_codes(conn: &mut DbConnection, id: &str, codes: &str) -> Res
         .execute(conn)?;
     Ok(())
 }
+
+/// Turns two-factor authentication on, only for an account without a seed (a parallel
+/// enrolment cannot overwrite one): the sealed seed, the confirming code's time step (so it
+/// cannot be replayed) and the recovery codes. `true` when the account was changed.
+pub fn enable_totp(
+    conn: &mut DbConnection,
+    id: &str,
+    sealed_seed: Vec<u8>,
+    step: i64,
+    recovery_codes: String,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        users::table
+            .find(id)
+            .filter(users::totp_secret_sealed.is_null()),
+    )
+    .set((
+        users::totp_secret_sealed.eq(Some(sealed_seed)),
+        users::totp_last_step.eq(Some(step)),
+        users::recovery_codes.eq(Some(recovery_codes)),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n != 0)
+}
+
+/// Replaces the recovery codes (their hashes, as JSON) at the owner's request.
+pub fn renew_recovery_codes(
+    conn: &mut DbConnection,
+    id: &str,
+    recovery_codes: String,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::recovery_codes.eq(Some(recovery_codes)),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Turns two-factor authentication off: seed, last step and recovery codes go; the password
+/// must be changed when `must_change_password`.
+pub fn disable_totp(
+    conn: &mut DbConnection,
+    id: &str,
+    must_change_password: bool,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::totp_secret_sealed.eq(None::<Vec<u8>>),
+            users::totp_last_step.eq(None::<i64>),
+            users::recovery_codes.eq(None::<String>),
+            users::must_change_password.eq(must_change_password),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

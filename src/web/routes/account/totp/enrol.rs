@@ -6,20 +6,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use data_encoding::BASE64;
-use diesel::prelude::*;
 use secrecy::ExposeSecret;
 
 use super::second_factor::WRONG_CODE;
 use super::{CodeForm, RecoveryCodesPage};
 use crate::app::accounts::recovery_codes::{self, StoredCodes};
 use crate::app::accounts::totp::{self, TotpSecret};
-use crate::app::accounts::users;
-use crate::app::audit::{self, Event, Outcome};
+use crate::app::accounts::totp_changes::{self, Enrolment};
+use crate::app::audit::Outcome;
 use crate::app::error::AppError;
 use crate::domain::clock::Clock;
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
-use crate::infra::db::schema::users as user_cols;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::CurrentUser;
 use crate::web::routes::account::{Refused, record_event, render, see_other};
 use crate::web::session;
@@ -73,52 +71,15 @@ pub async fn enrol_totp(
     let stored = StoredCodes::from_codes(&codes).to_json();
     let keep = cookie.session_hash(&req);
     let now = clock.now_naive();
-    let id = user.id.clone();
-    let is_admin = user.role == crate::domain::role::Role::Admin;
-    let event = Event::new(user.actor(), "totp.enrol", Outcome::Success)
-        .origin(user.origin())
-        .target("user", user.id.as_str());
-    let enrolled = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                // Only an account without a seed: a parallel enrolment cannot overwrite one.
-                let n = diesel::update(
-                    user_cols::table
-                        .find(id.as_str())
-                        .filter(user_cols::totp_secret_sealed.is_null()),
-                )
-                .set((
-                    user_cols::totp_secret_sealed.eq(Some(sealed)),
-                    // The confirming code cannot be replayed at the next sign-in.
-                    user_cols::totp_last_step.eq(Some(step)),
-                    user_cols::recovery_codes.eq(Some(stored)),
-                    user_cols::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-                if n == 0 {
-                    return Ok::<_, AppError>(false);
-                }
-                // Sessions opened with the password alone must not gain what the second
-                // factor now guards (for admins: the admin pages).
-                let ended = users::end_sessions(conn, &id, keep.as_deref())?;
-                // An administrator's keys were minted with the password alone (they do not
-                // authenticate without TOTP, and must not start to now).
-                let keys_revoked = if is_admin {
-                    crate::app::accounts::api_keys::revoke_all_of(conn, &id, now)?
-                } else {
-                    0
-                };
-                audit::record(
-                    conn,
-                    &event.details(serde_json::json!({
-                        "other_sessions_ended": ended,
-                        "api_keys_revoked": keys_revoked,
-                    })),
-                )?;
-                Ok(true)
-            })
-        })
-        .await?;
+    let enrolment = Enrolment {
+        sealed_seed: sealed,
+        step,
+        recovery_codes: stored,
+        keep_session: keep,
+        is_admin: user.role == crate::domain::role::Role::Admin,
+    };
+    let owner = super::second_factor::owner(&user);
+    let enrolled = totp_changes::enrol(&db, &owner, enrolment, now).await?;
     user.session.remove(PENDING_TOTP);
     if !enrolled {
         return Ok(see_other("/account/totp"));

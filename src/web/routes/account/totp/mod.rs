@@ -10,7 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::{
@@ -18,20 +17,19 @@ use super::{
     render, see_other, user_email, verify_password,
 };
 use crate::app::accounts::recovery_codes::{self, StoredCodes};
+use crate::app::accounts::totp_changes;
 use crate::app::accounts::{throttle, users};
-use crate::app::audit::{self, Event, Outcome};
+use crate::app::audit::Outcome;
 use crate::app::error::AppError;
 use crate::domain::clock::Clock;
 use crate::domain::password::{Password, PasswordPolicy};
 use crate::domain::role::Role;
 use crate::infra::crypto::secrets::Keyring;
-use crate::infra::db::schema::users as user_cols;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::CurrentUser;
 use crate::web::session;
 use crate::web::views::Layout;
 use enrol::{enrol_page, pending_secret, start_pending};
-use second_factor::SecondFactorCheck;
 
 #[derive(Default)]
 pub struct TotpErrors {
@@ -119,7 +117,7 @@ pub async fn regenerate_recovery_codes(
     }
     let codes = recovery_codes::generate().map_err(AppError::internal)?;
     let stored = StoredCodes::from_codes(&codes).to_json();
-    let check = SecondFactorCheck::new(
+    let check = second_factor::check(
         &user,
         &keyring,
         form.into_inner().code,
@@ -127,36 +125,15 @@ pub async fn regenerate_recovery_codes(
         now,
         false,
     );
-    let event = Event::new(user.actor(), "totp.recovery_codes", Outcome::Success)
-        .origin(user.origin())
-        .target("user", user.id.as_str())
-        .details(serde_json::json!({ "count": codes.len() }));
-    let id = user.id.clone();
-    let outcome = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                if let Err(refusal) = check.run(conn, "totp.recovery_codes")? {
-                    return Ok::<_, AppError>(Err(refusal));
-                }
-                diesel::update(user_cols::table.find(id.as_str()))
-                    .set((
-                        user_cols::recovery_codes.eq(Some(stored)),
-                        user_cols::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                audit::record(conn, &event)?;
-                Ok(Ok(()))
-            })
-        })
-        .await?;
+    let owner = second_factor::owner(&user);
+    let outcome =
+        totp_changes::renew_recovery_codes(&db, &owner, check, stored, codes.len(), now).await?;
     if let Err(refusal) = outcome {
         let errors = TotpErrors {
             regenerate_code: Some(refusal.message(now)),
             ..TotpErrors::default()
         };
-        return refusal
-            .answer(now)
-            .render(&manage_page(&user, &row, errors));
+        return second_factor::answer(refusal, now).render(&manage_page(&user, &row, errors));
     }
     render(
         StatusCode::OK,
@@ -224,40 +201,15 @@ pub async fn disable_totp(
     let email = user_email(&user)?;
     let weak = Password::parse_new(&form.password, &email, PasswordPolicy::default()).is_err();
 
-    let check = SecondFactorCheck::new(&user, &keyring, form.code, clock.unix(), now, true);
-    let event = Event::new(user.actor(), "totp.disable", Outcome::Success)
-        .origin(user.origin())
-        .target("user", user.id.as_str())
-        .details(serde_json::json!({ "password_change_required": weak }));
-    let id = user.id.clone();
-    let outcome = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                if let Err(refusal) = check.run(conn, "totp.disable")? {
-                    return Ok::<_, AppError>(Err(refusal));
-                }
-                diesel::update(user_cols::table.find(id.as_str()))
-                    .set((
-                        user_cols::totp_secret_sealed.eq(None::<Vec<u8>>),
-                        user_cols::totp_last_step.eq(None::<i64>),
-                        user_cols::recovery_codes.eq(None::<String>),
-                        user_cols::must_change_password.eq(weak),
-                        user_cols::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                audit::record(conn, &event)?;
-                Ok(Ok(()))
-            })
-        })
-        .await?;
+    let check = second_factor::check(&user, &keyring, form.code, clock.unix(), now, true);
+    let owner = second_factor::owner(&user);
+    let outcome = totp_changes::disable(&db, &owner, check, weak, now).await?;
     if let Err(refusal) = outcome {
         let errors = TotpErrors {
             disable_code: Some(refusal.message(now)),
             ..TotpErrors::default()
         };
-        return refusal
-            .answer(now)
-            .render(&manage_page(&user, &row, errors));
+        return second_factor::answer(refusal, now).render(&manage_page(&user, &row, errors));
     }
     session::renew(&user.session)?;
     if weak {

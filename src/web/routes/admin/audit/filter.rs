@@ -2,16 +2,13 @@
 //! query that the page and the CSV export share.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::app::audit::{AuditRow, Outcome};
 use crate::app::error::AppError;
 use crate::domain::FieldError;
-use crate::infra::db::schema::audit_events;
-use crate::infra::db::{DbConnection, MultiBackend};
-
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+use crate::infra::db::DbConnection;
+use crate::infra::db::repo::audit_reads::{self, Filter};
 
 pub const PAGE_SIZE: i64 = 50;
 /// Deep enough for any real log (5 million events at 50 a page); beyond it, narrow the dates.
@@ -187,35 +184,18 @@ impl AuditFilter {
         )
     }
 
-    /// Every event matching the filters, as a boxed query to refine further.
-    fn query(&self) -> audit_events::BoxedQuery<'static, MultiBackend> {
-        use audit_events::dsl as a;
-        let mut q = a::audit_events.into_boxed();
-        if let Some(user) = &self.user {
-            let pattern = format!("%{}%", escape_like(user));
-            q = q.filter(
-                lower(a::actor_label)
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(a::actor_user_id
-                        .like(pattern)
-                        .escape('\\')
-                        .assume_not_null()),
-            );
+    /// The filters as the audit log is read with.
+    fn to_repo(&self) -> Filter {
+        Filter {
+            actor_like: self
+                .user
+                .as_ref()
+                .map(|user| format!("%{}%", escape_like(user))),
+            action: self.action.clone(),
+            outcome: self.outcome.map(Outcome::as_str),
+            from: self.from.map(start_of),
+            before: self.to.and_then(|d| d.succ_opt()).map(start_of),
         }
-        if let Some(action) = &self.action {
-            q = q.filter(a::action.eq(action.clone()));
-        }
-        if let Some(outcome) = self.outcome {
-            q = q.filter(a::outcome.eq(outcome.as_str()));
-        }
-        if let Some(from) = self.from {
-            q = q.filter(a::occurred_at.ge(start_of(from)));
-        }
-        if let Some(to) = self.to.and_then(|d| d.succ_opt()) {
-            q = q.filter(a::occurred_at.lt(start_of(to)));
-        }
-        q
     }
 }
 
@@ -235,36 +215,43 @@ fn escape_like(raw: &str) -> String {
     out
 }
 
+/// An event as the audit pages and the export show it.
+fn shown(row: audit_reads::Row) -> AuditRow {
+    AuditRow {
+        id: row.id,
+        occurred_at: row.occurred_at,
+        actor_user_id: row.actor_user_id,
+        actor_label: row.actor_label,
+        action: row.action,
+        outcome: row.outcome,
+        target_type: row.target_type,
+        target_id: row.target_id,
+        ip: row.ip,
+        request_id: row.request_id,
+        details: row.details,
+        prev_hash: row.prev_hash,
+        hash: row.hash,
+    }
+}
+
 /// One page of matching events, newest first, and how many match in all.
 pub fn page(
     conn: &mut DbConnection,
     filter: &AuditFilter,
     page: u32,
 ) -> Result<(Vec<AuditRow>, i64), AppError> {
-    let total: i64 = filter.query().count().get_result(conn)?;
+    let filter = filter.to_repo();
+    let total = audit_reads::count(conn, &filter)?;
     let offset = i64::from(page.saturating_sub(1)) * PAGE_SIZE;
-    let rows = filter
-        .query()
-        .order(audit_events::id.desc())
-        .limit(PAGE_SIZE)
-        .offset(offset)
-        .select(AuditRow::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    let rows = audit_reads::newest_first(conn, &filter, PAGE_SIZE, offset)?;
+    Ok((rows.into_iter().map(shown).collect(), total))
 }
 
 /// The newest event id and how many events up to it match: an export covers exactly
 /// these, however many are appended while it streams.
 pub fn snapshot(conn: &mut DbConnection, filter: &AuditFilter) -> Result<(i64, i64), AppError> {
-    let upper: Option<i64> = audit_events::table
-        .select(diesel::dsl::max(audit_events::id))
-        .first(conn)?;
-    let upper = upper.unwrap_or(0);
-    let count = filter
-        .query()
-        .filter(audit_events::id.le(upper))
-        .count()
-        .get_result(conn)?;
+    let upper = audit_reads::max_id(conn)?.unwrap_or(0);
+    let count = audit_reads::count_up_to(conn, &filter.to_repo(), upper)?;
     Ok((upper, count))
 }
 
@@ -276,24 +263,13 @@ pub fn batch(
     upper: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, AppError> {
-    Ok(filter
-        .query()
-        .filter(audit_events::id.gt(after))
-        .filter(audit_events::id.le(upper))
-        .order(audit_events::id.asc())
-        .limit(limit)
-        .select(AuditRow::as_select())
-        .load(conn)?)
+    let rows = audit_reads::batch(conn, &filter.to_repo(), after, upper, limit)?;
+    Ok(rows.into_iter().map(shown).collect())
 }
 
 /// The distinct actions in the log, for the filter's select.
 pub fn actions(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
-    Ok(audit_events::table
-        .select(audit_events::action)
-        .distinct()
-        .order(audit_events::action.asc())
-        .limit(MAX_ACTIONS_LISTED)
-        .load(conn)?)
+    Ok(audit_reads::actions(conn, MAX_ACTIONS_LISTED)?)
 }
 
 #[cfg(test)]
