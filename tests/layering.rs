@@ -52,21 +52,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
     ),
     (
         Rule::Sql,
-        "app/accounts/throttle.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/accounts/user_admin.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/accounts/users.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/audit.rs",
         "its queries move to infra/db/repo",
     ),
