@@ -47,11 +47,6 @@ enum Rule {
 const KNOWN: &[(Rule, &str, &str)] = &[
     (
         Rule::Sql,
-        "app/accounts/api_keys.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/audit.rs",
         "its queries move to infra/db/repo",
     ),
@@ -89,16 +84,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
         Rule::Sql,
         "app/error.rs",
         "converts Diesel errors for `?` until no app code runs queries",
-    ),
-    (
-        Rule::Sql,
-        "app/incident/api_keys.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/incident/sessions.rs",
-        "its queries move to infra/db/repo",
     ),
     (
         Rule::Sql,
