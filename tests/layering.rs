@@ -47,11 +47,6 @@ enum Rule {
 const KNOWN: &[(Rule, &str, &str)] = &[
     (
         Rule::Sql,
-        "app/audit.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/buckets/grants.rs",
         "its queries move to infra/db/repo",
     ),

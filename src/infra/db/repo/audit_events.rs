@@ -70,8 +70,7 @@ where
 /// SQLite needs none: its write transaction (`BEGIN IMMEDIATE`) admits a single writer.
 pub fn lock_chain(conn: &mut DbConnection) -> Result<(), DbError> {
     if let DbConnection::Postgresql(pg) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"))
-            .execute(pg)?;
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})")).execute(pg)?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `tests/layering.rs` lists the modules that still run their own.
 
 pub mod api_keys;
+pub mod audit_events;
 pub mod login_throttles;
 pub mod sessions;
 pub mod uploads;
