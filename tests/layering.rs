@@ -47,43 +47,8 @@ enum Rule {
 const KNOWN: &[(Rule, &str, &str)] = &[
     (
         Rule::Sql,
-        "app/accounts/api_keys.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/accounts/throttle.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/accounts/user_admin.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/accounts/users.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/audit.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
         "app/error.rs",
         "converts Diesel errors for `?` until no app code runs queries",
-    ),
-    (
-        Rule::Sql,
-        "app/incident/api_keys.rs",
-        "its queries move to infra/db/repo",
-    ),
-    (
-        Rule::Sql,
-        "app/incident/sessions.rs",
-        "its queries move to infra/db/repo",
     ),
     (
         Rule::Sql,

@@ -7,19 +7,16 @@
 //! change it describes: there is never a change without its event, or the reverse.
 
 use chrono::{DurationRound, NaiveDateTime, TimeDelta, Utc};
-use diesel::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod refusals;
 
-use crate::infra::db::schema::audit_events;
-use crate::infra::db::{DbConnection, DbError};
+pub use crate::infra::db::repo::audit_events::AuditRow;
+use crate::infra::db::repo::audit_events::NewRow;
+use crate::infra::db::{DbConnection, DbError, repo};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Serialises chain appends on PostgreSQL across every instance (held to transaction end).
-const AUDIT_LOCK_KEY: i64 = 0x6d65_6470_6f72_7402;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -115,41 +112,6 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = audit_events)]
-pub struct AuditRow {
-    pub id: i64,
-    pub occurred_at: NaiveDateTime,
-    pub actor_user_id: Option<String>,
-    pub actor_label: String,
-    pub action: String,
-    pub outcome: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = audit_events)]
-struct NewRow<'a> {
-    occurred_at: NaiveDateTime,
-    actor_user_id: Option<&'a str>,
-    actor_label: &'a str,
-    action: &'a str,
-    outcome: &'a str,
-    target_type: Option<&'a str>,
-    target_id: Option<&'a str>,
-    ip: Option<&'a str>,
-    request_id: Option<&'a str>,
-    details: &'a str,
-    prev_hash: &'a str,
-    hash: &'a str,
-}
-
 /// The fields a hash covers, in a fixed order. JSON array encoding gives unambiguous
 /// boundaries between fields (no "ab"+"c" == "a"+"bc" collisions).
 #[allow(clippy::too_many_arguments)]
@@ -209,39 +171,19 @@ fn now_micros() -> NaiveDateTime {
 /// Appends one event. Call it inside the transaction of the change it records (see
 /// `db::write_tx`); on its own it opens a transaction itself.
 pub fn record(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
-    if in_transaction(conn) {
-        conn.transaction(|conn| append(conn, event))
+    if repo::audit_events::in_transaction(conn) {
+        repo::audit_events::nested(conn, |conn| append(conn, event))
     } else {
         crate::infra::db::write_tx(conn, |conn| append(conn, event))
     }
-    .map_err(DbError::from)
 }
 
-fn in_transaction(conn: &mut DbConnection) -> bool {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .is_ok_and(|d| d.is_some()),
-        DbConnection::Postgresql(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .is_ok_and(|d| d.is_some()),
-    }
-}
-
-fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, diesel::result::Error> {
+fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
     let details = event.details.to_string();
     {
-        if let DbConnection::Postgresql(pg) = conn {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"))
-                .execute(pg)?;
-        }
-        let prev: String = audit_events::table
-            .select(audit_events::hash)
-            .order(audit_events::id.desc())
-            .first(conn)
-            .optional()?
-            .unwrap_or_else(|| GENESIS_HASH.to_string());
+        repo::audit_events::lock_chain(conn)?;
+        let prev: String =
+            repo::audit_events::head_hash(conn)?.unwrap_or_else(|| GENESIS_HASH.to_string());
         let occurred_at = now_micros();
         let (target_type, target_id) = match &event.target {
             Some((kind, id)) => (Some(*kind), Some(id.as_str())),
@@ -260,8 +202,9 @@ fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, diesel::result:
             event.origin.request_id.as_deref(),
             &details,
         );
-        diesel::insert_into(audit_events::table)
-            .values(NewRow {
+        repo::audit_events::insert(
+            conn,
+            &NewRow {
                 occurred_at,
                 actor_user_id: event.actor.user_id.as_deref(),
                 actor_label: &event.actor.label,
@@ -274,9 +217,8 @@ fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, diesel::result:
                 details: &details,
                 prev_hash: &prev,
                 hash: &hash,
-            })
-            .returning(audit_events::id)
-            .get_result(conn)
+            },
+        )
     }
 }
 
@@ -318,12 +260,7 @@ pub fn verify(conn: &mut DbConnection) -> Result<Verification, DbError> {
     let mut checked = 0u64;
     let mut after = i64::MIN;
     loop {
-        let rows: Vec<AuditRow> = audit_events::table
-            .filter(audit_events::id.gt(after))
-            .order(audit_events::id.asc())
-            .limit(PAGE)
-            .select(AuditRow::as_select())
-            .load(conn)?;
+        let rows = repo::audit_events::page_after(conn, after, PAGE)?;
         let Some(last) = rows.last() else {
             return Ok(Verification {
                 checked,

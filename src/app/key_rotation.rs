@@ -22,8 +22,8 @@ use crate::app::error::AppError;
 use crate::config::MasterKeySource;
 use crate::infra::crypto::keys::MasterKey;
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
-use crate::infra::db::schema::{buckets, users};
-use crate::infra::db::{DbConnection, write_tx};
+use crate::infra::db::schema::buckets;
+use crate::infra::db::{DbConnection, repo, write_tx};
 
 fn key_file(source: &MasterKeySource) -> Option<&Path> {
     match source {
@@ -183,10 +183,7 @@ pub fn rotate(
 
 fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport, AppError> {
     let mut report = RotationReport::default();
-    let seeds: Vec<(String, Option<Vec<u8>>)> = users::table
-        .select((users::id, users::totp_secret_sealed))
-        .filter(users::totp_secret_sealed.is_not_null())
-        .load(conn)?;
+    let seeds = repo::users::sealed_totp_seeds(conn)?;
     for (id, sealed) in seeds {
         let Some(sealed) = sealed else { continue };
         if !secrets::needs_reseal(ring, &sealed) {
@@ -199,9 +196,7 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         };
         let fresh = secrets::reseal(ring, &ctx, &sealed)
             .map_err(|e| AppError::internal(format!("user {id}: {e}")))?;
-        diesel::update(users::table.find(&id))
-            .set(users::totp_secret_sealed.eq(Some(fresh)))
-            .execute(conn)?;
+        repo::users::set_sealed_totp_seed(conn, &id, fresh)?;
         report.totp_seeds += 1;
     }
     let bucket_secrets: Vec<(String, Option<Vec<u8>>)> = buckets::table

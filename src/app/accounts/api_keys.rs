@@ -6,7 +6,6 @@
 //! audited in the transaction that makes it, with the key's id and prefix, never the key.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
 
 use crate::app::audit::refusals::{Refusals, Verdict};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
@@ -15,8 +14,8 @@ use crate::domain::FieldError;
 use crate::domain::api_key::{ApiKeySecret, Scope, Scopes, hashes_match};
 use crate::domain::ids::{ApiKeyId, UserId};
 use crate::domain::role::Role;
-use crate::infra::db::schema::{api_keys, users};
-use crate::infra::db::{DbConnection, write_tx};
+pub use crate::infra::db::repo::api_keys::ApiKeyRow;
+use crate::infra::db::{DbConnection, DbError, repo, write_tx};
 
 /// `last_used_at` is written at most this often per key, so a busy script does not turn
 /// every request into a write.
@@ -100,31 +99,6 @@ pub struct KeyRequest {
     pub expires_in: Option<ExpiryDays>,
 }
 
-#[derive(Clone, Queryable, Selectable)]
-#[diesel(table_name = api_keys)]
-pub struct ApiKeyRow {
-    pub id: String,
-    pub user_id: String,
-    pub name: String,
-    pub prefix: String,
-    pub key_hash: String,
-    pub scopes: String,
-    pub expires_at: Option<NaiveDateTime>,
-    pub last_used_at: Option<NaiveDateTime>,
-    pub revoked_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
-}
-
-// Hand-written so the hash never reaches a log line.
-impl std::fmt::Debug for ApiKeyRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyRow")
-            .field("id", &self.id)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
@@ -191,19 +165,6 @@ impl ChangedBy {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = api_keys)]
-struct NewKeyRow<'a> {
-    id: &'a str,
-    user_id: &'a str,
-    name: &'a str,
-    prefix: &'a str,
-    key_hash: &'a str,
-    scopes: &'a str,
-    expires_at: Option<NaiveDateTime>,
-    created_at: NaiveDateTime,
-}
-
 /// Inserts a key with a fresh secret. A taken prefix (vanishingly rare) is retried inside a
 /// savepoint, so the surrounding transaction stays usable on PostgreSQL.
 fn insert_key(
@@ -218,35 +179,27 @@ fn insert_key(
     for _ in 0..PREFIX_ATTEMPTS {
         let secret = ApiKeySecret::generate().map_err(AppError::internal)?;
         let id = ApiKeyId::new();
-        let inserted = conn.transaction(|conn| {
-            diesel::insert_into(api_keys::table)
-                .values(NewKeyRow {
-                    id: id.as_str(),
-                    user_id: owner.as_str(),
-                    name,
-                    prefix: secret.prefix(),
-                    key_hash: &secret.sha256_hex(),
-                    scopes: &stored_scopes,
-                    expires_at,
-                    created_at: now,
-                })
-                .execute(conn)
-        });
-        match inserted {
-            Ok(_) => {
-                return Ok(IssuedKey {
-                    id,
-                    secret,
-                    name: name.to_string(),
-                    scopes,
-                    expires_at,
-                });
-            }
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => continue,
-            Err(e) => return Err(e.into()),
+        let inserted = repo::api_keys::insert(
+            conn,
+            &repo::api_keys::NewKeyRow {
+                id: id.as_str(),
+                user_id: owner.as_str(),
+                name,
+                prefix: secret.prefix(),
+                key_hash: &secret.sha256_hex(),
+                scopes: &stored_scopes,
+                expires_at,
+                created_at: now,
+            },
+        )?;
+        if inserted {
+            return Ok(IssuedKey {
+                id,
+                secret,
+                name: name.to_string(),
+                scopes,
+                expires_at,
+            });
         }
     }
     Err(AppError::internal(
@@ -300,11 +253,7 @@ pub fn create(
 
 /// The user's keys, newest first.
 pub fn list_for_user(conn: &mut DbConnection, owner: &UserId) -> Result<Vec<ApiKeyRow>, AppError> {
-    Ok(api_keys::table
-        .filter(api_keys::user_id.eq(owner.as_str()))
-        .order((api_keys::created_at.desc(), api_keys::id.desc()))
-        .select(ApiKeyRow::as_select())
-        .load(conn)?)
+    Ok(repo::api_keys::of_owner(conn, owner.as_str())?)
 }
 
 /// One of the user's keys; another user's key is `None`, exactly like a missing one.
@@ -313,12 +262,7 @@ fn find_owned(
     owner: &UserId,
     id: &ApiKeyId,
 ) -> Result<Option<ApiKeyRow>, AppError> {
-    Ok(api_keys::table
-        .filter(api_keys::id.eq(id.as_str()))
-        .filter(api_keys::user_id.eq(owner.as_str()))
-        .select(ApiKeyRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(repo::api_keys::owned(conn, owner.as_str(), id.as_str())?)
 }
 
 #[derive(Debug)]
@@ -365,15 +309,8 @@ fn mark_revoked(
     id: &ApiKeyId,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    let changed = diesel::update(
-        api_keys::table
-            .filter(api_keys::id.eq(id.as_str()))
-            .filter(api_keys::user_id.eq(owner.as_str()))
-            .filter(api_keys::revoked_at.is_null()),
-    )
-    .set(api_keys::revoked_at.eq(now))
-    .execute(conn)?;
-    if changed == 1 {
+    let changed = repo::api_keys::revoke_owned(conn, owner.as_str(), id.as_str(), now)?;
+    if changed {
         Ok(())
     } else {
         Err(AppError::NotFound)
@@ -386,14 +323,8 @@ pub fn revoke_all_of(
     conn: &mut DbConnection,
     owner: &UserId,
     now: NaiveDateTime,
-) -> Result<usize, diesel::result::Error> {
-    diesel::update(
-        api_keys::table
-            .filter(api_keys::user_id.eq(owner.as_str()))
-            .filter(api_keys::revoked_at.is_null()),
-    )
-    .set(api_keys::revoked_at.eq(now))
-    .execute(conn)
+) -> Result<usize, DbError> {
+    repo::api_keys::revoke_all_of(conn, owner.as_str(), now)
 }
 
 #[derive(Debug)]
@@ -536,21 +467,16 @@ pub fn authenticate(
     origin: &Origin,
     anonymous: &Refusals,
 ) -> Result<Option<KeyOwner>, AppError> {
-    let found: Option<(ApiKeyRow, String, String, bool, bool)> = api_keys::table
-        .inner_join(users::table)
-        .filter(api_keys::prefix.eq(presented.prefix()))
-        .select((
-            ApiKeyRow::as_select(),
-            users::email,
-            users::role,
-            users::disabled,
-            users::totp_secret_sealed.is_not_null(),
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((row, email, role, disabled, totp_enabled)) = found else {
+    let Some(found) = repo::api_keys::by_prefix_with_owner(conn, presented.prefix())? else {
         return Ok(None);
     };
+    let repo::api_keys::WithOwner {
+        key: row,
+        email,
+        role,
+        disabled,
+        totp_enabled,
+    } = found;
     let role = Role::parse(&role).map_err(|_| AppError::internal("unknown role in users table"))?;
     let refusal = if !hashes_match(&row.key_hash, &presented.sha256_hex()) {
         Some(Refusal::WrongSecret)
@@ -600,15 +526,7 @@ pub fn authenticate(
     }
     let stale_before = now - TimeDelta::seconds(LAST_USED_GRANULARITY_SECS);
     if row.last_used_at.is_none_or(|at| at < stale_before) {
-        diesel::update(
-            api_keys::table.filter(api_keys::id.eq(&row.id)).filter(
-                api_keys::last_used_at
-                    .is_null()
-                    .or(api_keys::last_used_at.lt(stale_before)),
-            ),
-        )
-        .set(api_keys::last_used_at.eq(now))
-        .execute(conn)?;
+        repo::api_keys::touch_last_used(conn, &row.id, stale_before, now)?;
     }
     Ok(Some(KeyOwner {
         user_id: UserId::from_db(row.user_id.clone()),

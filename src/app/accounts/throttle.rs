@@ -5,12 +5,10 @@
 //! an attacker could impose on a clinician.
 
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::domain::email::Email;
-use crate::infra::db::schema::login_throttles;
-use crate::infra::db::{DbConnection, DbError};
+use crate::infra::db::{DbConnection, DbError, repo};
 
 pub const FREE_ATTEMPTS: i32 = 5;
 const BASE_DELAY_SECS: i64 = 15;
@@ -42,11 +40,7 @@ pub fn blocked_until(
     key: &str,
     now: NaiveDateTime,
 ) -> Result<Option<NaiveDateTime>, DbError> {
-    let until: Option<Option<NaiveDateTime>> = login_throttles::table
-        .find(key)
-        .select(login_throttles::throttled_until)
-        .first(conn)
-        .optional()?;
+    let until = repo::login_throttles::throttled_until(conn, key)?;
     Ok(until.flatten().filter(|t| *t > now))
 }
 
@@ -56,31 +50,14 @@ pub fn record_failure(
     key: &str,
     now: NaiveDateTime,
 ) -> Result<(i32, Option<NaiveDateTime>), DbError> {
-    let current: Option<i32> = login_throttles::table
-        .find(key)
-        .select(login_throttles::failures)
-        .first(conn)
-        .optional()?;
+    let current = repo::login_throttles::failures(conn, key)?;
     let failures = current.unwrap_or(0).saturating_add(1);
     let delay = delay_after(failures);
     let until = (delay > TimeDelta::zero()).then(|| now + delay);
     if current.is_some() {
-        diesel::update(login_throttles::table.find(key))
-            .set((
-                login_throttles::failures.eq(failures),
-                login_throttles::throttled_until.eq(until),
-                login_throttles::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        repo::login_throttles::update(conn, key, failures, until, now)?;
     } else {
-        diesel::insert_into(login_throttles::table)
-            .values((
-                login_throttles::email_hash.eq(key),
-                login_throttles::failures.eq(failures),
-                login_throttles::throttled_until.eq(until),
-                login_throttles::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        repo::login_throttles::insert(conn, key, failures, until, now)?;
     }
     Ok((failures, until))
 }
@@ -97,8 +74,7 @@ pub fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
 }
 
 pub fn clear(conn: &mut DbConnection, key: &str) -> Result<(), DbError> {
-    diesel::delete(login_throttles::table.find(key)).execute(conn)?;
-    Ok(())
+    repo::login_throttles::delete(conn, key)
 }
 
 #[cfg(test)]

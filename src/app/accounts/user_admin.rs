@@ -18,7 +18,6 @@
 //! must do it.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::app::accounts::ActingAdmin;
@@ -29,8 +28,7 @@ use crate::app::error::AppError;
 use crate::domain::email::Email;
 use crate::domain::ids::UserId;
 use crate::domain::role::Role;
-use crate::infra::db::schema::users as u;
-use crate::infra::db::{Database, DbConnection, DbError, write_tx};
+use crate::infra::db::{Database, DbConnection, DbError, repo, write_tx};
 
 const LAST_ADMIN: &str = "There must always be at least one active administrator.";
 const EMAIL_TAKEN: &str = "An account with this email address already exists.";
@@ -208,22 +206,6 @@ pub async fn apply(
     Ok(Applied { action, result })
 }
 
-/// Counts the active administrators for a change that may remove one. On PostgreSQL their
-/// rows stay locked (taken in id order, so concurrent changes queue instead of deadlocking)
-/// until the transaction ends; on SQLite `write_tx` already admits a single writer.
-fn lock_active_admins(conn: &mut DbConnection) -> Result<usize, DbError> {
-    let active = u::table
-        .filter(u::role.eq(Role::Admin.as_str()))
-        .filter(u::disabled.eq(false))
-        .order(u::id.asc())
-        .select(u::id);
-    let ids: Vec<String> = match conn {
-        DbConnection::Postgresql(pg) => active.for_update().load(pg)?,
-        other => active.load(other)?,
-    };
-    Ok(ids.len())
-}
-
 /// The whole of one action, inside the caller's write transaction: look up, check the
 /// rules, change, end sessions, audit.
 fn change(
@@ -236,7 +218,9 @@ fn change(
 ) -> Result<Change, Failure> {
     // Locks first (PostgreSQL), then the read, so the read sees any change just committed.
     let active_admins = if action.may_remove_an_admin() {
-        lock_active_admins(conn)?
+        // On PostgreSQL their rows stay locked until the transaction ends; on SQLite
+        // `write_tx` already admits a single writer.
+        repo::users::lock_active_admins(conn)?
     } else {
         0
     };
@@ -260,27 +244,20 @@ fn change(
         return Err(Failure::Refused(Refusal::LastAdmin));
     }
 
-    let row = u::table.find(id.as_str());
     let mut api_keys_revoked = 0;
     let mut details = match action {
         Action::SetRole(to) => {
-            diesel::update(row)
-                .set((u::role.eq(to.as_str()), u::updated_at.eq(now)))
-                .execute(conn)?;
+            repo::users::set_role(conn, id.as_str(), to.as_str(), now)?;
             json!({ "from": from.as_str(), "to": to.as_str() })
         }
         Action::Disable => {
-            diesel::update(row)
-                .set((u::disabled.eq(true), u::updated_at.eq(now)))
-                .execute(conn)?;
+            repo::users::set_disabled(conn, id.as_str(), true, now)?;
             // Revoked, not just refused while disabled: enabling must not revive them.
             api_keys_revoked = api_keys::revoke_all_of(conn, id, now)?;
             json!({ "api_keys_revoked": api_keys_revoked })
         }
         Action::Enable => {
-            diesel::update(row)
-                .set((u::disabled.eq(false), u::updated_at.eq(now)))
-                .execute(conn)?;
+            repo::users::set_disabled(conn, id.as_str(), false, now)?;
             json!({})
         }
         Action::ResetPassword(hash) => {
@@ -291,15 +268,7 @@ fn change(
         Action::ResetTotp => {
             // The password may be as short as 8 characters, which is allowed only with
             // two-factor on: the user must choose a new one at the next sign-in.
-            diesel::update(row)
-                .set((
-                    u::totp_secret_sealed.eq(None::<Vec<u8>>),
-                    u::totp_last_step.eq(None::<i64>),
-                    u::recovery_codes.eq(None::<String>),
-                    u::must_change_password.eq(true),
-                    u::updated_at.eq(now),
-                ))
-                .execute(conn)?;
+            repo::users::reset_totp(conn, id.as_str(), now)?;
             json!({ "role": from.as_str(), "must_change_password": true })
         }
     };

@@ -3,7 +3,6 @@
 //! request) and stay listed for their owners as revoked.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::ChangedBy;
@@ -12,8 +11,8 @@ use crate::app::audit::{self, Event, Outcome};
 use crate::app::error::AppError;
 use crate::domain::FieldError;
 use crate::domain::ids::UserId;
-use crate::infra::db::schema::{api_keys, users as u};
-use crate::infra::db::{DbConnection, write_tx};
+pub use crate::infra::db::repo::api_keys::KeyHolder;
+use crate::infra::db::{DbConnection, repo, write_tx};
 
 pub const AUDIT_ACTION: &str = "incident.api_keys_revoked";
 
@@ -36,31 +35,14 @@ impl KeyScope {
     }
 }
 
-/// A user with keys not yet revoked, for the page's select.
-#[derive(Debug, Clone, Queryable)]
-pub struct KeyHolder {
-    pub user_id: String,
-    pub email: String,
-    pub keys: i64,
-}
-
-/// Users with keys not yet revoked, by email.
+/// Users with keys not yet revoked, by email (for the page's select).
 pub fn holders(conn: &mut DbConnection) -> Result<Vec<KeyHolder>, AppError> {
-    Ok(api_keys::table
-        .inner_join(u::table)
-        .filter(api_keys::revoked_at.is_null())
-        .group_by((u::id, u::email))
-        .select((u::id, u::email, diesel::dsl::count(api_keys::id)))
-        .order(u::email.asc())
-        .load(conn)?)
+    Ok(repo::api_keys::holders(conn)?)
 }
 
 /// Keys not yet revoked, of every user.
 pub fn count_unrevoked(conn: &mut DbConnection) -> Result<i64, AppError> {
-    Ok(api_keys::table
-        .filter(api_keys::revoked_at.is_null())
-        .count()
-        .get_result(conn)?)
+    Ok(repo::api_keys::count_unrevoked(conn)?)
 }
 
 /// What a bulk revocation did.
@@ -85,9 +67,7 @@ pub fn revoke_all(
             Event::new(by.actor.clone(), AUDIT_ACTION, Outcome::Success).origin(by.origin.clone());
         let (count, owner, mut details) = match scope {
             KeyScope::All => {
-                let count = diesel::update(api_keys::table.filter(api_keys::revoked_at.is_null()))
-                    .set(api_keys::revoked_at.eq(now))
-                    .execute(conn)?;
+                let count = repo::api_keys::revoke_all(conn, now)?;
                 (count, None, json!({ "scope": "all" }))
             }
             KeyScope::Owner(id) => {

@@ -4,14 +4,12 @@
 //! be kept, so the administrator who pressed the button can carry on.
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::ChangedBy;
 use crate::app::audit::{self, Event, Outcome};
 use crate::app::error::AppError;
-use crate::infra::db::schema::sessions;
-use crate::infra::db::{DbConnection, write_tx};
+use crate::infra::db::{DbConnection, repo, write_tx};
 
 pub const AUDIT_ACTION: &str = "incident.sessions_revoked";
 
@@ -26,11 +24,7 @@ pub fn count_live(
     keep: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<i64, AppError> {
-    Ok(sessions::table
-        .filter(sessions::id_hash.ne(kept(keep)))
-        .filter(sessions::expires_at.gt(now))
-        .count()
-        .get_result(conn)?)
+    Ok(repo::sessions::count_live_except(conn, kept(keep), now)?)
 }
 
 /// Ends every session but `keep` (the stored hash of the caller's own) and records
@@ -43,9 +37,7 @@ pub fn end_all(
     now: NaiveDateTime,
 ) -> Result<usize, AppError> {
     write_tx(conn, |conn| {
-        let others = sessions::table.filter(sessions::id_hash.ne(kept(keep)));
-        diesel::delete(others.filter(sessions::expires_at.le(now))).execute(conn)?;
-        let ended = diesel::delete(others).execute(conn)?;
+        let ended = repo::sessions::delete_all_except(conn, kept(keep), now)?;
         let event = Event::new(by.actor.clone(), AUDIT_ACTION, Outcome::Success)
             .origin(by.origin.clone())
             .details(json!({

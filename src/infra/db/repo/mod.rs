@@ -1,9 +1,12 @@
 //! Queries, one module per table or aggregate. Every SQL statement is meant to live here;
 //! `tests/layering.rs` lists the modules that still run their own.
 
+pub mod api_keys;
+pub mod audit_events;
 pub mod audit_reads;
 pub mod bucket_grants;
 pub mod buckets;
+pub mod login_throttles;
 pub mod sessions;
 pub mod upload_parts;
 pub mod upload_tails;

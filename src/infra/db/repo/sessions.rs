@@ -6,6 +6,45 @@ use diesel::prelude::*;
 use crate::infra::db::schema::sessions;
 use crate::infra::db::{DbConnection, DbError};
 
+/// Deletes every session of `user_id`, but `keep_hash` if given; returns how many went.
+pub fn delete_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep_hash: Option<&str>,
+) -> Result<usize, DbError> {
+    let mine = sessions::table.filter(sessions::user_id.eq(user_id));
+    let n = match keep_hash {
+        Some(keep) => diesel::delete(mine.filter(sessions::id_hash.ne(keep))).execute(conn)?,
+        None => diesel::delete(mine).execute(conn)?,
+    };
+    Ok(n)
+}
+
+/// Sessions alive at `now` whose id hash is not `keep_hash`.
+pub fn count_live_except(
+    conn: &mut DbConnection,
+    keep_hash: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    Ok(sessions::table
+        .filter(sessions::id_hash.ne(keep_hash))
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Deletes every session whose id hash is not `keep_hash`: first those already expired at
+/// `now`, then the rest. Returns how many of the rest (the live ones) went.
+pub fn delete_all_except(
+    conn: &mut DbConnection,
+    keep_hash: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let others = sessions::table.filter(sessions::id_hash.ne(keep_hash));
+    diesel::delete(others.filter(sessions::expires_at.le(now))).execute(conn)?;
+    Ok(diesel::delete(others).execute(conn)?)
+}
+
 /// Sessions of `user_id` that have not expired at `now`.
 pub fn active_count(
     conn: &mut DbConnection,
