@@ -16,13 +16,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use diesel::prelude::*;
-
 use crate::app::error::AppError;
 use crate::config::MasterKeySource;
 use crate::infra::crypto::keys::MasterKey;
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
-use crate::infra::db::schema::buckets;
 use crate::infra::db::{DbConnection, repo, write_tx};
 
 fn key_file(source: &MasterKeySource) -> Option<&Path> {
@@ -199,12 +196,7 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         repo::users::set_sealed_totp_seed(conn, &id, fresh)?;
         report.totp_seeds += 1;
     }
-    let bucket_secrets: Vec<(String, Option<Vec<u8>>)> = buckets::table
-        .select((buckets::id, buckets::secret_key_sealed))
-        .filter(buckets::secret_key_sealed.is_not_null())
-        .load(conn)?;
-    for (id, sealed) in bucket_secrets {
-        let Some(sealed) = sealed else { continue };
+    for (id, sealed) in repo::buckets::sealed_secrets(conn)? {
         if !secrets::needs_reseal(ring, &sealed) {
             continue;
         }
@@ -215,9 +207,7 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         };
         let fresh = secrets::reseal(ring, &ctx, &sealed)
             .map_err(|e| AppError::internal(format!("bucket {id}: {e}")))?;
-        diesel::update(buckets::table.find(&id))
-            .set(buckets::secret_key_sealed.eq(Some(fresh)))
-            .execute(conn)?;
+        repo::buckets::set_sealed_secret(conn, &id, fresh)?;
         report.bucket_secrets += 1;
     }
     Ok(report)

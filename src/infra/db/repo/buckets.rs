@@ -310,3 +310,27 @@ pub fn update_system(
         .execute(conn)?;
     Ok(())
 }
+
+/// Every bucket's sealed secret key, for re-sealing under a new master key.
+pub fn sealed_secrets(conn: &mut DbConnection) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    let rows: Vec<(String, Option<Vec<u8>>)> = b::table
+        .select((b::id, b::secret_key_sealed))
+        .filter(b::secret_key_sealed.is_not_null())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
+        .collect())
+}
+
+/// Replaces a bucket's sealed secret key (re-sealed, same plaintext).
+pub fn set_sealed_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    sealed: Vec<u8>,
+) -> Result<(), DbError> {
+    diesel::update(b::table.find(id))
+        .set(b::secret_key_sealed.eq(Some(sealed)))
+        .execute(conn)?;
+    Ok(())
+}
