@@ -9,24 +9,7 @@ use crate::infra::db::{DbConnection, DbError, MultiBackend};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-/// One stored event, every column.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = audit_events)]
-pub struct Row {
-    pub id: i64,
-    pub occurred_at: NaiveDateTime,
-    pub actor_user_id: Option<String>,
-    pub actor_label: String,
-    pub action: String,
-    pub outcome: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
+pub use super::audit_events::AuditRow as Row;
 
 /// Which events to read; `None` means any.
 #[derive(Debug, Clone, Default)]

@@ -215,25 +215,6 @@ fn escape_like(raw: &str) -> String {
     out
 }
 
-/// An event as the audit pages and the export show it.
-fn shown(row: audit_reads::Row) -> AuditRow {
-    AuditRow {
-        id: row.id,
-        occurred_at: row.occurred_at,
-        actor_user_id: row.actor_user_id,
-        actor_label: row.actor_label,
-        action: row.action,
-        outcome: row.outcome,
-        target_type: row.target_type,
-        target_id: row.target_id,
-        ip: row.ip,
-        request_id: row.request_id,
-        details: row.details,
-        prev_hash: row.prev_hash,
-        hash: row.hash,
-    }
-}
-
 /// One page of matching events, newest first, and how many match in all.
 pub fn page(
     conn: &mut DbConnection,
@@ -244,7 +225,7 @@ pub fn page(
     let total = audit_reads::count(conn, &filter)?;
     let offset = i64::from(page.saturating_sub(1)) * PAGE_SIZE;
     let rows = audit_reads::newest_first(conn, &filter, PAGE_SIZE, offset)?;
-    Ok((rows.into_iter().map(shown).collect(), total))
+    Ok((rows, total))
 }
 
 /// The newest event id and how many events up to it match: an export covers exactly
@@ -263,8 +244,13 @@ pub fn batch(
     upper: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, AppError> {
-    let rows = audit_reads::batch(conn, &filter.to_repo(), after, upper, limit)?;
-    Ok(rows.into_iter().map(shown).collect())
+    Ok(audit_reads::batch(
+        conn,
+        &filter.to_repo(),
+        after,
+        upper,
+        limit,
+    )?)
 }
 
 /// The distinct actions in the log, for the filter's select.
