@@ -73,11 +73,6 @@ const KNOWN: &[(Rule, &str, &str)] = &[
         "web/routes/files.rs",
         "the download's audited read moves into app::uploads",
     ),
-    (
-        Rule::Sql,
-        "app/error.rs",
-        "write_tx needs the caller's error to absorb Diesel's own transaction errors",
-    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

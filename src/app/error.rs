@@ -40,12 +40,6 @@ pub enum AppError {
     Storage(#[from] StorageError),
 }
 
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::from(e))
-    }
-}
-
 impl AppError {
     /// A refusal with `status` and a message for the user.
     pub fn refused(status: u16, message: impl Into<String>) -> Self {
@@ -73,12 +67,6 @@ impl<R> From<AppError> for Refusable<R> {
 
 impl<R> From<DbError> for Refusable<R> {
     fn from(e: DbError) -> Self {
-        Self::Error(e.into())
-    }
-}
-
-impl<R> From<diesel::result::Error> for Refusable<R> {
-    fn from(e: diesel::result::Error) -> Self {
         Self::Error(e.into())
     }
 }

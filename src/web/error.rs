@@ -102,7 +102,7 @@ mod tests {
                     .err()
             })
             .unwrap();
-        let err = AppError::from(err);
+        let err = AppError::from(crate::infra::db::DbError::from(err));
         assert_eq!(err.status_code().as_u16(), 507, "{err}");
     }
 }

@@ -378,36 +378,50 @@ impl SqliteFile {
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
+    E: From<DbError>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let db = |e: diesel::result::Error| E::from(DbError::from(e));
     let DbConnection::Sqlite(sqlite) = conn else {
-        return conn.transaction(f);
+        return conn
+            .transaction::<T, TxError<E>, _>(|c| f(c).map_err(TxError::Caller))
+            .map_err(|e| match e {
+                TxError::Db(e) => db(e),
+                TxError::Caller(e) => e,
+            });
     };
-    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE").map_err(db)?;
     let out = f(conn);
     let DbConnection::Sqlite(sqlite) = conn else {
-        unreachable_backend()?
+        return Err(db(diesel::result::Error::BrokenTransactionManager));
     };
     match out {
         Ok(value) => match AnsiTransactionManager::commit_transaction(sqlite) {
             Ok(()) => Ok(value),
             Err(e) => {
                 let _ = AnsiTransactionManager::rollback_transaction(sqlite);
-                Err(e.into())
+                Err(db(e))
             }
         },
         Err(e) => {
-            AnsiTransactionManager::rollback_transaction(sqlite)?;
+            AnsiTransactionManager::rollback_transaction(sqlite).map_err(db)?;
             Err(e)
         }
     }
 }
 
-/// The connection cannot change backend inside `write_tx`; this keeps that case an error
-/// rather than a panic.
-fn unreachable_backend<T>() -> Result<T, diesel::result::Error> {
-    Err(diesel::result::Error::BrokenTransactionManager)
+/// A failure inside `write_tx` on PostgreSQL: Diesel's own (begin, commit) or the caller's.
+/// Diesel's transaction needs an error it can convert its own into; callers only need one
+/// that takes a `DbError`.
+enum TxError<E> {
+    Db(diesel::result::Error),
+    Caller(E),
+}
+
+impl<E> From<diesel::result::Error> for TxError<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
 }
 
 #[cfg(test)]
