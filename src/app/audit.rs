@@ -14,7 +14,7 @@ pub mod refusals;
 
 pub use crate::infra::db::repo::audit_events::AuditRow;
 use crate::infra::db::repo::audit_events::NewRow;
-use crate::infra::db::{DbConnection, DbError, repo};
+use crate::infra::db::{Database, DbConnection, DbError, repo, write_tx};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -254,6 +254,33 @@ impl std::fmt::Display for Verification {
 }
 
 /// Walks the whole chain in id order, in pages, and stops at the first broken link.
+/// Records one event on its own (`record` opens its own transaction when none is open).
+pub async fn record_alone(db: &Database, event: Event) -> Result<(), DbError> {
+    db.run(move |conn| record(conn, &event).map(drop)).await
+}
+
+/// Starts an export: the newest event now (the export's upper bound), how many events up to
+/// it match `filter`, and `event` recorded with that count (`rows`) in its details, all in
+/// one transaction. The export's own event therefore comes after what it exports.
+pub async fn start_export(
+    db: &Database,
+    filter: crate::infra::db::repo::audit_reads::Filter,
+    event: Event,
+) -> Result<i64, DbError> {
+    use crate::infra::db::repo::audit_reads;
+    db.run(move |conn| {
+        write_tx(conn, |conn| {
+            let upper = audit_reads::max_id(conn)?.unwrap_or(0);
+            let rows = audit_reads::count_up_to(conn, &filter, upper)?;
+            let mut details = event.details.clone();
+            details["rows"] = serde_json::json!(rows);
+            record(conn, &event.clone().details(details))?;
+            Ok::<_, DbError>(upper)
+        })
+    })
+    .await
+}
+
 pub fn verify(conn: &mut DbConnection) -> Result<Verification, DbError> {
     const PAGE: i64 = 1000;
     let mut expected_prev = GENESIS_HASH.to_string();

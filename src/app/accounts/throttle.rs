@@ -7,8 +7,9 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use sha2::{Digest, Sha256};
 
+use crate::app::audit::{self, Event};
 use crate::domain::email::Email;
-use crate::infra::db::{DbConnection, DbError, repo};
+use crate::infra::db::{Database, DbConnection, DbError, repo, write_tx};
 
 pub const FREE_ATTEMPTS: i32 = 5;
 const BASE_DELAY_SECS: i64 = 15;
@@ -75,6 +76,47 @@ pub fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
 
 pub fn clear(conn: &mut DbConnection, key: &str) -> Result<(), DbError> {
     repo::login_throttles::delete(conn, key)
+}
+
+/// A wrong password or code: counted against `key` and audited as `failure`, together;
+/// when this failure starts the throttle, `throttled` is recorded too, with the failure
+/// count added to its details. Returns when the next attempt is allowed, if throttled.
+pub async fn record_audited_failure(
+    db: &Database,
+    key: String,
+    now: NaiveDateTime,
+    failure: Event,
+    throttled: Event,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    db.run(move |conn| {
+        write_tx(conn, |conn| {
+            let (failures, until) = record_failure(conn, &key, now)?;
+            audit::record(conn, &failure)?;
+            if failures == FREE_ATTEMPTS {
+                let mut details = throttled.details.clone();
+                details["failures"] = serde_json::json!(failures);
+                audit::record(conn, &throttled.details(details))?;
+            }
+            Ok::<_, DbError>(until)
+        })
+    })
+    .await
+}
+
+/// A step that passed: `key`'s failures are forgotten and `event` recorded, together.
+pub async fn record_audited_success(
+    db: &Database,
+    key: String,
+    event: Event,
+) -> Result<(), DbError> {
+    db.run(move |conn| {
+        write_tx(conn, |conn| {
+            clear(conn, &key)?;
+            audit::record(conn, &event)?;
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::domain::clock::Clock;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
 use crate::infra::crypto::secrets::Keyring;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::device::DeviceCookies;
 use crate::web::extractors::{CurrentUser, request_origin};
 use crate::web::respond::{render, see_other};
@@ -221,14 +221,7 @@ pub async fn login(
         )
         .origin(origin.clone())
         .target("user", user_id.as_str());
-        db.run(move |conn| {
-            write_tx(conn, |conn| {
-                throttle::clear(conn, &throttle_key)?;
-                audit::record(conn, &event)?;
-                Ok::<_, AppError>(())
-            })
-        })
-        .await?;
+        throttle::record_audited_success(&db, throttle_key, event).await?;
     }
     if totp_required {
         session::begin_second_factor(&session, &user_id, clock.unix())?;
@@ -252,24 +245,13 @@ async fn record_failure(
     attempted: &str,
     reason: &'static str,
 ) -> Result<Option<chrono::NaiveDateTime>, AppError> {
-    let attempted = attempted.to_string();
-    db.run(move |conn| {
-        write_tx(conn, |conn| {
-            let (failures, until) = throttle::record_failure(conn, &key, now)?;
-            let event = Event::new(actor.clone(), "login", Outcome::Failure)
-                .origin(origin.clone())
-                .details(serde_json::json!({ "email": attempted, "reason": reason }));
-            audit::record(conn, &event)?;
-            if failures == throttle::FREE_ATTEMPTS {
-                let event = Event::new(actor, "login.throttled", Outcome::Denied)
-                    .origin(origin)
-                    .details(serde_json::json!({ "email": attempted, "failures": failures }));
-                audit::record(conn, &event)?;
-            }
-            Ok::<_, AppError>(until)
-        })
-    })
-    .await
+    let failure = Event::new(actor.clone(), "login", Outcome::Failure)
+        .origin(origin.clone())
+        .details(serde_json::json!({ "email": attempted, "reason": reason }));
+    let throttled = Event::new(actor, "login.throttled", Outcome::Denied)
+        .origin(origin)
+        .details(serde_json::json!({ "email": attempted }));
+    Ok(throttle::record_audited_failure(db, key, now, failure, throttled).await?)
 }
 
 fn login_failed(

@@ -18,7 +18,6 @@ use crate::app::uploads::filename::{SafeFilename, content_disposition};
 use crate::app::uploads::model::{self, Upload};
 use crate::app::uploads::{UploadContext, UploadStatus};
 use crate::domain::ids::UploadId;
-use crate::infra::db::write_tx;
 use crate::infra::storage::blob::{ByteRange, RangeError};
 use crate::web::error_pages::keep_body;
 use crate::web::extractors::CurrentUser;
@@ -122,10 +121,7 @@ pub async fn download(
             "size": size,
             "range": range.map(|_| format!("{start}-{end}")),
         }));
-    ctx.db
-        .run(move |conn| write_tx(conn, |conn| audit::record(conn, &event).map(|_| ())))
-        .await
-        .map_err(AppError::from)?;
+    audit::record_alone(&ctx.db, event).await?;
 
     let upload_id = upload.id.clone();
     let body = stream.inspect_err(move |e| {

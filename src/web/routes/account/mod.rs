@@ -25,7 +25,7 @@ use crate::app::audit::{self, Event, Outcome};
 use crate::app::error::AppError;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::CurrentUser;
 use crate::web::respond::{render, see_other};
 use crate::web::timestamp::Timestamp;
@@ -181,20 +181,7 @@ async fn record_wrong_secret(
     let throttled = Event::new(user.actor(), "login.throttled", Outcome::Denied)
         .origin(user.origin())
         .target("user", user.id.as_str());
-    db.run(move |conn| {
-        write_tx(conn, |conn| {
-            let (failures, until) = throttle::record_failure(conn, &key, now)?;
-            audit::record(conn, &event)?;
-            if failures == throttle::FREE_ATTEMPTS {
-                audit::record(
-                    conn,
-                    &throttled.details(serde_json::json!({ "failures": failures })),
-                )?;
-            }
-            Ok::<_, AppError>(until)
-        })
-    })
-    .await
+    Ok(throttle::record_audited_failure(db, key, now, event, throttled).await?)
 }
 
 /// Audits a refusal that changes nothing else.

@@ -11,13 +11,13 @@ use super::{
     Refused, load_for_check, record_event, record_wrong_secret, render, see_other, user_email,
     verify_password,
 };
-use crate::app::accounts::{passwords, throttle, users};
-use crate::app::audit::{self, Event, Outcome};
+use crate::app::accounts::{password_change, passwords, throttle};
+use crate::app::audit::{Event, Outcome};
 use crate::app::error::AppError;
 use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::domain::password::{Password, PasswordPolicy};
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::CurrentUser;
 use crate::web::session;
 use crate::web::session_cookie::SessionCookie;
@@ -161,8 +161,7 @@ async fn check_password_change(
     })
 }
 
-/// Stores the hash, ends every other session of the user, clears the throttle and audits
-/// the change, in one transaction.
+/// Stores the new password (`app::accounts::password_change`).
 async fn store_new_password(
     db: &Database,
     user: &CurrentUser,
@@ -170,26 +169,18 @@ async fn store_new_password(
     keep_session: Option<String>,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    let id = user.id.clone();
-    let key = throttle::key_for_input(&user.email);
     let event = Event::new(user.actor(), "password.change", Outcome::Success)
         .origin(user.origin())
-        .target("user", user.id.as_str());
-    let was_required = user.must_change_password;
-    db.run(move |conn| {
-        write_tx(conn, |conn| {
-            users::set_password(conn, &id, &hash, false, now)?;
-            let ended = users::end_sessions(conn, &id, keep_session.as_deref())?;
-            throttle::clear(conn, &key)?;
-            audit::record(
-                conn,
-                &event.details(serde_json::json!({
-                    "other_sessions_ended": ended,
-                    "was_required": was_required,
-                })),
-            )?;
-            Ok::<_, AppError>(())
-        })
-    })
+        .target("user", user.id.as_str())
+        .details(serde_json::json!({ "was_required": user.must_change_password }));
+    password_change::apply(
+        db,
+        user.id.clone(),
+        &user.email,
+        hash,
+        keep_session,
+        now,
+        event,
+    )
     .await
 }

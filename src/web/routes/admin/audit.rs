@@ -15,7 +15,7 @@ use crate::app::audit::{self, AuditRow, Event, Outcome, Verification};
 use crate::app::error::AppError;
 use crate::domain::FieldError;
 use crate::domain::clock::Clock;
-use crate::infra::db::{Database, write_tx};
+use crate::infra::db::Database;
 use crate::web::extractors::Auditor;
 use crate::web::respond::render;
 use crate::web::timestamp::Timestamp;
@@ -260,22 +260,12 @@ pub async fn export_csv(
     })?;
     let user = auditor.0;
     let event = Event::new(user.actor(), "audit.export", Outcome::Success).origin(user.origin());
-    let wanted = filter.clone();
     // The export covers the events up to the newest one now; its own event comes after.
-    let upper = db
-        .run(move |conn| {
-            write_tx(conn, |conn| {
-                let (upper, rows) = filter::snapshot(conn, &wanted)?;
-                let details = serde_json::json!({
-                    "format": "csv",
-                    "filters": wanted.as_json(),
-                    "rows": rows,
-                });
-                audit::record(conn, &event.details(details))?;
-                Ok::<_, AppError>(upper)
-            })
-        })
-        .await?;
+    let event = event.details(serde_json::json!({
+        "format": "csv",
+        "filters": filter.as_json(),
+    }));
+    let upper = audit::start_export(&db, filter.to_repo(), event).await?;
     let stamp = clock.now().format("%Y%m%d-%H%M%S");
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

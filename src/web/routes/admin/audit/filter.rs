@@ -185,7 +185,7 @@ impl AuditFilter {
     }
 
     /// The filters as the audit log is read with.
-    fn to_repo(&self) -> Filter {
+    pub fn to_repo(&self) -> Filter {
         Filter {
             actor_like: self
                 .user
@@ -226,14 +226,6 @@ pub fn page(
     let offset = i64::from(page.saturating_sub(1)) * PAGE_SIZE;
     let rows = audit_reads::newest_first(conn, &filter, PAGE_SIZE, offset)?;
     Ok((rows, total))
-}
-
-/// The newest event id and how many events up to it match: an export covers exactly
-/// these, however many are appended while it streams.
-pub fn snapshot(conn: &mut DbConnection, filter: &AuditFilter) -> Result<(i64, i64), AppError> {
-    let upper = audit_reads::max_id(conn)?.unwrap_or(0);
-    let count = audit_reads::count_up_to(conn, &filter.to_repo(), upper)?;
-    Ok((upper, count))
 }
 
 /// Matching events with `after < id <= upper`, oldest first, at most `limit`.
