@@ -4,6 +4,7 @@
 pub mod api_principal;
 pub mod assets;
 pub mod body_timeout;
+pub mod bucket_form;
 pub mod client;
 pub mod csrf;
 pub mod device;

@@ -12,7 +12,6 @@
 //! - `extensions`, `size`: the global file-type allowlist and byte sizes for people.
 
 pub mod extensions;
-pub mod form;
 pub mod grants;
 pub mod model;
 pub mod opener;
@@ -21,6 +20,7 @@ mod rules;
 pub mod security;
 pub mod service;
 pub mod size;
+pub mod spec;
 pub mod system;
 
 pub use crate::domain::bucket::Encryption;

@@ -7,12 +7,12 @@ use chrono::NaiveDateTime;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::form::BucketSpec;
 use super::model::Bucket;
 use super::opener::{StepResult, StepState};
 use super::queries::{self, UploadCounts};
 pub use super::rules::Refusal;
 use super::rules::{By, Failure, lock, run};
+use super::spec::BucketSpec;
 use crate::app::accounts::ActingAdmin;
 use crate::app::audit::{self, Outcome};
 use crate::app::error::AppError;

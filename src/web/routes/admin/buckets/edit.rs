@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 
 use super::views::{BucketFormPage, FormValues};
 use super::{FormResult, NAV, bucket_path, fields, parse_id, render, see_other};
-use crate::app::buckets::form::{self, BucketInput, FormErrors, Mode};
 use crate::app::buckets::service::{self, Refusal, Updated};
+use crate::app::buckets::spec::BucketSpec;
 use crate::app::buckets::{Bucket, queries};
 use crate::app::error::AppError;
 use crate::config::Settings;
@@ -17,6 +17,7 @@ use crate::domain::clock::Clock;
 use crate::domain::ids::BucketId;
 use crate::infra::crypto::secrets::Keyring;
 use crate::infra::db::Database;
+use crate::web::bucket_form::{self as form, BucketInput, FormErrors, Mode};
 use crate::web::extractors::Admin;
 use crate::web::session;
 use crate::web::views::Layout;
@@ -76,7 +77,7 @@ async fn check(
     input: &BucketInput,
     mode: Mode,
     settings: &Settings,
-) -> Result<form::BucketSpec, Box<FormErrors>> {
+) -> Result<BucketSpec, Box<FormErrors>> {
     let spec = form::validate(input, mode, policy(settings))?;
     form::check_endpoint(&spec, policy(settings)).await?;
     Ok(spec)

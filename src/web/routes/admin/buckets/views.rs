@@ -4,12 +4,12 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::app::buckets::form::{BucketInput, FormErrors};
 use crate::app::buckets::opener::{Health, StepResult};
 use crate::app::buckets::queries::{Candidate, GrantView, UploadCounts};
 use crate::app::buckets::security::SecurityItem;
 use crate::app::buckets::{ALLOWED_EXTENSIONS, Backend, Bucket};
 use crate::domain::bucket::AWS_REGIONS;
+use crate::web::bucket_form::{BucketInput, FormErrors};
 use crate::web::views::Layout;
 
 /// One line of the list.

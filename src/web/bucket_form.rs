@@ -4,8 +4,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::extensions::Extensions;
-use super::size::parse_size_limit;
+use crate::app::buckets::extensions::Extensions;
+use crate::app::buckets::size::parse_size_limit;
+use crate::app::buckets::spec::BucketSpec;
 use crate::domain::FieldError;
 use crate::domain::bucket::{BucketName, Endpoint, EndpointPolicy, Region};
 use crate::domain::bucket::{Encryption, parse_display_name, parse_notes};
@@ -69,22 +70,6 @@ impl BucketInput {
     pub fn secret_given(&self) -> bool {
         !self.secret_key.expose_secret().is_empty()
     }
-}
-
-/// A bucket as the admin described it, every value checked.
-pub struct BucketSpec {
-    pub display_name: String,
-    pub bucket_name: BucketName,
-    pub region: Region,
-    pub endpoint: Option<Endpoint>,
-    pub path_style: bool,
-    pub access_key_id: String,
-    /// `None` on edit when the field was left blank: the stored secret is kept.
-    pub secret_key: Option<SecretString>,
-    pub encryption: Encryption,
-    pub size_limit: Option<u64>,
-    pub extensions: Extensions,
-    pub notes: String,
 }
 
 /// One message per field, shown under it.
