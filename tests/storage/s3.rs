@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::web::Bytes;
 use futures_util::{Stream, TryStreamExt, stream};
+use medport::domain::bucket::Encryption;
 use medport::infra::storage::blob::{
     BlobStore, ByteRange, MultipartId, ObjectKey, PartInfo, PartNumber,
 };
-use medport::infra::storage::s3::{S3Config, S3Store, S3Timeouts, Sse};
+use medport::infra::storage::s3::{S3Config, S3Store, S3Timeouts};
 use secrecy::SecretString;
 
 const MIB: usize = 1024 * 1024;
@@ -198,7 +199,7 @@ async fn sweep() {
     }
 }
 
-fn config(bucket: &str, sse: Sse) -> S3Config {
+fn config(bucket: &str, sse: Encryption) -> S3Config {
     let env = env();
     S3Config {
         endpoint: Some(url::Url::parse(&env.endpoint).unwrap()),
@@ -214,14 +215,14 @@ fn config(bucket: &str, sse: Sse) -> S3Config {
 }
 
 /// An S3 store on the shared test bucket.
-async fn store_with(sse: Sse) -> S3Store {
+async fn store_with(sse: Encryption) -> S3Store {
     S3Store::new(config(&shared_bucket().await, sse)).unwrap()
 }
 
 /// The conformance suite's store: SSE-S3 (what a PHI bucket should use), so
 /// every completion also goes through the encryption check.
 async fn conformance_store() -> BlobStore {
-    BlobStore::S3(store_with(Sse::S3).await)
+    BlobStore::S3(store_with(Encryption::SseS3).await)
 }
 
 /// Runs each conformance function on a store on the test S3 server.

@@ -23,7 +23,7 @@ use crate::infra::crypto::secrets::{self, Keyring, SealContext, SealError};
 use crate::infra::db::Database;
 use crate::infra::storage::blob::{BlobStore, ObjectKey, PartNumber, StorageError};
 use crate::infra::storage::local::LocalStore;
-use crate::infra::storage::s3::{S3Config, S3Store, S3Timeouts, Sse};
+use crate::infra::storage::s3::{S3Config, S3Store, S3Timeouts};
 
 /// The prefix of "test connection" objects; nothing else is ever written under it.
 pub const PROBE_PREFIX: &str = ".medport-probe/";
@@ -105,7 +105,7 @@ impl Opener {
             path_style: bucket.path_style,
             access_key_id,
             secret_access_key: secret,
-            sse: Sse::from(&bucket.encryption),
+            sse: bucket.encryption.clone(),
             timeouts,
             // Endpoints typed into the bucket form are re-checked at every connection; the
             // system bucket's come from the operator's configuration.

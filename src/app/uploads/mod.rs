@@ -11,6 +11,7 @@ pub mod context;
 pub mod filename;
 pub mod hasher;
 pub mod layout;
+pub mod lease;
 pub mod model;
 pub mod pipeline;
 pub mod recovery;

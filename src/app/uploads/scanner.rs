@@ -26,13 +26,13 @@
 use std::time::Duration;
 
 mod inspect;
-mod lease;
 mod quarantine;
 mod reason;
 mod record;
 pub mod rescan;
 
 use super::UploadContext;
+use super::lease::{Claim, Lease};
 use super::model::Upload;
 use crate::app::buckets::queries as bucket_queries;
 use crate::app::error::AppError;
@@ -40,7 +40,6 @@ use crate::domain::ids::UploadId;
 use crate::infra::storage::blob::BlobStore;
 use crate::infra::storage::blob::ObjectKey;
 use inspect::Finding;
-use lease::{Claim, Lease};
 use quarantine::Disposal;
 pub use reason::Reason;
 use record::Final;
@@ -79,7 +78,7 @@ async fn claim(ctx: &UploadContext, id: &UploadId) -> Result<Option<(Lease, Uplo
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
-        match Lease::claim(ctx, id).await? {
+        match Lease::claim_for_scan(ctx, id).await? {
             Claim::Taken(lease, upload) => return Ok(Some((lease, *upload))),
             Claim::NotWaiting => {
                 tracing::debug!(upload = %id, "not waiting for a scan: nothing to do");

@@ -25,10 +25,10 @@
 //! bare `UNSIGNED-PAYLOAD` (74 against 96 MiB/s), so to a literal loopback address, where
 //! the bytes never leave the machine, parts go unsigned (`signs_part_bodies`).
 //!
-//! Encryption. `Sse` is requested at `CreateMultipartUpload` and checked with `HeadObject`
-//! after `CompleteMultipartUpload`. If the object is not encrypted as asked, it is deleted
-//! and completion fails with `Config`: an object stored against the bucket's policy is never
-//! reported as complete.
+//! Encryption. The bucket's `Encryption` is requested at `CreateMultipartUpload` (`sse`) and
+//! checked with `HeadObject` after `CompleteMultipartUpload`. If the object is not encrypted
+//! as asked, it is deleted and completion fails with `Config`: an object stored against the
+//! bucket's policy is never reported as complete.
 
 mod body;
 mod config;
@@ -37,16 +37,18 @@ mod multipart;
 mod recent;
 mod resolver;
 mod security;
+mod sse;
 
 use std::fmt;
 
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::stream;
 
-pub use self::config::{S3Config, S3Timeouts, Sse};
+pub use self::config::{S3Config, S3Timeouts};
 use self::error::{Failure, storage_error};
 use self::recent::RecentParts;
 pub use self::security::{Check, CheckState, SecurityCheck};
+use crate::domain::bucket::Encryption;
 use crate::infra::storage::blob::{
     ByteRange, MultipartId, ObjectInfo, ObjectKey, ObjectStream, Result, StorageError,
 };
@@ -55,7 +57,7 @@ use crate::infra::storage::blob::{
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
-    sse: Sse,
+    sse: Encryption,
     timeouts: S3Timeouts,
     /// For messages: the endpoint (or "AWS") and region, never credentials.
     location: String,
@@ -121,7 +123,7 @@ impl S3Store {
     /// SSE-KMS write (SeaweedFS accepts `CreateMultipartUpload` and fails `UploadPart`);
     /// retrying cannot help, so with SSE-KMS a 5xx on a write is a configuration error.
     fn write_error(&self, op: &str, failure: &Failure) -> StorageError {
-        if matches!(self.sse, Sse::Kms { .. }) && failure.is_server_error() {
+        if matches!(self.sse, Encryption::SseKms { .. }) && failure.is_server_error() {
             return StorageError::Config(format!(
                 "{op} with SSE-KMS failed with HTTP {}: the server has no usable KMS or does \
                  not know the key; choose SSE-S3 or configure KMS on the server",
@@ -133,7 +135,7 @@ impl S3Store {
 
     /// Whether `info` shows the encryption this store requires.
     fn check_sse(&self, info: &ObjectInfo) -> std::result::Result<(), String> {
-        let Some(wanted) = self.sse.header_value() else {
+        let Some(wanted) = sse::header(&self.sse) else {
             return Ok(());
         };
         match info.sse.as_deref() {

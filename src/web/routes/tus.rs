@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
+use crate::app::uploads::lease;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::app::uploads::pipeline::{self, RawRequest, UploadRequest};
 use crate::app::uploads::tus_headers::{
@@ -201,7 +202,7 @@ pub async fn head(
     if upload.status == UploadStatus::Active {
         // A writer still at work (typically the request a reload cut off): answer with the
         // offset it leaves, so the client resumes from there without a refused PATCH.
-        pipeline::wait_while_held(&ctx, &id, HEAD_WAITS_FOR_WRITER).await?;
+        lease::wait_while_held(&ctx, &id, HEAD_WAITS_FOR_WRITER).await?;
         upload = owned(&ctx, &who, &id).await?;
     }
     let offset = if upload.status == UploadStatus::Active {

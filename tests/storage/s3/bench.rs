@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use actix_web::web::Bytes;
 use futures_util::stream;
+use medport::domain::bucket::Encryption;
 use medport::infra::storage::blob::BlobStore;
-use medport::infra::storage::s3::Sse;
 use sha2::{Digest, Sha256};
 
 use super::{MIB, data, key, n, store_with};
@@ -23,7 +23,7 @@ const ITEM: usize = 256 * 1024;
 async fn bench_stream_through_s3_store() {
     let total = env_u64("MEDPORT_BENCH_BYTES", 256 * MIB as u64);
     let part_size = env_u64("MEDPORT_BENCH_PART_BYTES", 64 * MIB as u64);
-    let store = BlobStore::S3(store_with(Sse::S3).await);
+    let store = BlobStore::S3(store_with(Encryption::SseS3).await);
     let block = Bytes::from(data(ITEM, 99));
     let key = key("bench");
     let id = store.create_multipart(&key).await.unwrap();

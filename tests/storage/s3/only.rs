@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
+use medport::domain::bucket::Encryption;
 use medport::infra::storage::blob::{ByteRange, MultipartId, ObjectKey, StorageError};
-use medport::infra::storage::s3::{Check, CheckState, S3Store, Sse};
+use medport::infra::storage::s3::{Check, CheckState, S3Store};
 use secrecy::SecretString;
 
 use super::{
@@ -17,7 +18,7 @@ use super::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_s3_is_requested_and_verified_after_completion() {
-    let store = store_with(Sse::S3).await;
+    let store = store_with(Encryption::SseS3).await;
     let key = key("sse");
     let id = store.create_multipart(&key).await.unwrap();
     let first = data(5 * MIB, 1);
@@ -40,8 +41,8 @@ async fn an_object_without_the_required_encryption_is_never_reported_complete() 
     // header) and completed by a store that requires SSE-S3: refused, and the unencrypted
     // object is removed.
     let bucket = shared_bucket().await;
-    let plain = S3Store::new(config(&bucket, Sse::None)).unwrap();
-    let strict = S3Store::new(config(&bucket, Sse::S3)).unwrap();
+    let plain = S3Store::new(config(&bucket, Encryption::None)).unwrap();
+    let strict = S3Store::new(config(&bucket, Encryption::SseS3)).unwrap();
     let key = key("unencrypted");
     let id = plain.create_multipart(&key).await.unwrap();
     let part = put_part(&plain, &key, &id, 1, &data(2000, 4)).await;
@@ -61,7 +62,7 @@ async fn sse_kms_without_a_kms_is_a_clear_config_error() {
     // SeaweedFS has no KMS: it accepts CreateMultipartUpload with aws:kms, then answers
     // HTTP 500 to the part. That must read as a configuration problem, not an outage that
     // is worth retrying.
-    let store = store_with(Sse::Kms {
+    let store = store_with(Encryption::SseKms {
         key_id: "medport-test-key".into(),
     })
     .await;
@@ -92,7 +93,7 @@ async fn sse_kms_without_a_kms_is_a_clear_config_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_a_config_error_not_an_outage() {
     let bucket = shared_bucket().await;
-    let mut cfg = config(&bucket, Sse::None);
+    let mut cfg = config(&bucket, Encryption::None);
     cfg.secret_access_key = SecretString::from("not-the-secret".to_string());
     let store = S3Store::new(cfg).unwrap();
     let err = store.health().await.unwrap_err();
@@ -104,7 +105,7 @@ async fn wrong_credentials_are_a_config_error_not_an_outage() {
     assert!(message.contains("access"), "{message}");
     assert!(!message.contains("not-the-secret"), "{message}");
 
-    let mut cfg = config(&bucket, Sse::None);
+    let mut cfg = config(&bucket, Encryption::None);
     cfg.access_key_id = "nobody".into();
     let err = S3Store::new(cfg).unwrap().health().await.unwrap_err();
     assert!(matches!(err, StorageError::Config(_)), "{err:?}");
@@ -113,7 +114,7 @@ async fn wrong_credentials_are_a_config_error_not_an_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_is_a_config_error() {
     let name = format!("medport-missing-{}", uuid::Uuid::now_v7().simple());
-    let store = S3Store::new(config(&name, Sse::None)).unwrap();
+    let store = S3Store::new(config(&name, Encryption::None)).unwrap();
     let err = store.health().await.unwrap_err();
     let StorageError::Config(message) = &err else {
         panic!("expected a configuration error, got {err:?}");
@@ -129,7 +130,7 @@ async fn an_unreachable_server_is_unavailable_within_the_timeouts() {
         .local_addr()
         .unwrap()
         .port();
-    let mut cfg = config("medport-unreachable", Sse::None);
+    let mut cfg = config("medport-unreachable", Encryption::None);
     cfg.endpoint = Some(url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
     let store = S3Store::new(cfg).unwrap();
     let started = Instant::now();
@@ -153,7 +154,7 @@ async fn an_unreachable_server_is_unavailable_within_the_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_uploads_are_listed_until_aborted() {
-    let store = store_with(Sse::None).await;
+    let store = store_with(Encryption::None).await;
     let (a, b) = (key("a"), key("b"));
     // The bucket is shared with other tests: look at this test's keys only.
     let ours = |listed: Vec<(ObjectKey, MultipartId)>| -> Vec<_> {
@@ -189,7 +190,7 @@ async fn unfinished_uploads_are_listed_until_aborted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_length_part_is_refused_and_not_stored() {
-    let store = store_with(Sse::None).await;
+    let store = store_with(Encryption::None).await;
     let key = key("len");
     let id = store.create_multipart(&key).await.unwrap();
     let body = data(100_000, 3);
@@ -220,7 +221,7 @@ async fn a_wrong_length_part_is_refused_and_not_stored() {
 async fn security_report_on_the_test_server() {
     // Changes a bucket setting: a bucket of its own.
     let bucket = own_bucket().await;
-    let store = S3Store::new(config(&bucket, Sse::None)).unwrap();
+    let store = S3Store::new(config(&bucket, Encryption::None)).unwrap();
     let report = store.security_report().await;
     let state = |check: Check| {
         report
@@ -281,7 +282,7 @@ async fn security_report_on_the_test_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_writes_reads_and_deletes_a_tiny_object() {
-    for sse in [Sse::None, Sse::S3] {
+    for sse in [Encryption::None, Encryption::SseS3] {
         let store = store_with(sse).await;
         store.probe().await.unwrap();
         let left: Vec<_> = admin_client()
@@ -298,7 +299,7 @@ async fn probe_writes_reads_and_deletes_a_tiny_object() {
         assert!(left.is_empty(), "{left:?}");
     }
     let bucket = shared_bucket().await;
-    let mut cfg = config(&bucket, Sse::None);
+    let mut cfg = config(&bucket, Encryption::None);
     cfg.secret_access_key = SecretString::from("wrong".to_string());
     let err = S3Store::new(cfg).unwrap().probe().await.unwrap_err();
     assert!(matches!(err, StorageError::Config(_)), "{err:?}");
@@ -306,7 +307,7 @@ async fn probe_writes_reads_and_deletes_a_tiny_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_are_streamed_and_ranges_read_back() {
-    let store = store_with(Sse::None).await;
+    let store = store_with(Encryption::None).await;
     let key = key("stream");
     let id = store.create_multipart(&key).await.unwrap();
     let one = data(8 * MIB, 7);
@@ -350,7 +351,7 @@ async fn forbidden_addresses_are_refused_at_connect_time() {
     use medport::domain::bucket::EndpointPolicy;
     let bucket = super::shared_bucket().await;
     let by_name = |allow_loopback: bool| {
-        let mut cfg = super::config(&bucket, Sse::None);
+        let mut cfg = super::config(&bucket, Encryption::None);
         let mut url = cfg.endpoint.clone().unwrap();
         url.set_host(Some("localhost")).unwrap();
         cfg.endpoint = Some(url);

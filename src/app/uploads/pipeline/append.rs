@@ -23,6 +23,7 @@ use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
 use crate::app::uploads::hasher::{ChunkHasher, FileHasher};
 use crate::app::uploads::layout::{next_part, split, tail_key};
+use crate::app::uploads::lease::{Lease, WRITE_RENEW_EVERY};
 use crate::app::uploads::model::{Upload, UploadStatus};
 use crate::app::uploads::sniff::{self, SniffError};
 use crate::app::uploads::tus_headers::UploadChecksum;
@@ -31,7 +32,6 @@ use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, StorageErro
 
 use super::finish;
 use super::in_flight::{InFlight, Sending};
-use super::lease::Lease;
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
 use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read_small};
@@ -40,9 +40,6 @@ use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read
 /// busy (each part waits for its round trip); more only costs memory. Only parts still being
 /// sent count (see `in_flight`).
 const PARTS_IN_FLIGHT: usize = 4;
-
-/// Renew the lease at least this often while bytes trickle in.
-const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Where the upload stands after a request.
 #[derive(Debug, Clone)]
@@ -103,7 +100,7 @@ where
             ),
         ));
     }
-    let lease = Lease::take(ctx, id, UploadStatus::Active).await?;
+    let lease = Lease::take_for_write(ctx, id, UploadStatus::Active).await?;
     let audited = super::create::audited(who);
     let result = receive_with(ctx, &lease, upload, checksum, body, &audited, false).await;
     lease.release(ctx).await;
@@ -125,7 +122,7 @@ where
 {
     who.require_upload(&ctx.db).await?;
     let upload = writable(ctx, who, id).await?;
-    let lease = Lease::take(ctx, id, UploadStatus::Active).await?;
+    let lease = Lease::take_for_write(ctx, id, UploadStatus::Active).await?;
     let audited = super::create::audited(who);
     let result = receive_with(ctx, &lease, upload, None, body, &audited, true).await;
     lease.release(ctx).await;
@@ -195,7 +192,7 @@ where
         if let Err(e) = w.take(chunk, audited).await {
             break Ended::Failed(e);
         }
-        if last_renew.elapsed() > RENEW_EVERY {
+        if last_renew.elapsed() > WRITE_RENEW_EVERY {
             if let Err(e) = lease.renew(ctx).await {
                 break Ended::Failed(e);
             }

@@ -14,11 +14,11 @@ use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
 use crate::app::uploads::hasher::FileHasher;
 use crate::app::uploads::layout::{split, tail_key};
+use crate::app::uploads::lease::Lease;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
 use crate::infra::storage::blob::{BlobStore, LOCAL_SSE, MultipartId, ObjectInfo, StorageError};
 
-use super::lease::Lease;
 use super::leftovers;
 use super::records::{self, Audited};
 use super::storage_io::delete_quietly;
@@ -227,7 +227,7 @@ pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(),
     if upload.status != UploadStatus::Completing || upload.sha256.is_some() {
         return Ok(());
     }
-    let lease = Lease::take(ctx, id, UploadStatus::Completing).await?;
+    let lease = Lease::take_for_write(ctx, id, UploadStatus::Completing).await?;
     let bucket_id = upload.bucket_id.clone();
     let result = async {
         let bucket = ctx
@@ -251,7 +251,7 @@ pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(),
 pub async fn terminate(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Result<(), AppError> {
     who.require_upload(&ctx.db).await?;
     let upload = super::append::writable(ctx, who, id).await?;
-    let lease = Lease::take(ctx, id, UploadStatus::Active).await?;
+    let lease = Lease::take_for_write(ctx, id, UploadStatus::Active).await?;
     let result = async {
         let bucket_id = upload.bucket_id.clone();
         let bucket = ctx

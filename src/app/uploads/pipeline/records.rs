@@ -2,16 +2,16 @@
 //! recorded with its audit event in that same transaction.
 //!
 //! One writer at a time per upload, across instances: a request takes the upload's lease
-//! (`lease_token`, `lease_until`) before touching storage and every later write checks it
-//! still holds it, so two PATCHes (or a PATCH and the cleanup worker) never interleave. A
-//! holder that dies simply lets the lease run out.
+//! (`uploads::lease`) before touching storage and every write here checks it still holds
+//! it, so two PATCHes (or a PATCH and the cleanup worker) never interleave.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 use serde_json::json;
 
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::buckets::Bucket;
 use crate::app::error::AppError;
+use crate::app::uploads::lease::WRITE_TTL;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
 use crate::infra::db::repo::{upload_parts, upload_tails, uploads as repo};
@@ -19,9 +19,6 @@ use crate::infra::db::{DbConnection, write_tx};
 use crate::infra::storage::blob::{ObjectKey, PartInfo, PartNumber};
 
 use super::request::UploadRequest;
-
-/// How long a lease lasts without renewal.
-pub const LEASE_TTL: TimeDelta = TimeDelta::seconds(60);
 
 /// Who did it and from where, for audit events.
 #[derive(Clone)]
@@ -159,53 +156,6 @@ pub fn set_storage_id(
     Ok(())
 }
 
-/// Takes the upload's lease if it is free (or run out) and the upload is in `status`.
-/// `false`: someone else holds it.
-pub fn take_lease(
-    conn: &mut DbConnection,
-    id: &UploadId,
-    status: UploadStatus,
-    token: &str,
-    now: NaiveDateTime,
-) -> Result<bool, AppError> {
-    Ok(write_tx(conn, |conn| {
-        repo::take_lease(
-            conn,
-            id.as_str(),
-            status.as_str(),
-            token,
-            now + LEASE_TTL,
-            now,
-        )
-    })?)
-}
-
-/// Whether a request holds the upload's lease right now.
-pub fn lease_held(
-    conn: &mut DbConnection,
-    id: &UploadId,
-    now: NaiveDateTime,
-) -> Result<bool, AppError> {
-    Ok(repo::lease_held(conn, id.as_str(), now)?)
-}
-
-/// Extends a held lease. `false`: it was lost (ran out and was taken).
-pub fn renew_lease(
-    conn: &mut DbConnection,
-    id: &UploadId,
-    token: &str,
-    now: NaiveDateTime,
-) -> Result<bool, AppError> {
-    Ok(write_tx(conn, |conn| {
-        repo::extend_lease(conn, id.as_str(), token, now + LEASE_TTL)
-    })?)
-}
-
-pub fn release_lease(conn: &mut DbConnection, id: &UploadId, token: &str) -> Result<(), AppError> {
-    write_tx(conn, |conn| repo::release_lease(conn, id.as_str(), token))?;
-    Ok(())
-}
-
 /// A part stored in the backend, with the SHA-256 of its bytes.
 #[derive(Debug, Clone)]
 pub struct StoredPart {
@@ -269,7 +219,7 @@ pub fn commit(
                 UploadStatus::Active.as_str()
             },
             hash_state,
-            lease_until: now + LEASE_TTL,
+            lease_until: now + WRITE_TTL,
             now,
         };
         if !repo::advance(conn, id.as_str(), token, &step)? {

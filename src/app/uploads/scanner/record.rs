@@ -6,12 +6,12 @@
 use chrono::NaiveDateTime;
 use serde_json::json;
 
-use super::lease::{Lease, waiting};
 use super::quarantine::Disposal;
 use super::reason::Reason;
 use crate::app::audit::{self, Actor, Event, Outcome};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
+use crate::app::uploads::lease::{Lease, waiting_for_scan};
 use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
 use crate::infra::db::repo::uploads::{self as repo, Settled};
@@ -34,7 +34,7 @@ pub async fn write(
 ) -> Result<(), AppError> {
     let now = ctx.clock.now_naive();
     let (changes, event) = describe(upload, outcome, now);
-    let (id, token) = (upload.id.as_str().to_string(), lease.token.clone());
+    let (id, token) = (upload.id.as_str().to_string(), lease.token().to_string());
     let applied = ctx
         .db
         .run(move |conn| apply(conn, &id, &token, &changes, &event))
@@ -122,7 +122,7 @@ fn apply(
     event: &Event,
 ) -> Result<bool, AppError> {
     write_tx(conn, |conn| {
-        if !repo::settle(conn, id, token, waiting(), changes)? {
+        if !repo::settle(conn, id, token, waiting_for_scan(), changes)? {
             return Ok(false);
         }
         audit::record(conn, event)?;
@@ -147,7 +147,7 @@ pub async fn complete_unscanned(ctx: &UploadContext, id: &UploadId) -> Result<()
                 let completed = repo::complete_unscanned(
                     conn,
                     &row_id,
-                    waiting(),
+                    waiting_for_scan(),
                     UploadStatus::Completed.as_str(),
                     upload.completed_at.unwrap_or(now),
                     now,

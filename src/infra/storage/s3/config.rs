@@ -18,40 +18,6 @@ use url::Url;
 
 use crate::infra::storage::blob::{Result, StorageError};
 
-/// Server-side encryption requested for every object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sse {
-    /// Nothing requested (the bucket's default encryption, if any, applies).
-    None,
-    /// SSE-S3: `AES256` with keys managed by the server.
-    S3,
-    /// SSE-KMS with this key (id, ARN or alias).
-    Kms { key_id: String },
-}
-
-impl From<&Encryption> for Sse {
-    fn from(e: &Encryption) -> Self {
-        match e {
-            Encryption::None => Self::None,
-            Encryption::SseS3 => Self::S3,
-            Encryption::SseKms { key_id } => Self::Kms {
-                key_id: key_id.clone(),
-            },
-        }
-    }
-}
-
-impl Sse {
-    /// The `x-amz-server-side-encryption` value S3 reports for this mode.
-    pub fn header_value(&self) -> Option<&'static str> {
-        match self {
-            Self::None => None,
-            Self::S3 => Some("AES256"),
-            Self::Kms { .. } => Some("aws:kms"),
-        }
-    }
-}
-
 /// Time limits for S3 requests. The defaults suit a server on the same network or in a
 /// nearby AWS region; lower `part_min_bytes_per_sec` where parts travel over slow links.
 /// A download's body, once its headers have arrived, is bounded by `stall_grace` (no bytes
@@ -114,7 +80,8 @@ pub struct S3Config {
     pub path_style: bool,
     pub access_key_id: String,
     pub secret_access_key: SecretString,
-    pub sse: Sse,
+    /// Requested for every object written, and checked on completion.
+    pub sse: Encryption,
     pub timeouts: S3Timeouts,
     /// Addresses the client may connect to, checked on every connection. `Some` for
     /// endpoints an administrator typed in; `None` for the operator's own configuration.
@@ -149,7 +116,7 @@ pub(super) fn client(cfg: &S3Config) -> Result<(aws_sdk_s3::Client, String)> {
     if cfg.access_key_id.is_empty() || cfg.secret_access_key.expose_secret().is_empty() {
         return config_error("the S3 access key id and secret key are required");
     }
-    if let Sse::Kms { key_id } = &cfg.sse
+    if let Encryption::SseKms { key_id } = &cfg.sse
         && key_id.trim().is_empty()
     {
         return config_error("SSE-KMS needs a key id");
@@ -221,7 +188,7 @@ pub(super) mod tests {
             path_style: true,
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: SecretString::from("wJalrXUtnFEMI-very-secret"),
-            sse: Sse::S3,
+            sse: Encryption::SseS3,
             timeouts: S3Timeouts::default(),
             connect_policy: None,
         }
@@ -244,7 +211,7 @@ pub(super) mod tests {
                 ..config()
             },
             S3Config {
-                sse: Sse::Kms { key_id: " ".into() },
+                sse: Encryption::SseKms { key_id: " ".into() },
                 ..config()
             },
             S3Config {
@@ -262,15 +229,5 @@ pub(super) mod tests {
         let t = S3Timeouts::default();
         assert_eq!(t.part_attempt(0), Duration::from_secs(60));
         assert_eq!(t.part_attempt(8 * 1024 * 1024), Duration::from_secs(92));
-    }
-
-    #[test]
-    fn sse_header_values() {
-        assert_eq!(Sse::None.header_value(), None);
-        assert_eq!(Sse::S3.header_value(), Some("AES256"));
-        assert_eq!(
-            Sse::Kms { key_id: "k".into() }.header_value(),
-            Some("aws:kms")
-        );
     }
 }

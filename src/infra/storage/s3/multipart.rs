@@ -5,32 +5,27 @@ use std::collections::BTreeMap;
 use std::pin::pin;
 
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream};
 
 use super::error::{Failure, storage_error};
-use super::{S3Store, Sse, body, normalize_etag};
+use super::{S3Store, body, normalize_etag, sse};
 use crate::infra::storage::blob::{
     MAX_PART_SIZE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result, StorageError,
 };
 
 impl S3Store {
     pub async fn create_multipart(&self, key: &ObjectKey) -> Result<MultipartId> {
-        let mut request = self
+        let (encryption, kms_key_id) = sse::requested(&self.sse);
+        let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .content_type("application/octet-stream");
-        request = match &self.sse {
-            Sse::None => request,
-            Sse::S3 => request.server_side_encryption(ServerSideEncryption::Aes256),
-            Sse::Kms { key_id } => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key_id),
-        };
-        let out = request
+            .content_type("application/octet-stream")
+            .set_server_side_encryption(encryption)
+            .set_ssekms_key_id(kms_key_id)
             .send()
             .await
             .map_err(|e| self.write_error("CreateMultipartUpload", &Failure::from_sdk(&e)))?;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 
 use super::error::Failure;
-use super::{S3Store, Sse};
+use super::{S3Store, sse};
 use crate::infra::storage::blob::{ObjectKey, Result, StorageError};
 
 /// What is checked.
@@ -290,24 +290,19 @@ impl S3Store {
     }
 
     async fn put_probe(&self, key: &ObjectKey, payload: Bytes) -> Result<()> {
-        let mut request = self
+        let (encryption, kms_key_id) = sse::requested(&self.sse);
+        let out = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .body(ByteStream::from(payload));
-        request = match &self.sse {
-            Sse::None => request,
-            Sse::S3 => request.server_side_encryption(ServerSideEncryption::Aes256),
-            Sse::Kms { key_id } => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key_id),
-        };
-        let out = request
+            .body(ByteStream::from(payload))
+            .set_server_side_encryption(encryption)
+            .set_ssekms_key_id(kms_key_id)
             .send()
             .await
             .map_err(|e| self.write_error("probe: PutObject", &Failure::from_sdk(&e)))?;
-        match (self.sse.header_value(), out.server_side_encryption()) {
+        match (sse::header(&self.sse), out.server_side_encryption()) {
             (Some(wanted), Some(actual)) if actual.as_str() != wanted => {
                 // Best effort: the probe object holds no PHI, but do not leave it behind.
                 let _ = self.delete(key).await;
@@ -333,7 +328,7 @@ impl S3Store {
                 "probe: the object read back differs from what was written".into(),
             ));
         }
-        if let Some(wanted) = self.sse.header_value()
+        if let Some(wanted) = sse::header(&self.sse)
             && info.sse.as_deref() != Some(wanted)
         {
             return Err(StorageError::Config(format!(
