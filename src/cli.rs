@@ -496,6 +496,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
                 "new_key_id": report.new_key_id,
                 "totp_seeds": report.totp_seeds,
                 "bucket_secrets": report.bucket_secrets,
+                "patient_records": report.patient_records,
             })),
         )?;
         Ok(report)

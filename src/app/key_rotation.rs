@@ -80,6 +80,7 @@ pub struct RotationReport {
     pub new_key_id: String,
     pub totp_seeds: usize,
     pub bucket_secrets: usize,
+    pub patient_records: usize,
     pub old_key_file: Option<PathBuf>,
 }
 
@@ -87,11 +88,12 @@ impl std::fmt::Display for RotationReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets)",
-            self.totp_seeds + self.bucket_secrets,
+            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records)",
+            self.totp_seeds + self.bucket_secrets + self.patient_records,
             self.new_key_id,
             self.totp_seeds,
-            self.bucket_secrets
+            self.bucket_secrets,
+            self.patient_records
         )?;
         if let Some(old) = &self.old_key_file {
             write!(
@@ -209,6 +211,16 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
             .map_err(|e| AppError::internal(format!("bucket {id}: {e}")))?;
         repo::buckets::set_sealed_secret(conn, &id, fresh)?;
         report.bucket_secrets += 1;
+    }
+    for (id, sealed) in repo::dicom_instances::sealed_patients(conn)? {
+        if !secrets::needs_reseal(ring, &sealed) {
+            continue;
+        }
+        let ctx = crate::app::studies::index::seal_context(&id);
+        let fresh = secrets::reseal(ring, &ctx, &sealed)
+            .map_err(|e| AppError::internal(format!("DICOM instance {id}: {e}")))?;
+        repo::dicom_instances::set_sealed_patient(conn, &id, fresh)?;
+        report.patient_records += 1;
     }
     Ok(report)
 }

@@ -8,4 +8,5 @@ pub mod buckets;
 pub mod error;
 pub mod incident;
 pub mod key_rotation;
+pub mod studies;
 pub mod uploads;

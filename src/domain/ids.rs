@@ -86,6 +86,10 @@ define_id!(
     /// `/files/{id}/download`.
     UploadId
 );
+define_id!(
+    /// A row in `upload_batches`: one folder or CD sent at once.
+    BatchId
+);
 
 #[cfg(test)]
 mod tests {

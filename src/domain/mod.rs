@@ -4,13 +4,17 @@ pub mod api_key;
 pub mod bucket;
 pub mod clock;
 pub mod common_passwords;
+mod dicom_uid;
 pub mod email;
 pub mod ids;
 mod local_path;
 pub mod password;
+mod relative_path;
 pub mod role;
 
+pub use dicom_uid::DicomUid;
 pub use local_path::LocalPath;
+pub use relative_path::RelativePath;
 
 /// A validation failure on one form field, with a message written for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

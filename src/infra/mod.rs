@@ -6,4 +6,5 @@ pub mod clamd;
 pub mod crypto;
 pub mod data_dir;
 pub mod db;
+pub mod dicom;
 pub mod storage;

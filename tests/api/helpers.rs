@@ -3,6 +3,7 @@
 
 mod actors;
 mod audit;
+pub mod dicom;
 mod forms;
 mod postgres;
 mod process;

@@ -19,6 +19,7 @@ mod buckets;
 mod cleanup;
 mod config_cli;
 mod data_dir;
+mod dicom_upload;
 mod downloads;
 mod errors;
 mod hardening;

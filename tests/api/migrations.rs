@@ -45,51 +45,30 @@ fn empty_database(backend: Backend) -> EmptyDb {
 
 /// Selecting every column the schema names, from every table, proves the database has them.
 fn schema_matches(conn: &mut DbConnection) {
-    users::table
-        .select(users::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    sessions::table
-        .select(sessions::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    api_keys::table
-        .select(api_keys::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    buckets::table
-        .select(buckets::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    bucket_grants::table
-        .select(bucket_grants::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    uploads::table
-        .select(uploads::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    upload_parts::table
-        .select(upload_parts::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    upload_tails::table
-        .select(upload_tails::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
-    audit_events::table
-        .select(audit_events::all_columns)
-        .limit(0)
-        .execute(conn)
-        .unwrap();
+    // Selecting every column, zero rows, fails when a column is missing or mistyped.
+    macro_rules! select_all {
+        ($($table:ident),+) => {$(
+            $table::table
+                .select($table::all_columns)
+                .limit(0)
+                .execute(conn)
+                .unwrap();
+        )+};
+    }
+    select_all!(
+        users,
+        sessions,
+        api_keys,
+        buckets,
+        bucket_grants,
+        uploads,
+        upload_parts,
+        upload_tails,
+        upload_batches,
+        dicom_instances,
+        dicomdir_entries,
+        audit_events
+    );
 }
 
 fn table_count(conn: &mut DbConnection, backend: Backend) -> i64 {
@@ -118,7 +97,7 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
 
     let applied = db.migrate().unwrap();
     assert_eq!(applied.len(), 3, "{applied:?}");
-    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 10);
+    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 13);
     schema_matches(&mut db.conn().unwrap());
 
     assert!(

@@ -2,11 +2,12 @@
 //! typed at the edge. Every refusal is a 4xx with a reason; nothing is a 500.
 
 use actix_web::ResponseError as _;
-use medport::app::buckets::{ALLOWED_EXTENSIONS, extension_of};
+use medport::app::buckets::{ALLOWED_EXTENSIONS, UNNAMED_DICOM, type_of};
 use medport::app::uploads::filename::SafeFilename;
 use medport::app::uploads::pipeline::{RawRequest, UploadRequest};
 use medport::app::uploads::sniff::FileKind;
-use medport::domain::ids::BucketId;
+use medport::domain::RelativePath;
+use medport::domain::ids::{BatchId, BucketId};
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -20,6 +21,8 @@ struct Raw {
     filetype: Option<String>,
     bucket: Option<String>,
     checksum: Option<String>,
+    relative_path: Option<String>,
+    batch: Option<String>,
     size: u64,
     max_size: u64,
 }
@@ -31,6 +34,8 @@ impl Raw {
             filetype: self.filetype.as_deref(),
             bucket: self.bucket.as_deref(),
             checksum: self.checksum.as_deref(),
+            relative_path: self.relative_path.as_deref(),
+            batch: self.batch.as_deref(),
             size: self.size,
         }
     }
@@ -45,7 +50,7 @@ fn expected_status(raw: &Raw) -> u16 {
     let Ok(safe) = SafeFilename::parse(name) else {
         return 400;
     };
-    if extension_of(safe.as_str()).is_none() {
+    if type_of(safe.as_str()).is_none() {
         return 415;
     }
     if raw.size > raw.max_size {
@@ -71,6 +76,20 @@ fn expected_status(raw: &Raw) -> u16 {
             return 400;
         }
     }
+    if let Some(p) = raw.relative_path.as_deref().filter(|p| !p.is_empty())
+        && RelativePath::parse(p).is_err()
+    {
+        return 400;
+    }
+    if let Some(b) = raw
+        .batch
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        && BatchId::parse(b).is_none()
+    {
+        return 404;
+    }
     200
 }
 
@@ -95,8 +114,8 @@ fn check_request(raw: &Raw) -> Result<(), TestCaseError> {
         || fail("name differs from SafeFilename::parse"),
     )?;
     ensure(
-        ALLOWED_EXTENSIONS.contains(&req.extension)
-            && extension_of(req.filename.as_str()) == Some(req.extension),
+        (ALLOWED_EXTENSIONS.contains(&req.extension) || req.extension == UNNAMED_DICOM)
+            && type_of(req.filename.as_str()) == Some(req.extension),
         || fail("extension"),
     )?;
     ensure(
@@ -183,17 +202,34 @@ fn size() -> impl Strategy<Value = (u64, u64)> {
     (n.clone(), n)
 }
 
+fn relative_path() -> impl Strategy<Value = Option<String>> {
+    let folder = "[A-Za-z0-9 ._-]{1,12}(/[A-Za-z0-9 ._-]{1,12}){0,4}".prop_map(|s| s.to_string());
+    prop::option::of(prop_oneof![
+        3 => mutated_text(folder),
+        1 => "(\\.\\./|/|[A-Z]:\\\\)[a-z/]{0,20}",
+        1 => any::<String>(),
+    ])
+}
+
 fn raw() -> impl Strategy<Value = Raw> {
-    (filename(), filetype(), bucket(), checksum(), size()).prop_map(
-        |(filename, filetype, bucket, checksum, (size, max_size))| Raw {
-            filename,
-            filetype,
-            bucket,
-            checksum,
-            size,
-            max_size,
-        },
+    (
+        (filename(), filetype(), bucket(), checksum(), size()),
+        (relative_path(), bucket()),
     )
+        .prop_map(
+            |((filename, filetype, bucket, checksum, (size, max_size)), (relative_path, batch))| {
+                Raw {
+                    filename,
+                    filetype,
+                    bucket,
+                    checksum,
+                    relative_path,
+                    batch,
+                    size,
+                    max_size,
+                }
+            },
+        )
 }
 
 proptest! {

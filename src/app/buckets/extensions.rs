@@ -25,6 +25,27 @@ pub fn extension_of(filename: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// The stored "extension" of a file taken as DICOM by its content alone.
+pub const UNNAMED_DICOM: &str = "";
+
+/// The type a file name asks for: its allowlisted extension; or, for a name with no
+/// extension or only digits after its last dot (DICOM media names such as `DICOMDIR` and
+/// `IM000001`, or a SOP instance UID), [`UNNAMED_DICOM`]: such a file is accepted only if
+/// its content is DICOM, which the sniffer checks. Anything else is `None`.
+pub fn type_of(filename: &str) -> Option<&'static str> {
+    if let Some(ext) = extension_of(filename) {
+        return Some(ext);
+    }
+    let name = filename.trim();
+    let unnamed = match name.rsplit_once('.') {
+        None => !name.is_empty(),
+        Some((stem, last)) => {
+            !stem.is_empty() && !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
+        }
+    };
+    unnamed.then_some(UNNAMED_DICOM)
+}
+
 fn known(raw: &str) -> Option<&'static str> {
     ALLOWED_EXTENSIONS.iter().find(|e| **e == raw).copied()
 }
@@ -89,6 +110,9 @@ impl Extensions {
     }
 
     pub fn allows(&self, ext: &str) -> bool {
+        if ext == UNNAMED_DICOM {
+            return self.allows("dcm") || self.allows("dicom");
+        }
         match &self.0 {
             None => known(ext).is_some(),
             Some(list) => list.contains(&ext),
@@ -128,6 +152,27 @@ mod tests {
         assert_eq!(extension_of("scan.dcm"), Some("dcm"));
         assert_eq!(extension_of("report.PDF"), Some("pdf"));
         assert_eq!(extension_of("run.exe"), None);
+        assert_eq!(extension_of("DICOMDIR"), None);
+    }
+
+    #[test]
+    fn names_without_a_type_may_only_be_dicom_by_content() {
+        for unnamed in [
+            "DICOMDIR",
+            "IM000001",
+            "1.2.840.113619.2.55.3.6046",
+            "im000001",
+        ] {
+            assert_eq!(type_of(unnamed), Some(UNNAMED_DICOM), "{unnamed}");
+        }
+        for refused in ["run.exe", "autorun.inf", ".DS_Store", "Thumbs.db", ""] {
+            assert_eq!(type_of(refused), None, "{refused}");
+        }
+        assert_eq!(type_of("scan.DCM"), Some("dcm"));
+        let dicom_only = Extensions::from_db(Some("dcm"));
+        assert!(dicom_only.allows(UNNAMED_DICOM));
+        assert!(!Extensions::from_db(Some("pdf")).allows(UNNAMED_DICOM));
+        assert!(Extensions::all().allows(UNNAMED_DICOM));
         assert_eq!(extension_of("pdf"), None);
         assert_eq!(extension_of(".pdf"), None);
         assert_eq!(extension_of("notes.txt.exe"), None);

@@ -24,7 +24,7 @@ pub mod spec;
 pub mod system;
 
 pub use crate::domain::bucket::Encryption;
-pub use extensions::{ALLOWED_EXTENSIONS, Extensions, extension_of};
+pub use extensions::{ALLOWED_EXTENSIONS, Extensions, UNNAMED_DICOM, extension_of, type_of};
 pub use model::{Backend, Bucket};
 pub use queries::{visible_bucket, visible_to};
 pub use system::{SYSTEM_BUCKET_ID, SystemBucketError, ensure_system_bucket};

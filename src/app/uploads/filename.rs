@@ -9,13 +9,6 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::FieldError;
 
-/// The file types accepted when a bucket does not narrow them, lowercase, without the dot.
-/// `tar.gz` is accepted through `gz` (see [`SafeFilename::extension_allowed`]).
-pub const DEFAULT_ALLOWED: &[&str] = &[
-    "dcm", "dicom", "pdf", "jpg", "jpeg", "png", "zip", "gz", "tgz", "tar", "nii", "nii.gz", "txt",
-    "csv",
-];
-
 /// Longest stored name, in bytes of UTF-8 (the usual file system limit).
 pub const MAX_BYTES: usize = 255;
 

@@ -6,6 +6,7 @@
 //! `upload.expire`, `upload.cleanup_failed`, `upload.scan` (clean), `upload.quarantine`,
 //! `upload.rescan`, `file.download`.
 
+pub mod batches;
 pub mod cleanup;
 pub mod context;
 pub mod filename;

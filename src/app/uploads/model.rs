@@ -4,7 +4,8 @@
 use chrono::NaiveDateTime;
 
 use crate::app::error::AppError;
-use crate::domain::ids::{ApiKeyId, BucketId, UploadId, UserId};
+use crate::domain::RelativePath;
+use crate::domain::ids::{ApiKeyId, BatchId, BucketId, UploadId, UserId};
 use crate::domain::role::Role;
 use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::{DbConnection, DbError};
@@ -159,9 +160,18 @@ pub struct Upload {
     pub completed_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub batch_id: Option<BatchId>,
+    /// Where it sat in the dropped folder; a label, never a key.
+    pub relative_path: Option<RelativePath>,
 }
 
 impl Upload {
+    /// Whether the file is (or claims to be) DICOM: named so, or taken by content.
+    pub fn is_dicom(&self) -> bool {
+        crate::app::uploads::sniff::FileKind::from_extension(&self.extension)
+            == Some(crate::app::uploads::sniff::FileKind::Dicom)
+    }
+
     fn from_row(row: repo::Row) -> Result<Self, AppError> {
         let status = UploadStatus::parse(&row.status)
             .ok_or_else(|| AppError::internal(format!("unknown upload status {}", row.status)))?;
@@ -195,6 +205,8 @@ impl Upload {
             completed_at: row.completed_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            batch_id: row.batch_id.map(BatchId::from_db),
+            relative_path: row.relative_path.map(RelativePath::from_db),
         })
     }
 

@@ -6,6 +6,8 @@
 //! (an executable named `.pdf`, a DICOM file whose preamble is a Windows program), not a
 //! format validator; the virus scanner looks at the whole file after completion.
 
+use crate::app::buckets::UNNAMED_DICOM;
+
 /// A file type the portal accepts, as named by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -24,10 +26,11 @@ pub enum FileKind {
 
 impl FileKind {
     /// The kind for a lowercase extension as returned by `SafeFilename::extension`
-    /// (`tar.gz`, `tgz` and `gz` are all gzip streams).
+    /// (`tar.gz`, `tgz` and `gz` are all gzip streams). A name with no type
+    /// ([`UNNAMED_DICOM`], see `buckets::type_of`) can only be DICOM, told by its content.
     pub fn from_extension(ext: &str) -> Option<Self> {
         Some(match ext {
-            "dcm" | "dicom" => Self::Dicom,
+            UNNAMED_DICOM | "dcm" | "dicom" => Self::Dicom,
             "pdf" => Self::Pdf,
             "png" => Self::Png,
             "jpg" | "jpeg" => Self::Jpeg,
@@ -88,9 +91,23 @@ pub enum SniffError {
     NulByte { expected: FileKind, offset: usize },
     #[error("{needed} leading bytes are needed to check the file type")]
     NeedMoreBytes { needed: usize },
+    #[error(
+        "its name has no extension of an accepted type, so it is accepted only as a DICOM \
+         file, and its content is not DICOM (no DICM marker after a 128-byte preamble)"
+    )]
+    NotDicomByContent,
 }
 
 impl SniffError {
+    /// The same verdict for a file named without a type: any rejection other than an
+    /// executable preamble means it is not DICOM, and the message says so.
+    pub fn for_unnamed(self) -> Self {
+        match self {
+            Self::ExecutablePreamble { .. } | Self::NeedMoreBytes { .. } => self,
+            _ => Self::NotDicomByContent,
+        }
+    }
+
     /// False only for [`SniffError::NeedMoreBytes`], which asks for more input.
     pub fn is_rejection(&self) -> bool {
         !matches!(self, Self::NeedMoreBytes { .. })

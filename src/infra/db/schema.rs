@@ -117,6 +117,54 @@ diesel::table! {
         updated_at -> Timestamp,
         lease_token -> Nullable<Text>,
         lease_until -> Nullable<Timestamp>,
+        batch_id -> Nullable<Text>,
+        relative_path -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    upload_batches (id) {
+        id -> Text,
+        user_id -> Text,
+        bucket_id -> Text,
+        declared_files -> BigInt,
+        declared_bytes -> BigInt,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    dicom_instances (upload_id) {
+        upload_id -> Text,
+        user_id -> Text,
+        state -> Text,
+        detail -> Nullable<Text>,
+        study_uid -> Nullable<Text>,
+        series_uid -> Nullable<Text>,
+        sop_instance_uid -> Nullable<Text>,
+        sop_class_uid -> Nullable<Text>,
+        transfer_syntax_uid -> Nullable<Text>,
+        modality -> Nullable<Text>,
+        study_date -> Nullable<Text>,
+        study_time -> Nullable<Text>,
+        study_description -> Nullable<Text>,
+        series_description -> Nullable<Text>,
+        series_number -> Nullable<Integer>,
+        instance_number -> Nullable<Integer>,
+        number_of_frames -> Nullable<Integer>,
+        body_part -> Nullable<Text>,
+        patient_sealed -> Nullable<Binary>,
+        indexed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dicomdir_entries (directory_upload_id, referenced_path) {
+        directory_upload_id -> Text,
+        referenced_path -> Text,
+        sop_instance_uid -> Nullable<Text>,
+        study_uid -> Nullable<Text>,
     }
 }
 
@@ -162,6 +210,9 @@ diesel::joinable!(bucket_grants -> buckets (bucket_id));
 diesel::joinable!(uploads -> buckets (bucket_id));
 diesel::joinable!(upload_parts -> uploads (upload_id));
 diesel::joinable!(upload_tails -> uploads (upload_id));
+diesel::joinable!(dicom_instances -> uploads (upload_id));
+diesel::joinable!(dicomdir_entries -> uploads (directory_upload_id));
+diesel::joinable!(upload_batches -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -173,5 +224,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     uploads,
     upload_parts,
     upload_tails,
+    upload_batches,
+    dicom_instances,
+    dicomdir_entries,
     audit_events,
 );

@@ -5,6 +5,7 @@ pub mod admin;
 mod api;
 mod api_keys;
 mod auth;
+mod batches;
 mod files;
 mod health;
 mod home;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(upload_form::configure)
         .configure(files::configure)
         .configure(tus::configure)
+        .configure(batches::configure)
         .service(
             web::resource("/static/{path:.*}")
                 .route(web::get().to(assets::serve))

@@ -119,6 +119,8 @@ pub async fn create(
             filetype: metadata.get_str("filetype"),
             bucket: metadata.get_str("bucket"),
             checksum: metadata.get_str("checksum"),
+            relative_path: metadata.get_str("relativePath"),
+            batch: metadata.get_str("batch"),
             size: length,
         },
         ctx.settings.uploads.max_size,

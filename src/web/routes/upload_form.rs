@@ -58,6 +58,8 @@ pub async fn submit(
                         filetype: filetype.as_deref(),
                         bucket: bucket.as_deref(),
                         checksum: None,
+                        relative_path: None,
+                        batch: None,
                         size: bound,
                     },
                     ctx.settings.uploads.max_size,

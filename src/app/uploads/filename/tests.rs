@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use unicode_normalization::is_nfc;
 
 use super::*;
+use crate::app::buckets::ALLOWED_EXTENSIONS;
 
 fn parse(raw: &str) -> String {
     SafeFilename::parse(raw).unwrap().into_string()
@@ -10,7 +11,7 @@ fn parse(raw: &str) -> String {
 fn allowed(raw: &str) -> bool {
     SafeFilename::parse(raw)
         .unwrap()
-        .extension_allowed(DEFAULT_ALLOWED)
+        .extension_allowed(ALLOWED_EXTENSIONS)
 }
 
 #[test]
@@ -47,7 +48,7 @@ fn bidi_overrides_and_invisible_characters_are_removed() {
     let name = SafeFilename::parse("evil\u{202E}fdp.exe").unwrap();
     assert_eq!(name.as_str(), "evilfdp.exe");
     assert_eq!(name.extension().as_deref(), Some("exe"));
-    assert!(!name.extension_allowed(DEFAULT_ALLOWED));
+    assert!(!name.extension_allowed(ALLOWED_EXTENSIONS));
 
     let hidden = "a\u{200B}b\u{200C}c\u{200D}d\u{200E}e\u{200F}f\u{2066}g\u{2069}h\u{FEFF}i\u{061C}j\u{E0041}.txt";
     assert_eq!(parse(hidden), "abcdefghij.txt");

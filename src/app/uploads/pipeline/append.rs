@@ -17,6 +17,7 @@ use futures_util::{Stream, StreamExt as _};
 use serde_json::json;
 
 use crate::app::audit::Outcome;
+use crate::app::buckets::UNNAMED_DICOM;
 use crate::app::buckets::queries as bucket_queries;
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
@@ -348,6 +349,9 @@ impl<'a> Writer<'a> {
                 Ok(())
             }
             Err(SniffError::NeedMoreBytes { .. }) => Ok(()),
+            Err(e) if self.upload.extension == UNNAMED_DICOM => {
+                Err(self.reject(&e.for_unnamed().to_string(), audited).await)
+            }
             Err(e) => Err(self.reject(&e.to_string(), audited).await),
         }
     }

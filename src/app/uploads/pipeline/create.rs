@@ -10,6 +10,7 @@ use crate::app::buckets::{self, Bucket, SYSTEM_BUCKET_ID};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
+use crate::app::uploads::batches;
 use crate::app::uploads::hasher::FileHasher;
 use crate::app::uploads::layout::part_size_for;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
@@ -34,6 +35,15 @@ pub async fn create(
 ) -> Result<Upload, AppError> {
     who.require_upload(&ctx.db).await?;
     let bucket = authorised_bucket(ctx, who, &request).await?;
+    if let Some(batch) = request.batch.clone() {
+        let (user, bucket_id) = (who.user_id.clone(), bucket.id.clone());
+        ctx.db
+            .run(move |conn| {
+                let batch = batches::owned(conn, &user, &batch)?;
+                batches::check_member(&batch, Some(&bucket_id))
+            })
+            .await?;
+    }
     let id = UploadId::new();
     let object_key = ObjectKey::for_upload("", id.as_str())
         .ok_or_else(|| AppError::internal("cannot derive an object key"))?;

@@ -122,6 +122,13 @@ async fn assemble_and_verify(
         lease.token().to_string(),
         ctx.clock.now_naive(),
     );
+    if upload.is_dicom() {
+        // Before the verdict: a crash in between completes again and finds the row there.
+        // A storage error leaves no row; the file itself is complete and stays listed.
+        if let Err(e) = crate::app::studies::index::index(ctx, store, upload, &sha256).await {
+            tracing::warn!(upload = %upload.id, error = %e, "DICOM header not indexed");
+        }
+    }
     ctx.db
         .run(move |conn| records::verified(conn, &id, &token, &sha256, scan, now, &event))
         .await?;

@@ -103,6 +103,8 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
                 expires_at: row.expires_at,
                 created_at: row.now,
                 updated_at: row.now,
+                batch_id: row.request.batch.as_ref().map(|b| b.as_str()),
+                relative_path: row.request.relative_path.as_ref().map(|p| p.as_str()),
             },
         )?;
         let event = who

@@ -2,11 +2,12 @@
 //! a safe file name with an allowlisted extension, a size within the global limit, a bucket
 //! id, an optional declared type and an optional whole-file SHA-256.
 
-use crate::app::buckets::{ALLOWED_EXTENSIONS, extension_of, size};
+use crate::app::buckets::{ALLOWED_EXTENSIONS, size, type_of};
 use crate::app::error::AppError;
 use crate::app::uploads::filename::SafeFilename;
 use crate::app::uploads::sniff::FileKind;
-use crate::domain::ids::BucketId;
+use crate::domain::RelativePath;
+use crate::domain::ids::{BatchId, BucketId};
 
 /// Longest `filetype` kept (it is only ever shown, never trusted).
 const MAX_CONTENT_TYPE: usize = 127;
@@ -23,6 +24,10 @@ pub struct UploadRequest {
     pub content_type: Option<String>,
     /// Lowercase hex SHA-256 the client says the whole file has.
     pub checksum: Option<String>,
+    /// Where the file sat in a dropped folder (tus metadata `relativePath`, as Uppy sends).
+    pub relative_path: Option<RelativePath>,
+    /// The batch (one folder or CD) the file belongs to.
+    pub batch: Option<BatchId>,
 }
 
 /// The raw values, as they arrived (tus metadata or form fields).
@@ -32,6 +37,8 @@ pub struct RawRequest<'a> {
     pub filetype: Option<&'a str>,
     pub bucket: Option<&'a str>,
     pub checksum: Option<&'a str>,
+    pub relative_path: Option<&'a str>,
+    pub batch: Option<&'a str>,
     pub size: u64,
 }
 
@@ -43,11 +50,12 @@ impl UploadRequest {
             .ok_or_else(|| AppError::BadRequest("A file name is required.".into()))?;
         let filename = SafeFilename::parse(name)
             .map_err(|e| AppError::BadRequest(format!("The file name {}.", e.message)))?;
-        let extension = extension_of(filename.as_str()).ok_or_else(|| {
+        let extension = type_of(filename.as_str()).ok_or_else(|| {
             AppError::refused(
                 415,
                 format!(
-                    "Files of this type are not accepted. Allowed types: {}.",
+                    "Files of this type are not accepted. Allowed types: {}, and DICOM files \
+                     named without an extension.",
                     allowed_list()
                 ),
             )
@@ -79,6 +87,19 @@ impl UploadRequest {
             })
             .map(str::to_string);
         let checksum = raw.checksum.map(parse_file_checksum).transpose()?;
+        let relative_path = raw
+            .relative_path
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                RelativePath::parse(p)
+                    .map_err(|e| AppError::BadRequest(format!("The {} {}.", e.field, e.message)))
+            })
+            .transpose()?;
+        let batch = match raw.batch.map(str::trim).filter(|b| !b.is_empty()) {
+            None => None,
+            // Like a bucket: an id that cannot exist is one the user may not see.
+            Some(b) => Some(BatchId::parse(b).ok_or(AppError::NotFound)?),
+        };
         Ok(Self {
             filename,
             extension,
@@ -87,6 +108,8 @@ impl UploadRequest {
             bucket,
             content_type,
             checksum,
+            relative_path,
+            batch,
         })
     }
 }

@@ -66,7 +66,7 @@ fn extensions_map_to_kinds() {
     assert_eq!(FileKind::from_extension("tgz"), Some(FileKind::Gzip));
     assert_eq!(FileKind::from_extension("nii.gz"), Some(FileKind::NiftiGz));
     assert_eq!(FileKind::from_extension("exe"), None);
-    for ext in crate::app::uploads::filename::DEFAULT_ALLOWED {
+    for ext in crate::app::buckets::ALLOWED_EXTENSIONS {
         assert!(FileKind::from_extension(ext).is_some(), "{ext}");
     }
 }

@@ -64,6 +64,8 @@ pub struct Row {
     pub completed_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub batch_id: Option<String>,
+    pub relative_path: Option<String>,
 }
 
 /// One upload by id, whoever owns it.
@@ -360,6 +362,8 @@ pub struct NewUpload<'a> {
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub batch_id: Option<&'a str>,
+    pub relative_path: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &NewUpload<'_>) -> Result<(), DbError> {

@@ -179,6 +179,8 @@ mod tests {
             completed_at: None,
             created_at: now,
             updated_at: t(updated),
+            batch_id: None,
+            relative_path: None,
         };
         assert!(is_live(
             &upload(UploadStatus::Active, "2026-01-01 11:59:00"),

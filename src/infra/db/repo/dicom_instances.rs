@@ -1,0 +1,120 @@
+//! The dicom_instances and dicomdir_entries tables: what the server read from completed
+//! DICOM uploads. Written once per upload, at completion; the study pages read them
+//! (`repo::studies`).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::infra::db::schema::{dicom_instances, dicomdir_entries, uploads};
+use crate::infra::db::{DbConnection, DbError};
+
+#[derive(Debug, Clone, Default, Insertable)]
+#[diesel(table_name = dicom_instances)]
+pub struct NewInstance<'a> {
+    pub upload_id: &'a str,
+    pub user_id: &'a str,
+    pub state: &'a str,
+    pub detail: Option<&'a str>,
+    pub study_uid: Option<&'a str>,
+    pub series_uid: Option<&'a str>,
+    pub sop_instance_uid: Option<&'a str>,
+    pub sop_class_uid: Option<&'a str>,
+    pub transfer_syntax_uid: Option<&'a str>,
+    pub modality: Option<&'a str>,
+    pub study_date: Option<&'a str>,
+    pub study_time: Option<&'a str>,
+    pub study_description: Option<&'a str>,
+    pub series_description: Option<&'a str>,
+    pub series_number: Option<i32>,
+    pub instance_number: Option<i32>,
+    pub number_of_frames: Option<i32>,
+    pub body_part: Option<&'a str>,
+    pub patient_sealed: Option<&'a [u8]>,
+    pub indexed_at: NaiveDateTime,
+}
+
+/// Writes the row of an upload, unless it already has one (a retried completion).
+pub fn insert(conn: &mut DbConnection, row: &NewInstance<'_>) -> Result<bool, DbError> {
+    if exists(conn, row.upload_id)? {
+        return Ok(false);
+    }
+    diesel::insert_into(dicom_instances::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// The first indexed copy of a SOP instance among `user_id`'s uploads: its upload id,
+/// SHA-256 and name, to tell a duplicate from a conflict.
+pub fn indexed_copy(
+    conn: &mut DbConnection,
+    user_id: &str,
+    sop_instance_uid: &str,
+) -> Result<Option<(String, Option<String>, String, Option<String>)>, DbError> {
+    Ok(dicom_instances::table
+        .inner_join(uploads::table)
+        .filter(dicom_instances::user_id.eq(user_id))
+        .filter(dicom_instances::sop_instance_uid.eq(sop_instance_uid))
+        .filter(dicom_instances::state.eq("indexed"))
+        .order(dicom_instances::indexed_at.asc())
+        .select((
+            uploads::id,
+            uploads::sha256,
+            uploads::filename,
+            uploads::relative_path,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether the upload already has its row.
+pub fn exists(conn: &mut DbConnection, upload_id: &str) -> Result<bool, DbError> {
+    Ok(dicom_instances::table
+        .find(upload_id)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = dicomdir_entries)]
+pub struct NewEntry<'a> {
+    pub directory_upload_id: &'a str,
+    pub referenced_path: &'a str,
+    pub sop_instance_uid: Option<&'a str>,
+    pub study_uid: Option<&'a str>,
+}
+
+/// Writes a DICOMDIR's entries; a path listed twice is kept once.
+pub fn insert_entries(conn: &mut DbConnection, entries: &[NewEntry<'_>]) -> Result<(), DbError> {
+    let mut seen = std::collections::HashSet::new();
+    for entry in entries.iter().filter(|e| seen.insert(e.referenced_path)) {
+        diesel::insert_into(dicomdir_entries::table)
+            .values(entry)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Every PHI seal there is, for key rotation.
+pub fn sealed_patients(conn: &mut DbConnection) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    let rows: Vec<(String, Option<Vec<u8>>)> = dicom_instances::table
+        .filter(dicom_instances::patient_sealed.is_not_null())
+        .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
+        .collect())
+}
+
+pub fn set_sealed_patient(
+    conn: &mut DbConnection,
+    upload_id: &str,
+    sealed: Vec<u8>,
+) -> Result<(), DbError> {
+    diesel::update(dicom_instances::table.find(upload_id))
+        .set(dicom_instances::patient_sealed.eq(sealed))
+        .execute(conn)?;
+    Ok(())
+}
