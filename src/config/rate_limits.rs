@@ -25,7 +25,8 @@ impl Default for RateLimits {
             login_per_minute: 5,
             login_burst: 5,
             sensitive_per_minute: 10,
-            upload_per_minute: 3000,
+            // 100 files a second for a minute: a CD of small files, one request each.
+            upload_per_minute: 6000,
             general_per_minute: 300,
         }
     }
@@ -120,7 +121,7 @@ mod tests {
     #[test]
     fn limits_default_to_the_documented_values() {
         let s = load(&[]).unwrap();
-        assert_eq!(all(&s.rate_limits), (5, 5, 10, 3000, 300));
+        assert_eq!(all(&s.rate_limits), (5, 5, 10, 6000, 300));
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl Limiters {
     }
 
     fn class_of(&self, method: &Method, path: &str) -> Option<&Limit> {
-        if path.starts_with("/tus/") && matches!(method.as_str(), "PATCH" | "HEAD") {
+        // A folder of small files is one creation (with its body) per file: creation is
+        // upload traffic too, or a CD of 2,000 files would meet the general limit.
+        let tus = path.starts_with("/tus/") && matches!(method.as_str(), "PATCH" | "HEAD" | "POST");
+        if tus || path == "/tus" || path.starts_with("/batches") {
             return Some(&self.upload);
         }
         if *method != Method::POST {
@@ -242,8 +245,14 @@ mod tests {
             l.class_of(&Method::HEAD, "/tus/x")
                 .is_some_and(|c| std::ptr::eq(c, &l.upload))
         );
-        // Creating an upload and everything else count against the general budget.
-        assert!(l.class_of(&Method::POST, "/tus/").is_none());
+        // Creating an upload and the batch calls of a folder upload are upload traffic;
+        // everything else counts against the general budget.
+        for (method, path) in [(Method::POST, "/tus/"), (Method::POST, "/batches")] {
+            assert!(
+                l.class_of(&method, path)
+                    .is_some_and(|c| std::ptr::eq(c, &l.upload))
+            );
+        }
         assert!(l.class_of(&Method::GET, "/uploads").is_none());
         assert!(
             l.class_of(&Method::POST, "/login")
