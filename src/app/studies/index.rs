@@ -8,9 +8,11 @@ use futures_util::TryStreamExt;
 use secrecy::ExposeSecret;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use crate::app::buckets::UNNAMED_DICOM;
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
-use crate::app::uploads::model::Upload;
+use crate::app::uploads::model::{self, Upload, UploadStatus};
+use crate::domain::ids::UploadId;
 use crate::infra::crypto::secrets::{self, SealContext};
 use crate::infra::db::DbConnection;
 use crate::infra::db::repo::dicom_instances::{self as repo, NewEntry, NewInstance};
@@ -98,6 +100,46 @@ pub async fn index(
             })
         })
         .await
+}
+
+/// Indexes completed DICOM uploads that have no row (storage could not be read when they
+/// completed); the cleanup worker calls this on every pass. Returns how many it indexed.
+pub async fn index_missing(ctx: &UploadContext) -> Result<usize, AppError> {
+    const BATCH: i64 = 50;
+    let ids = ctx
+        .db
+        .run(move |conn| {
+            repo::unindexed(
+                conn,
+                &[UNNAMED_DICOM, "dcm", "dicom"],
+                UploadStatus::Completed.as_str(),
+                BATCH,
+            )
+        })
+        .await?;
+    let mut done = 0;
+    for id in ids {
+        let lookup = UploadId::from_db(id);
+        let Some(upload) = ctx.db.run(move |conn| model::find(conn, &lookup)).await? else {
+            continue;
+        };
+        let Some(sha256) = upload.sha256.clone() else {
+            continue;
+        };
+        let bucket_id = upload.bucket_id.clone();
+        let bucket = ctx
+            .db
+            .run(move |conn| crate::app::buckets::queries::get(conn, &bucket_id))
+            .await?;
+        let store = ctx.store_for(&bucket).await?;
+        match index(ctx, &store, &upload, &sha256).await {
+            Ok(_) => done += 1,
+            Err(e) => {
+                tracing::warn!(upload = %upload.id, error = %e, "DICOM header still not indexed");
+            }
+        }
+    }
+    Ok(done)
 }
 
 fn seal_patient(

@@ -154,6 +154,11 @@ pub async fn run_once(ctx: &UploadContext) -> Result<CleanupReport, AppError> {
         Ok(n) => tracing::info!(count = n, "resumed stalled completions or scans"),
         Err(e) => tracing::warn!(error = %e, "could not look for stalled uploads"),
     }
+    match crate::app::studies::index::index_missing(ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "indexed DICOM headers left unread at completion"),
+        Err(e) => tracing::warn!(error = %e, "could not look for unindexed DICOM uploads"),
+    }
     Ok(report)
 }
 

@@ -76,6 +76,25 @@ pub fn exists(conn: &mut DbConnection, upload_id: &str) -> Result<bool, DbError>
         > 0)
 }
 
+/// Completed DICOM uploads with no row yet (their header could not be read back when they
+/// completed), oldest first. `extensions` are the stored extensions that mean DICOM.
+pub fn unindexed(
+    conn: &mut DbConnection,
+    extensions: &[&str],
+    completed: &str,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    Ok(uploads::table
+        .left_join(dicom_instances::table)
+        .filter(dicom_instances::upload_id.nullable().is_null())
+        .filter(uploads::status.eq(completed))
+        .filter(uploads::extension.eq_any(extensions))
+        .order(uploads::completed_at.asc())
+        .limit(limit)
+        .select(uploads::id)
+        .load(conn)?)
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = dicomdir_entries)]
 pub struct NewEntry<'a> {
