@@ -51,7 +51,7 @@ cleanup() {
     rm -rf "$work"
     if [ "$setup" = pg-s3 ]; then
         python3 scripts/bench-upload.py drop "$bucket" || true
-        [ -z "$database" ] || psql -q "$MEDPORT_TEST_POSTGRES/postgres" -c "DROP DATABASE IF EXISTS \"$database\"" >/dev/null 2>&1 || true
+        [ -z "$database" ] || psql -q "$MEDPORT_TEST_POSTGRES" -c "DROP DATABASE IF EXISTS \"$database\"" >/dev/null 2>&1 || true
     fi
 }
 trap cleanup EXIT
@@ -66,8 +66,8 @@ if [ "$setup" = pg-s3 ]; then
         MEDPORT_TEST_S3_REGION
     python3 scripts/bench-upload.py bucket "$bucket"
     database="medport_bench_batch_$$"
-    psql -q "$MEDPORT_TEST_POSTGRES/postgres" -c "CREATE DATABASE \"$database\"" >/dev/null
-    export DATABASE_URL="$MEDPORT_TEST_POSTGRES/$database"
+    psql -q "$MEDPORT_TEST_POSTGRES" -c "CREATE DATABASE \"$database\"" >/dev/null
+    export DATABASE_URL="${MEDPORT_TEST_POSTGRES%/*}/$database"
     export MEDPORT_S3_ENDPOINT="$MEDPORT_TEST_S3_ENDPOINT" MEDPORT_S3_REGION="$MEDPORT_TEST_S3_REGION"
     export MEDPORT_S3_BUCKET="$bucket" MEDPORT_S3_PATH_STYLE=true
     export MEDPORT_S3_ACCESS_KEY_ID="$MEDPORT_TEST_S3_ACCESS_KEY"

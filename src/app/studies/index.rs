@@ -72,14 +72,23 @@ pub fn seal_context(upload_id: &str) -> SealContext<'_> {
     }
 }
 
-/// Indexes `upload` (completed, with its SHA-256) once. Storage errors are returned and
-/// leave no row, so a later pass can try again; a file that does not parse is a row.
-pub async fn index(
+/// What was read from one upload, ready to be written in the caller's transaction.
+pub struct Prepared {
+    upload: Upload,
+    sha256: String,
+    parsed: Result<Parsed, Unreadable>,
+    sealed: Option<Vec<u8>>,
+}
+
+/// Reads `upload`'s header back from storage (streamed, up to Pixel Data) and seals its
+/// patient attributes. A storage error is returned; a file that does not parse is not an
+/// error but an `unreadable` row to write.
+pub async fn prepare(
     ctx: &UploadContext,
     store: &BlobStore,
     upload: &Upload,
     sha256: &str,
-) -> Result<IndexState, AppError> {
+) -> Result<Prepared, AppError> {
     let (_, stream) = store.get(&upload.object_key, None).await?;
     let reader = StreamReader::new(stream.map_err(std::io::Error::other));
     let bridge = SyncIoBridge::new(reader);
@@ -92,13 +101,44 @@ pub async fn index(
         }
         _ => None,
     };
-    let (upload, sha256, now) = (upload.clone(), sha256.to_string(), ctx.clock.now_naive());
+    Ok(Prepared {
+        upload: upload.clone(),
+        sha256: sha256.to_string(),
+        parsed,
+        sealed,
+    })
+}
+
+impl Prepared {
+    /// Writes the row once (a retried completion finds it there), inside the caller's
+    /// transaction: completion writes it with the upload's verdict, in one commit.
+    pub fn record(
+        &self,
+        conn: &mut DbConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<IndexState, AppError> {
+        record(
+            conn,
+            &self.upload,
+            &self.sha256,
+            &self.parsed,
+            self.sealed.as_deref(),
+            now,
+        )
+    }
+}
+
+/// Indexes `upload` (completed, with its SHA-256) once, in its own transaction.
+pub async fn index(
+    ctx: &UploadContext,
+    store: &BlobStore,
+    upload: &Upload,
+    sha256: &str,
+) -> Result<IndexState, AppError> {
+    let prepared = prepare(ctx, store, upload, sha256).await?;
+    let now = ctx.clock.now_naive();
     ctx.db
-        .run(move |conn| {
-            crate::infra::db::write_tx(conn, |conn| {
-                record(conn, &upload, &sha256, &parsed, sealed.as_deref(), now)
-            })
-        })
+        .run(move |conn| crate::infra::db::write_tx(conn, |conn| prepared.record(conn, now)))
         .await
 }
 
@@ -238,9 +278,9 @@ fn record(
                 &header.sop_instance_uid,
             )? {
                 None => (IndexState::Indexed, None),
-                Some((_, first_sha, name, path)) => {
-                    let first = path.unwrap_or(name);
-                    if first_sha.as_deref() == Some(sha256) {
+                Some(copy) => {
+                    let first = copy.relative_path.unwrap_or(copy.filename);
+                    if copy.sha256.as_deref() == Some(sha256) {
                         (
                             IndexState::Duplicate,
                             Some(format!("the same instance, byte for byte, as {first}")),

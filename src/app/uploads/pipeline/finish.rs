@@ -116,21 +116,35 @@ async fn assemble_and_verify(
     // Swept before the verdict is written: once the upload is completed nothing comes back
     // to it, so a crash right after the verdict must find nothing left to sweep. Until then
     // a crash leaves it `completing`, and resuming sweeps again.
-    leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
+    leftovers::sweep_completed(ctx, store, &upload.id, &upload.object_key).await;
     let (id, token, now) = (
         upload.id.clone(),
         lease.token().to_string(),
         ctx.clock.now_naive(),
     );
-    if upload.is_dicom() {
-        // Before the verdict: a crash in between completes again and finds the row there.
-        // A storage error leaves no row; the file itself is complete and stays listed.
-        if let Err(e) = crate::app::studies::index::index(ctx, store, upload, &sha256).await {
-            tracing::warn!(upload = %upload.id, error = %e, "DICOM header not indexed");
-        }
-    }
+    // Written with the verdict, in one commit. A storage error leaves no row: the file is
+    // complete and listed, and the cleanup worker's next pass reads it again.
+    let index = match upload.is_dicom() {
+        false => None,
+        true => match crate::app::studies::index::prepare(ctx, store, upload, &sha256).await {
+            Ok(prepared) => Some(prepared),
+            Err(e) => {
+                tracing::warn!(upload = %upload.id, error = %e, "DICOM header not read");
+                None
+            }
+        },
+    };
     ctx.db
-        .run(move |conn| records::verified(conn, &id, &token, &sha256, scan, now, &event))
+        .run(move |conn| {
+            let verdict = records::Verdict {
+                sha256: &sha256,
+                scan,
+                now,
+                event: &event,
+                index: index.as_ref(),
+            };
+            records::verified(conn, &id, &token, &verdict)
+        })
         .await?;
     if scan {
         let (ctx, id) = (ctx.clone(), upload.id.clone());

@@ -310,16 +310,33 @@ pub fn transition(
 
 /// The end of a verified upload: `completed` (no scanner), or `completing` with the scan
 /// pending. Stores the file's SHA-256.
+/// What completion found: the digest, whether a scan follows, the audit event, and the DICOM
+/// index row to write with it.
+pub struct Verdict<'a> {
+    pub sha256: &'a str,
+    pub scan: bool,
+    pub now: NaiveDateTime,
+    pub event: &'a Event,
+    pub index: Option<&'a crate::app::studies::index::Prepared>,
+}
+
 pub fn verified(
     conn: &mut DbConnection,
     id: &UploadId,
     token: &str,
-    sha256: &str,
-    scan: bool,
-    now: NaiveDateTime,
-    event: &Event,
+    verdict: &Verdict<'_>,
 ) -> Result<(), AppError> {
+    let Verdict {
+        sha256,
+        scan,
+        now,
+        event,
+        index,
+    } = *verdict;
     write_tx(conn, |conn| {
+        if let Some(index) = index {
+            index.record(conn, now)?;
+        }
         let (status, scan_status, completed_at) = if scan {
             (
                 UploadStatus::Completing,

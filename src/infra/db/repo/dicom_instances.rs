@@ -44,13 +44,21 @@ pub fn insert(conn: &mut DbConnection, row: &NewInstance<'_>) -> Result<bool, Db
     Ok(true)
 }
 
-/// The first indexed copy of a SOP instance among `user_id`'s uploads: its upload id,
-/// SHA-256 and name, to tell a duplicate from a conflict.
+/// The first stored copy of a SOP instance, to tell a duplicate from a conflict.
+#[derive(Debug, Clone, Queryable)]
+pub struct IndexedCopy {
+    pub upload_id: String,
+    pub sha256: Option<String>,
+    pub filename: String,
+    pub relative_path: Option<String>,
+}
+
+/// The first indexed copy of a SOP instance among `user_id`'s uploads.
 pub fn indexed_copy(
     conn: &mut DbConnection,
     user_id: &str,
     sop_instance_uid: &str,
-) -> Result<Option<(String, Option<String>, String, Option<String>)>, DbError> {
+) -> Result<Option<IndexedCopy>, DbError> {
     Ok(dicom_instances::table
         .inner_join(uploads::table)
         .filter(dicom_instances::user_id.eq(user_id))
