@@ -21,11 +21,12 @@ impl RelativePath {
     const MAX_COMPONENT: usize = 255;
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let too_long =
+            || FieldError::new(FIELD, format!("is longer than {} bytes", Self::MAX_BYTES));
+        // Checked before and after normalising: NFC lengthens the few characters that only
+        // decompose, and the rule is about the path that is kept.
         if raw.len() > Self::MAX_BYTES {
-            return Err(FieldError::new(
-                FIELD,
-                format!("is longer than {} bytes", Self::MAX_BYTES),
-            ));
+            return Err(too_long());
         }
         if raw.chars().any(|c| c.is_control()) {
             return Err(FieldError::new(FIELD, "contains control characters"));
@@ -53,7 +54,11 @@ impl RelativePath {
         if parts.is_empty() {
             return Err(FieldError::new(FIELD, "must name a file"));
         }
-        Ok(Self(parts.join("/")))
+        let path = parts.join("/");
+        if path.len() > Self::MAX_BYTES {
+            return Err(too_long());
+        }
+        Ok(Self(path))
     }
 
     pub fn as_str(&self) -> &str {
@@ -114,6 +119,17 @@ mod tests {
         ] {
             assert!(RelativePath::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_length_limit_holds_for_the_normalised_path() {
+        // U+0958 has no composed form: NFC turns its 3 bytes into 6.
+        let component = "\u{958}".repeat(42);
+        let raw = vec![component.as_str(); 32].join("/");
+        assert!(raw.len() <= RelativePath::MAX_BYTES);
+        assert!(RelativePath::parse(&raw).is_err());
+        let fits = vec![component.as_str(); 16].join("/");
+        assert!(RelativePath::parse(&fits).unwrap().as_str().len() <= RelativePath::MAX_BYTES);
     }
 
     #[test]

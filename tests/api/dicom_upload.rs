@@ -1,42 +1,99 @@
 //! DICOM files as clinicians send them: recognised by content whatever their name, read
 //! on the server, grouped in batches, with patient attributes sealed at rest.
 
-use diesel::prelude::*;
-use medport::infra::db::schema::dicom_instances;
+mod bad_inputs;
+mod batches;
+mod phi;
+mod recognition;
 
-use crate::both_backends;
-use crate::helpers::dicom::{Instance, PATIENT};
-use crate::helpers::{Backend, TestApp};
+use diesel::prelude::*;
+use medport::infra::db::schema::{dicom_instances, uploads};
+
+use crate::helpers::TestApp;
 use crate::tus_support::{Tus, api_key};
 
-async fn a_dicom_file_without_an_extension_is_accepted_and_indexed(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// A new uploader, signed in in the main browser, sending with an API key of their own.
+async fn uploader(app: &TestApp) -> Tus {
     app.uploader().await;
-    let tus = Tus::with_key(&app, &api_key(&app, &["upload", "read"]).await);
-    let instance = Instance::of("1.2.826.0.1.3680043.99.1", 1, 1);
-    let (status, id, body) = tus
-        .send_in_batch(
-            None,
-            "CD/PT000000/ST000000/SE000000/IM000000",
-            &instance.bytes(),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let id = id.unwrap();
-    let (state, study, sealed): (String, Option<String>, Option<Vec<u8>>) = dicom_instances::table
-        .find(&id)
+    Tus::with_key(app, &api_key(app, &["upload", "read"]).await)
+}
+
+/// What indexing recorded for an upload: its state and detail, if it has a row.
+fn index_row(app: &TestApp, id: &str) -> Option<(String, Option<String>)> {
+    dicom_instances::table
+        .find(id)
+        .select((dicom_instances::state, dicom_instances::detail))
+        .first(&mut *app.db.conn().unwrap())
+        .optional()
+        .unwrap()
+}
+
+/// The state indexing recorded for an upload.
+fn index_state(app: &TestApp, id: &str) -> String {
+    index_row(app, id)
+        .unwrap_or_else(|| panic!("upload {id} was not indexed"))
+        .0
+}
+
+/// An upload's row as stored.
+#[derive(Debug)]
+struct UploadRow {
+    status: String,
+    status_reason: Option<String>,
+    relative_path: Option<String>,
+    object_key: String,
+}
+
+fn upload_row(app: &TestApp, id: &str) -> UploadRow {
+    let (status, status_reason, relative_path, object_key) = uploads::table
+        .find(id)
         .select((
-            dicom_instances::state,
-            dicom_instances::study_uid,
-            dicom_instances::patient_sealed,
+            uploads::status,
+            uploads::status_reason,
+            uploads::relative_path,
+            uploads::object_key,
         ))
         .first(&mut *app.db.conn().unwrap())
         .unwrap();
-    assert_eq!(state, "indexed");
-    assert_eq!(study.as_deref(), Some(instance.study.as_str()));
-    let sealed = sealed.expect("patient attributes are sealed");
-    let surname = PATIENT.split('^').nth(1).unwrap();
-    assert!(!String::from_utf8_lossy(&sealed).contains(surname));
+    UploadRow {
+        status,
+        status_reason,
+        relative_path,
+        object_key,
+    }
 }
 
-both_backends!(a_dicom_file_without_an_extension_is_accepted_and_indexed);
+fn upload_count(app: &TestApp) -> i64 {
+    uploads::table
+        .count()
+        .get_result(&mut *app.db.conn().unwrap())
+        .unwrap()
+}
+
+/// The file of a batch summary at `relative_path`.
+fn batch_file<'a>(summary: &'a serde_json::Value, relative_path: &str) -> &'a serde_json::Value {
+    summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["relative_path"] == relative_path)
+        .unwrap_or_else(|| panic!("{relative_path} not in the batch: {summary}"))
+}
+
+/// The newest upload called `filename` (a refused creation-with-upload answers without a
+/// `Location`).
+fn upload_named(app: &TestApp, filename: &str) -> String {
+    uploads::table
+        .filter(uploads::filename.eq(filename))
+        .order(uploads::created_at.desc())
+        .select(uploads::id)
+        .first(&mut *app.db.conn().unwrap())
+        .unwrap_or_else(|_| panic!("no upload called {filename}"))
+}
+
+/// The problem the batch summary shows for the file at `relative_path`.
+fn problem_of<'a>(summary: &'a serde_json::Value, relative_path: &str) -> &'a str {
+    batch_file(summary, relative_path)["problem"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no problem shown for {relative_path}: {summary}"))
+}

@@ -3,6 +3,7 @@
 
 mod actors;
 mod audit;
+mod database;
 pub mod dicom;
 mod forms;
 mod postgres;

@@ -141,7 +141,10 @@ async fn rotation_reseals_everything_and_a_restart_opens_it(backend: Backend) {
     let (code, out) = rotate(&app);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("re-sealed 2 rows"), "{out}");
-    assert!(out.contains("1 TOTP seeds, 1 bucket secrets"), "{out}");
+    assert!(
+        out.contains("1 TOTP seeds, 1 bucket secrets, 0 DICOM patient records"),
+        "{out}"
+    );
     assert!(out.contains("re-sealed the data keys of"), "{out}");
 
     let new_key = std::fs::read_to_string(&key_file).unwrap();

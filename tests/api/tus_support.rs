@@ -158,7 +158,8 @@ impl Tus {
         }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request with this client's credentials (and `Tus-Resumable`, harmless elsewhere).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let url = if path.starts_with("http") {
             path.to_string()
         } else {

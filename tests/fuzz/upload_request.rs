@@ -155,6 +155,29 @@ fn check_request(raw: &Raw) -> Result<(), TestCaseError> {
             || fail("checksum"),
         )?;
     }
+    let path = raw.relative_path.as_deref().filter(|p| !p.is_empty());
+    ensure(
+        req.relative_path == path.and_then(|p| RelativePath::parse(p).ok()),
+        || fail("relative path differs from RelativePath::parse"),
+    )?;
+    if let Some(p) = &req.relative_path {
+        // Normalised: a label of plain components, no longer than the rule allows.
+        let p = p.as_str();
+        ensure(
+            p.len() <= RelativePath::MAX_BYTES
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control)
+                && p.split('/').all(|c| !matches!(c, "" | "." | "..")),
+            || fail("relative path not normalised"),
+        )?;
+    }
+    let batch = raw
+        .batch
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .and_then(BatchId::parse);
+    ensure(req.batch == batch, || fail("batch"))?;
     Ok(())
 }
 
@@ -204,9 +227,13 @@ fn size() -> impl Strategy<Value = (u64, u64)> {
 
 fn relative_path() -> impl Strategy<Value = Option<String>> {
     let folder = "[A-Za-z0-9 ._-]{1,12}(/[A-Za-z0-9 ._-]{1,12}){0,4}".prop_map(|s| s.to_string());
+    // Near the length limit in characters that NFC decomposes (3 bytes become 6), in
+    // components short enough to pass.
+    let near_limit = (30usize..33).prop_map(|n| vec!["\u{958}".repeat(42); n].join("/"));
     prop::option::of(prop_oneof![
         3 => mutated_text(folder),
         1 => "(\\.\\./|/|[A-Z]:\\\\)[a-z/]{0,20}",
+        1 => near_limit,
         1 => any::<String>(),
     ])
 }

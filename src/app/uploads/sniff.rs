@@ -96,14 +96,21 @@ pub enum SniffError {
          file, and its content is not DICOM (no DICM marker after a 128-byte preamble)"
     )]
     NotDicomByContent,
+    #[error(
+        "its name has no extension of an accepted type, so it is accepted only as a DICOM \
+         file, and it is too short ({len} bytes) to be one"
+    )]
+    TooShortForDicom { len: usize },
 }
 
 impl SniffError {
     /// The same verdict for a file named without a type: any rejection other than an
-    /// executable preamble means it is not DICOM, and the message says so.
+    /// executable preamble means it is not DICOM, and the message says so (and that it is
+    /// too short to be, when that is why: an empty file is refused for what it is).
     pub fn for_unnamed(self) -> Self {
         match self {
             Self::ExecutablePreamble { .. } | Self::NeedMoreBytes { .. } => self,
+            Self::TooShort { len, .. } => Self::TooShortForDicom { len },
             _ => Self::NotDicomByContent,
         }
     }

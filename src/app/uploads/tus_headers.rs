@@ -15,10 +15,20 @@ use data_encoding::BASE64;
 pub const TUS_VERSION: &str = "1.0.0";
 /// Value for `Tus-Checksum-Algorithm`.
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
-/// Longest accepted `Upload-Metadata` value, in bytes.
-pub const MAX_METADATA_BYTES: usize = 4 * 1024;
-/// Metadata keys whose values must be UTF-8 text.
-pub const TEXT_KEYS: &[&str] = &["filename", "filetype", "bucket", "checksum"];
+/// Longest accepted `Upload-Metadata` value, in bytes: room for a `relativePath` of
+/// `RelativePath::MAX_BYTES` (5,464 bytes in base64) beside a long file name and the other
+/// keys, so that such a path is judged by its own rule, not refused as a long header.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Metadata keys whose values must be UTF-8 text (a value that is not would otherwise be
+/// dropped, and the file stored outside its folder or batch without a word).
+pub const TEXT_KEYS: &[&str] = &[
+    "filename",
+    "filetype",
+    "bucket",
+    "checksum",
+    "relativePath",
+    "batch",
+];
 
 const MAX_DIGITS: usize = 20;
 

@@ -68,6 +68,18 @@ impl Instance {
         ]);
         part10(object, uids::CT_IMAGE_STORAGE, &self.sop)
     }
+
+    /// The file cut off after `keep` bytes of the patient's name: it starts like DICOM and
+    /// its header does not parse.
+    pub fn cut_in_patient_name(&self, keep: usize) -> Vec<u8> {
+        let mut bytes = self.bytes();
+        let at = bytes
+            .windows(self.patient.len())
+            .position(|w| w == self.patient.as_bytes())
+            .expect("the name is in the file");
+        bytes.truncate(at + keep);
+        bytes
+    }
 }
 
 /// A DICOMDIR listing `files` (path components as on a CD, and the SOP instance each
@@ -143,5 +155,55 @@ impl Tus {
             .and_then(|l| l.rsplit('/').next())
             .map(str::to_string);
         (status, id, res.text().await.unwrap_or_default())
+    }
+}
+
+/// Batches over JSON, with the same credentials as the tus requests.
+impl Tus {
+    /// POST /batches with `body` as it is (so tests can send bad JSON too).
+    pub async fn declare_batch_raw(&self, body: &str) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/batches")
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Declares a batch of `files` files in `bucket` (the default one when `None`) and
+    /// returns its id.
+    pub async fn open_batch(&self, bucket: Option<&str>, files: u64) -> String {
+        let body = serde_json::json!({ "bucket": bucket, "files": files, "bytes": files * 4096 });
+        let res = self.declare_batch_raw(&body.to_string()).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, 201, "POST /batches: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["id"].as_str().unwrap().to_string()
+    }
+
+    /// GET /batches/{id}.
+    pub async fn batch(&self, id: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, &format!("/batches/{id}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /batches/{id}, asserting 200; the summary as JSON.
+    pub async fn batch_status(&self, id: &str) -> serde_json::Value {
+        let res = self.batch(id).await;
+        assert_eq!(res.status(), 200, "GET /batches/{id}");
+        res.json().await.unwrap()
+    }
+
+    /// POST /batches/{id}/finish with `{"skipped": skipped}`.
+    pub async fn finish_batch(&self, id: &str, skipped: u64) -> reqwest::Response {
+        self.request(reqwest::Method::POST, &format!("/batches/{id}/finish"))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({ "skipped": skipped }).to_string())
+            .send()
+            .await
+            .unwrap()
     }
 }

@@ -146,8 +146,8 @@ async fn authorised_bucket(
             AppError::refused(
                 415,
                 format!(
-                    "This bucket does not accept .{} files. It accepts: {}.",
-                    request.extension,
+                    "This bucket does not accept {}. It accepts: {}.",
+                    type_name(request.extension),
                     b.extensions.describe()
                 ),
             ),
@@ -170,5 +170,14 @@ async fn authorised_bucket(
             Err(error)
         }
         (None, None) => Err(AppError::NotFound),
+    }
+}
+
+/// "DICOM files" for a name without a type (taken only as DICOM), else ".pdf files".
+fn type_name(extension: &str) -> String {
+    if extension == buckets::UNNAMED_DICOM {
+        "DICOM files (a file named without an extension is taken only as DICOM)".to_string()
+    } else {
+        format!(".{extension} files")
     }
 }

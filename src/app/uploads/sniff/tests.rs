@@ -192,6 +192,23 @@ fn tiny_complete_files_are_judged_on_what_there_is() {
 }
 
 #[test]
+fn files_named_without_a_type_are_told_why_they_are_not_dicom() {
+    let unnamed = |head: &[u8]| {
+        check(FileKind::Dicom, head, true)
+            .unwrap_err()
+            .for_unnamed()
+    };
+    assert_eq!(unnamed(b""), SniffError::TooShortForDicom { len: 0 });
+    assert!(unnamed(b"").to_string().contains("too short (0 bytes)"));
+    assert_eq!(unnamed(&[b'a'; 4096]), SniffError::NotDicomByContent);
+    assert_eq!(unnamed(b"%PDF-1.7 and more"), SniffError::NotDicomByContent);
+    assert!(matches!(
+        unnamed(&dicom(b"MZ")),
+        SniffError::ExecutablePreamble { .. }
+    ));
+}
+
+#[test]
 fn incomplete_heads_ask_for_more_unless_they_already_disagree() {
     let head = &dicom(&[])[..100];
     assert_eq!(

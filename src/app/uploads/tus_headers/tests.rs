@@ -120,12 +120,35 @@ fn metadata_errors_are_precise() {
 }
 
 #[test]
-fn metadata_longer_than_4_kib_is_refused() {
-    let long = format!("filename {}", BASE64.encode(&[b'a'; 3080]));
+fn metadata_longer_than_8_kib_is_refused() {
+    let long = format!("filename {}", BASE64.encode(&[b'a'; 6150]));
     assert!(long.len() > MAX_METADATA_BYTES);
-    assert!(invalid(parse_upload_metadata(&long)).contains("longer than 4096"));
-    let fits = format!("filename {}", BASE64.encode(&[b'a'; 3000]));
+    assert!(invalid(parse_upload_metadata(&long)).contains("longer than 8192"));
+    let fits = format!("filename {}", BASE64.encode(&[b'a'; 6000]));
     assert!(parse_upload_metadata(&fits).is_ok());
+}
+
+#[test]
+fn the_longest_relative_path_fits_beside_a_long_name() {
+    let longest = crate::domain::RelativePath::MAX_BYTES;
+    let header = format!(
+        "filename {},filetype {},relativePath {},batch {},bucket {}",
+        BASE64.encode(&[b'a'; 300]),
+        BASE64.encode(&[b'a'; 127]),
+        BASE64.encode(&vec![b'a'; longest]),
+        BASE64.encode(&[b'0'; 36]),
+        BASE64.encode(&[b'0'; 36]),
+    );
+    assert!(parse_upload_metadata(&header).is_ok());
+}
+
+#[test]
+fn folder_and_batch_values_must_be_text() {
+    for key in ["relativePath", "batch"] {
+        let header = format!("{key} {}", BASE64.encode(&[b'C', b'D', b'/', 0xff, 0xfe]));
+        let message = invalid(parse_upload_metadata(&header));
+        assert!(message.contains("must be UTF-8 text"), "{key}: {message}");
+    }
 }
 
 #[test]
