@@ -5,7 +5,7 @@
 
 mod cli;
 mod leftovers;
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

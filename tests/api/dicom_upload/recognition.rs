@@ -172,6 +172,37 @@ async fn programs_and_autorun_files_are_refused_before_anything_is_created(backe
     assert_eq!(upload_count(&app), 0);
 }
 
+async fn a_header_left_unread_at_completion_is_indexed_by_the_next_cleanup_pass(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tus = uploader(&app).await;
+    let instance = Instance::of(STUDY, 1, 7);
+    let (status, id, body) = tus
+        .send_in_batch(None, "CD/IM000007", &instance.bytes())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = id.unwrap();
+    // As when storage could not be read back at completion: the file is complete, its
+    // header is not indexed.
+    diesel::delete(dicom_instances::table.find(&id))
+        .execute(&mut *app.db.conn().unwrap())
+        .unwrap();
+
+    let ctx = crate::cleanup::support::context(&app, None);
+    medport::app::uploads::cleanup::run_once(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(index_state(&app, &id), "indexed");
+    // Nothing is indexed twice.
+    medport::app::uploads::cleanup::run_once(&ctx)
+        .await
+        .unwrap();
+    let rows: i64 = dicom_instances::table
+        .count()
+        .get_result(&mut *app.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
 both_backends!(
     a_dicom_file_without_an_extension_is_accepted_and_indexed,
     dicom_content_is_accepted_whatever_the_file_is_called,
@@ -179,4 +210,5 @@ both_backends!(
     an_extensionless_file_that_is_not_dicom_is_refused_and_nothing_is_kept,
     a_program_in_the_preamble_is_refused_whatever_the_name,
     programs_and_autorun_files_are_refused_before_anything_is_created,
+    a_header_left_unread_at_completion_is_indexed_by_the_next_cleanup_pass,
 );
