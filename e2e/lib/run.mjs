@@ -1,6 +1,6 @@
-// One full run of the scenarios against one kind of deployment: scenarios 1-4 share one
-// medport (each builds on what the one before did); scenario 5 has its own medport with a
-// one-minute idle timeout, signed in at the start so its wait overlaps scenarios 1-4.
+// One full run of the scenarios against one kind of deployment: scenarios 1-6 share one
+// medport (each builds on what the one before did); scenario 7 has its own medport with a
+// one-minute idle timeout, signed in at the start so its wait overlaps scenarios 1-6.
 import { rmSync } from "node:fs";
 import { describe, it, before, after } from "node:test";
 import { launchBrowser, failurePicture } from "./browser.mjs";
@@ -11,6 +11,8 @@ import { adminSetup } from "../scenarios/admin-setup.mjs";
 import { uploaderUpload } from "../scenarios/upload.mjs";
 import { renamedExecutable } from "../scenarios/rejection.mjs";
 import { auditorReview } from "../scenarios/auditor.mjs";
+import { folderUpload } from "../scenarios/folder-upload.mjs";
+import { cdDrop } from "../scenarios/cd-drop.mjs";
 import { idleSignIn, idleTimeout } from "../scenarios/idle-timeout.mjs";
 
 /**
@@ -135,6 +137,9 @@ export function describeRun({ label, postgres }) {
     scenario("2. uploader changes the one-time password, uploads 30 MiB with the keyboard, reloads mid-upload, resumes, sees it completed with its SHA-256", uploaderUpload, ["adminSetup"]);
     scenario("3. uploader tries a renamed executable and is told it was refused", renamedExecutable, ["uploaderUpload"]);
     scenario("4. auditor finds the events of scenarios 1-3 and downloads the CSV", auditorReview, ["adminSetup", "uploaderUpload"]);
-    scenario("5. an idle session ends and the user is sent to sign in with a message", idleTimeout);
+    // After the auditor's: the batch's hundreds of events would push theirs off the page.
+    scenario("5. uploader sends a folder of 240 DICOM files as one batch, reloads mid-batch, continues it, sees 240 stored and the junk skipped", folderUpload, ["uploaderUpload"]);
+    scenario("6. uploader drops a CD: DICOMDIR and images sent as one batch, the viewer and system files skipped, a refused file listed as a problem", cdDrop, ["uploaderUpload"]);
+    scenario("7. an idle session ends and the user is sent to sign in with a message", idleTimeout);
   });
 }

@@ -1,4 +1,4 @@
-// Scenario 5: with MEDPORT_SESSION_IDLE_MINUTES=1, a signed-in user who does nothing for
+// Scenario 7: with MEDPORT_SESSION_IDLE_MINUTES=1, a signed-in user who does nothing for
 // over a minute is sent back to the sign-in page with a message saying why, and signing in
 // again returns them to the page they asked for.
 import assert from "node:assert/strict";

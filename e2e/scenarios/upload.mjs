@@ -80,8 +80,11 @@ export async function chooseFileWithKeyboard(page, bucketName, bucketId, path) {
   await (await chooser).setFiles(path);
 }
 
-/** Reads the progress bar's value every 100 ms until `until(value)` or the time is up. */
-async function sampleProgress(page, bar, until, timeoutMs) {
+/**
+ * Reads the progress bar's value every 100 ms until `until(value)` (which may be async) or
+ * the time is up; returns the values seen, without repeats.
+ */
+export async function sampleProgress(page, bar, until, timeoutMs) {
   const seen = [];
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -89,7 +92,7 @@ async function sampleProgress(page, bar, until, timeoutMs) {
     if (seen.length === 0 || seen[seen.length - 1] !== v) {
       seen.push(v);
     }
-    if (until(v)) {
+    if (await until(v)) {
       return seen;
     }
     await sleep(100);
@@ -97,7 +100,7 @@ async function sampleProgress(page, bar, until, timeoutMs) {
   throw new Error(`progress did not get there in ${timeoutMs} ms; values seen: ${seen.join(", ")}`);
 }
 
-function assertMoves(values, what) {
+export function assertMoves(values, what) {
   const between = values.filter((v) => v > 0 && v < 100);
   assert.ok(
     new Set(between).size >= 3,

@@ -1,6 +1,7 @@
 // medport upload page: resumable uploads over tus with the vendored tus-js-client. Loaded
 // with `defer` after it; no inline scripts (CSP). Without JavaScript, or in a browser the
-// client does not support, the page's plain form posts the file instead.
+// client does not support, the page's plain form posts the file instead. Single files
+// each upload on their own; a folder (a study, a CD) is sent as one batch (below).
 (function () {
   "use strict";
 
@@ -13,6 +14,31 @@
   var RESUMABLE_FOR_MS = 7 * 24 * 3600 * 1000;
   var UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+  // Files a folder or CD holds that are not part of a study: skipped before anything is
+  // sent, and named in the batch's summary. System files, and the programs and viewer
+  // pages CDs carry. Kept short on purpose: anything else the server does not take (a
+  // viewer's .xml, say) is sent, refused and listed among the batch's problems.
+  var SKIPPED = {
+    // Whole file names, lower case.
+    names: [".ds_store", "thumbs.db", "desktop.ini", "autorun.inf"],
+    // macOS resource forks ("._IM000001"), beside the files they describe.
+    prefix: "._",
+    // File name extensions, lower case.
+    extensions: ["exe", "dll", "bat", "cmd", "com", "msi", "app", "sh", "jar", "inf", "ini", "htm", "html", "js", "css"],
+    // Folders skipped whole: macOS archive leftovers and application bundles.
+    folders: /^(__macosx|.+\.app)$/,
+  };
+  // Files of one batch in flight at once: a bounded queue, so thousands of small files
+  // neither freeze the tab nor open thousands of requests.
+  var BATCH_PARALLEL = 4;
+  // The batch's progress is drawn at most this often.
+  var RENDER_EVERY_MS = 250;
+  // After the last byte: how often and how long to wait for the server's checks.
+  var SETTLE_POLL_MS = 1000;
+  var SETTLE_FOR_MS = 120000;
+  // Unfinished batches remembered in this browser (the newest).
+  var BATCHES_KEPT = 5;
+
   var form = document.getElementById("upload-form");
   var tus = window.tus;
   if (!form || !tus || !tus.isSupported) {
@@ -20,7 +46,7 @@
   }
 
   var bucketSelect = form.querySelector('select[name="bucket"]');
-  var fileInput = form.querySelector('input[type="file"]');
+  var fileInput = form.querySelector('input[type="file"][name="file"]');
   var dropzone = form.querySelector("[data-dropzone]");
   var queue = document.querySelector("[data-upload-queue]");
   var list = document.querySelector("[data-upload-list]");
@@ -121,9 +147,8 @@
     var res = err && err.originalResponse;
     if (res) {
       var status = res.getStatus();
-      // Plain-text errors are "415 Title" then the message; show the message alone.
-      var body = (res.getBody() || "").trim().replace(/^\d{3} [^\n]*\n/, "").trim();
-      if (body && body.length <= 500 && body.charAt(0) !== "<") {
+      var body = serverText(res.getBody());
+      if (body) {
         return body;
       }
       if (status === 401 || status === 403) {
@@ -147,6 +172,78 @@
       return "The connection was lost. Resume when you are back online.";
     }
     return "The connection to the server failed. Resume to try again.";
+  }
+
+  // Plain-text errors are "415 Title" then the message: the message alone, or "".
+  function serverText(body) {
+    var text = (body || "").trim().replace(/^\d{3} [^\n]*\n/, "").trim();
+    return text && text.length <= 500 && text.charAt(0) !== "<" ? text : "";
+  }
+
+  function statusOf(err) {
+    var res = err && err.originalResponse;
+    return res ? res.getStatus() : 0;
+  }
+
+  // tus-js-client's own rule (ask again unless the server refused), and also after "too
+  // many requests"; not when creating an upload conflicts (a batch finished meanwhile).
+  function shouldRetry(err) {
+    var status = statusOf(err);
+    var creating = !!err.originalRequest && err.originalRequest.getMethod() === "POST";
+    if (status === 429) {
+      return true;
+    }
+    var again = status < 400 || status >= 500 || (status === 409 && !creating) || status === 423;
+    return again && !(typeof navigator !== "undefined" && navigator.onLine === false);
+  }
+
+  // A tus upload with the options every upload shares; `spec` adds the metadata, the
+  // fingerprint and the event handlers.
+  function newUpload(file, spec) {
+    var metadata = { filetype: file.type || "application/octet-stream" };
+    Object.keys(spec.metadata).forEach(function (key) {
+      metadata[key] = spec.metadata[key];
+    });
+    var options = {
+      endpoint: endpoint,
+      chunkSize: CHUNK_SIZE,
+      retryDelays: RETRY_DELAYS,
+      headers: { "X-CSRF-Token": csrfToken() },
+      metadata: metadata,
+      fingerprint: function () {
+        return Promise.resolve(spec.fingerprint);
+      },
+      removeFingerprintOnSuccess: true,
+      onShouldRetry: shouldRetry,
+      onProgress: spec.onProgress,
+      onSuccess: spec.onSuccess,
+      onError: spec.onError,
+    };
+    // Only when storage works (not in some private modes); otherwise the client's default.
+    if (urlStorage) {
+      options.urlStorage = urlStorage;
+    }
+    return new tus.Upload(file, options);
+  }
+
+  // Picks up the newest earlier upload of the same file this browser knows of; resolves
+  // to whether there was one (never rejects). The caller then starts the upload.
+  function findEarlier(upload) {
+    return upload
+      .findPreviousUploads()
+      .then(function (previous) {
+        previous.sort(function (a, b) {
+          return String(b.creationTime).localeCompare(String(a.creationTime));
+        });
+        if (previous.length > 0) {
+          upload.resumeFromPreviousUpload(previous[0]);
+          return true;
+        }
+        return false;
+      })
+      .catch(function () {
+        return false;
+      });
   }
 
   function uploadIdOf(url) {
@@ -216,20 +313,9 @@
       ui.cancel.hidden = true;
     }
 
-    var options = {
-      endpoint: endpoint,
-      chunkSize: CHUNK_SIZE,
-      retryDelays: RETRY_DELAYS,
-      headers: { "X-CSRF-Token": csrfToken() },
-      metadata: {
-        filename: file.name,
-        filetype: file.type || "application/octet-stream",
-        bucket: bucket,
-      },
-      fingerprint: function () {
-        return Promise.resolve(fingerprint(file, bucket));
-      },
-      removeFingerprintOnSuccess: true,
+    var upload = newUpload(file, {
+      metadata: { filename: file.name, bucket: bucket },
+      fingerprint: fingerprint(file, bucket),
       onProgress: function (sent, total) {
         var now = Date.now();
         task.samples.push([now, sent]);
@@ -258,12 +344,7 @@
       onError: function (err) {
         setState("Failed: " + errorMessage(err), false, true);
       },
-    };
-    // Only when storage works (not in some private modes); otherwise the client's default.
-    if (urlStorage) {
-      options.urlStorage = urlStorage;
-    }
-    var upload = new tus.Upload(file, options);
+    });
 
     ui.pause.addEventListener("click", function () {
       upload.abort(false).then(function () {
@@ -301,25 +382,10 @@
     });
 
     setState("Starting…", true, false);
-    upload
-      .findPreviousUploads()
-      .then(function (previous) {
-        previous.sort(function (a, b) {
-          return String(b.creationTime).localeCompare(String(a.creationTime));
-        });
-        if (previous.length > 0) {
-          upload.resumeFromPreviousUpload(previous[0]);
-          ui.status.textContent = "Resuming an earlier upload of this file…";
-        } else {
-          ui.status.textContent = "Uploading…";
-        }
-      })
-      .catch(function () {
-        ui.status.textContent = "Uploading…";
-      })
-      .then(function () {
-        upload.start();
-      });
+    findEarlier(upload).then(function (resumed) {
+      ui.status.textContent = resumed ? "Resuming an earlier upload of this file…" : "Uploading…";
+      upload.start();
+    });
   }
 
   function addFiles(files) {
@@ -332,10 +398,718 @@
     }
   }
 
+  // ---------- Folders and CDs: one batch ----------
+  //
+  // One folder chosen or dropped is a batch: declared to the server (POST /batches), each
+  // file sent over tus naming the batch and its path in the folder, at most BATCH_PARALLEL
+  // at once, then closed (POST /batches/{id}/finish) with a summary. The batch's id is kept
+  // in localStorage under a signature of the folder (paths and sizes, hashed: no name is
+  // stored), so choosing the same folder again after a reload or a crash continues it:
+  // files the server already holds are not sent again, partly sent ones resume.
+
+  var batchView = document.querySelector("[data-batch]");
+  var folderField = form.querySelector("[data-folder-field]");
+  var folderInput = document.getElementById("folder");
+  var batchNote = document.querySelector("[data-batch-note]");
+  var batchStoreKey = "medport-batches-" + ownerKey;
+  var batch = null;
+  var renderTimer = null;
+
+  function batchPart(name) {
+    return batchView.querySelector('[data-batch-part="' + name + '"]');
+  }
+
+  function batchButton(action) {
+    return batchView.querySelector('[data-batch-action="' + action + '"]');
+  }
+
+  // What is skipped, by the name shown in the summary: the folder for a skipped folder
+  // ("Viewer.app/"), the file's own path otherwise; null for a file to send.
+  function skippedAs(path) {
+    var parts = path.split("/");
+    for (var i = 0; i < parts.length - 1; i++) {
+      if (SKIPPED.folders.test(parts[i].toLowerCase())) {
+        return parts.slice(0, i + 1).join("/") + "/";
+      }
+    }
+    var name = parts[parts.length - 1].toLowerCase();
+    var dot = name.lastIndexOf(".");
+    var extension = dot > 0 ? name.slice(dot + 1) : "";
+    if (
+      SKIPPED.names.indexOf(name) !== -1 ||
+      name.indexOf(SKIPPED.prefix) === 0 ||
+      SKIPPED.extensions.indexOf(extension) !== -1
+    ) {
+      return path;
+    }
+    return null;
+  }
+
+  // ----- What this browser remembers of unfinished batches -----
+
+  function savedBatches() {
+    try {
+      var all = JSON.parse(window.localStorage.getItem(batchStoreKey) || "[]");
+      var now = Date.now();
+      return Array.isArray(all)
+        ? all.filter(function (b) {
+            return b && typeof b.id === "string" && now - b.savedAt < RESUMABLE_FOR_MS;
+          })
+        : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function storeBatches(all) {
+    try {
+      if (all.length > 0) {
+        window.localStorage.setItem(batchStoreKey, JSON.stringify(all.slice(-BATCHES_KEPT)));
+      } else {
+        window.localStorage.removeItem(batchStoreKey);
+      }
+    } catch (e) {
+      // No storage (some private modes): the batch still runs, it just cannot continue
+      // after a reload.
+    }
+  }
+
+  function forgetBatch(id) {
+    storeBatches(
+      savedBatches().filter(function (b) {
+        return b.id !== id;
+      })
+    );
+  }
+
+  function rememberBatch(b) {
+    var kept = savedBatches().filter(function (s) {
+      return s.id !== b.id && s.signature !== b.signature;
+    });
+    kept.push({
+      id: b.id,
+      bucket: b.bucket,
+      signature: b.signature,
+      files: b.filesTotal,
+      bytes: b.bytesTotal,
+      skipped: b.skippedCount,
+      savedAt: Date.now(),
+    });
+    storeBatches(kept);
+  }
+
+  function folderSignature(found) {
+    var keys = found.map(function (f) {
+      return f.path + "\u0000" + f.file.size;
+    });
+    keys.sort();
+    return hash(keys.join("\u0001"));
+  }
+
+  function batchFingerprint(id, item) {
+    var parts = [id, item.path, item.file.size, item.file.lastModified];
+    return "medport-batch-" + ownerKey + "-" + hash(parts.join("\u0000")) + "-" + item.file.size;
+  }
+
+  // ----- The server's batch API (JSON; the session's CSRF token as a header) -----
+
+  function batchApi(method, url, body) {
+    var init = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrfToken() },
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return window.fetch(url, init).then(function (res) {
+      return res.text().then(function (text) {
+        if (!res.ok) {
+          var err = new Error(serverText(text) || "The server answered HTTP " + res.status + ".");
+          err.status = res.status;
+          throw err;
+        }
+        return text ? JSON.parse(text) : null;
+      });
+    });
+  }
+
+  // The newest attempt at each path (the server lists them oldest first).
+  function latestByPath(files) {
+    var latest = {};
+    (files || []).forEach(function (f) {
+      latest[f.relative_path || f.filename] = f;
+    });
+    return latest;
+  }
+
+  // ----- Reading what was chosen or dropped -----
+
+  function chosenFiles(files) {
+    return Array.prototype.map.call(files, function (file) {
+      return { file: file, path: (file.webkitRelativePath || file.name).normalize("NFC") };
+    });
+  }
+
+  // One directory's entries: the reader hands them out in batches until an empty one.
+  function readDirectory(directory) {
+    var reader = directory.createReader();
+    var all = [];
+    return new Promise(function (resolve, reject) {
+      (function more() {
+        reader.readEntries(function (entries) {
+          if (entries.length === 0) {
+            resolve(all);
+            return;
+          }
+          all = all.concat(Array.prototype.slice.call(entries));
+          more();
+        }, reject);
+      })();
+    });
+  }
+
+  // Every file under the dropped entries, one directory at a time; what cannot be read is
+  // listed in `unreadable`.
+  function walk(entries, found, unreadable) {
+    return entries.reduce(function (done, entry) {
+      return done.then(function () {
+        var path = entry.fullPath.replace(/^\/+/, "").normalize("NFC");
+        if (entry.isDirectory) {
+          return readDirectory(entry).then(
+            function (children) {
+              return walk(children, found, unreadable);
+            },
+            function () {
+              unreadable.push(path + "/");
+            }
+          );
+        }
+        return new Promise(function (resolve) {
+          entry.file(
+            function (file) {
+              found.push({ file: file, path: path });
+              resolve();
+            },
+            function () {
+              unreadable.push(path);
+              resolve();
+            }
+          );
+        });
+      });
+    }, Promise.resolve());
+  }
+
+  // ----- Showing the batch -----
+
+  function say(text) {
+    batchPart("status").textContent = text;
+  }
+
+  function showButtons(running) {
+    var live = batch && (batch.state === "sending" || batch.state === "paused");
+    batchButton("pause").hidden = !(live && running);
+    batchButton("resume").hidden = !(live && !running);
+    batchButton("cancel").hidden = !live;
+  }
+
+  function scheduleRender() {
+    if (renderTimer === null) {
+      renderTimer = window.setTimeout(function () {
+        renderTimer = null;
+        renderProgress();
+      }, RENDER_EVERY_MS);
+    }
+  }
+
+  function renderProgress() {
+    if (!batch) {
+      return;
+    }
+    var b = batch;
+    var sent = b.bytesDone + b.inFlight;
+    var share = b.bytesTotal > 0 ? sent / b.bytesTotal : b.filesDone / Math.max(1, b.filesTotal);
+    batchPart("bar").value = Math.min(100, share * 100);
+    var text =
+      b.filesDone + " of " + b.filesTotal + (b.filesTotal === 1 ? " file" : " files") +
+      ", " + formatBytes(sent) + " of " + formatBytes(b.bytesTotal);
+    var now = Date.now();
+    if (b.state === "sending") {
+      b.samples.push([now, sent, b.filesDone]);
+      while (b.samples.length > 2 && now - b.samples[0][0] > RATE_WINDOW_MS) {
+        b.samples.shift();
+      }
+      var first = b.samples[0];
+      var seconds = (now - first[0]) / 1000;
+      var speed = seconds > 0.5 ? (sent - first[1]) / seconds : 0;
+      var pace = seconds > 0.5 ? (b.filesDone - first[2]) / seconds : 0;
+      if (speed > 0) {
+        // Many small files take longer than their bytes say: the later of the two.
+        var secondsLeft = (b.bytesTotal - sent) / speed;
+        if (pace > 0) {
+          secondsLeft = Math.max(secondsLeft, (b.filesTotal - b.filesDone) / pace);
+        }
+        var left = formatDuration(secondsLeft);
+        text += " at " + formatBytes(Math.round(speed)) + "/s" + (left ? ", about " + left + " left" : "");
+      }
+    }
+    batchPart("counts").textContent = text;
+    // Problems are added to the list as they come, never redrawn.
+    var problems = batchPart("problems");
+    for (; b.problemsShown < b.problems.length; b.problemsShown++) {
+      problems.appendChild(problemItem(b.problems[b.problemsShown]));
+    }
+    batchPart("problems-block").hidden = b.problems.length === 0;
+  }
+
+  function problemItem(problem) {
+    var li = document.createElement("li");
+    var name = document.createElement("strong");
+    name.className = "upload-item-name";
+    // textContent: a file name is never read as markup.
+    name.textContent = problem.path;
+    li.appendChild(name);
+    li.appendChild(document.createTextNode(": " + problem.message));
+    return li;
+  }
+
+  function fillList(list, items) {
+    list.textContent = "";
+    items.forEach(function (item) {
+      list.appendChild(item);
+    });
+  }
+
+  function textItem(text) {
+    var li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }
+
+  // The skipped files, a skipped folder once with its count.
+  function skippedItems(b) {
+    return Object.keys(b.skipped).map(function (name) {
+      var count = b.skipped[name];
+      return textItem(name.charAt(name.length - 1) === "/" ? name + " (" + count + (count === 1 ? " file)" : " files)") : name);
+    });
+  }
+
+  // ----- Running a batch -----
+
+  function beginBatch(found, unreadable) {
+    if (batch && (batch.state === "sending" || batch.state === "paused" || batch.state === "closing")) {
+      batchView.hidden = false;
+      say("A folder is still uploading. Wait until it is done, or cancel it, before choosing another.");
+      return;
+    }
+    var option = bucketSelect.options[bucketSelect.selectedIndex];
+    if (!option) {
+      return;
+    }
+    var b = {
+      id: null,
+      bucket: option.value,
+      state: "starting",
+      signature: folderSignature(found),
+      items: [],
+      skipped: {},
+      skippedCount: 0,
+      next: 0,
+      active: [],
+      filesDone: 0,
+      filesTotal: 0,
+      bytesDone: 0,
+      bytesTotal: 0,
+      inFlight: 0,
+      alreadyStored: 0,
+      problems: [],
+      problemsShown: 0,
+      samples: [],
+    };
+    found.forEach(function (f) {
+      var as = skippedAs(f.path);
+      if (as === null) {
+        b.items.push(f);
+        b.bytesTotal += f.file.size;
+      } else {
+        b.skipped[as] = (b.skipped[as] || 0) + 1;
+        b.skippedCount++;
+      }
+    });
+    b.filesTotal = b.items.length;
+    unreadable.forEach(function (path) {
+      b.problems.push({ path: path, message: "This browser could not read it." });
+    });
+    batch = b;
+    batchPart("problems").textContent = "";
+    batchPart("summary").hidden = true;
+    batchPart("progress").hidden = false;
+    batchView.hidden = false;
+    if (batchNote) {
+      batchNote.hidden = true;
+    }
+    showButtons(false);
+    renderProgress();
+    if (b.items.length === 0) {
+      b.state = "done";
+      say(
+        found.length === 0
+          ? "The folder holds no files."
+          : "Nothing to send: every file of the folder is one that is skipped."
+      );
+      showSummary(null);
+      return;
+    }
+    var earlier = savedBatches().filter(function (s) {
+      return s.signature === b.signature;
+    })[0];
+    say("Starting…");
+    (earlier ? continueBatch(b, earlier) : Promise.resolve(false))
+      .then(function (continued) {
+        if (continued) {
+          return;
+        }
+        return batchApi("POST", "/batches", {
+          bucket: b.bucket,
+          files: b.filesTotal,
+          bytes: b.bytesTotal,
+        }).then(function (created) {
+          b.id = created.id;
+          rememberBatch(b);
+          say(
+            "Uploading " + b.filesTotal + (b.filesTotal === 1 ? " file" : " files") + " (" +
+              formatBytes(b.bytesTotal) + ") to " + option.textContent + "." +
+              (b.skippedCount > 0 ? " " + b.skippedCount + " skipped: see the summary at the end." : "")
+          );
+        });
+      })
+      .then(
+        function () {
+          b.state = "sending";
+          showButtons(true);
+          pump();
+        },
+        function (err) {
+          b.state = "done";
+          showButtons(false);
+          say("The folder upload could not start: " + err.message);
+        }
+      );
+  }
+
+  // The same folder as a batch this browser left unfinished: ask the server what it holds,
+  // and send only the rest. Resolves to false when that batch cannot go on (finished, gone).
+  function continueBatch(b, earlier) {
+    return batchApi("GET", "/batches/" + encodeURIComponent(earlier.id)).then(
+      function (status) {
+        if (status.finished_at) {
+          forgetBatch(earlier.id);
+          return false;
+        }
+        b.id = status.id;
+        b.bucket = status.bucket;
+        // The batch keeps its bucket; the list shows it when it is there.
+        var option = Array.prototype.filter.call(bucketSelect.options, function (o) {
+          return o.value === b.bucket;
+        })[0];
+        if (option) {
+          bucketSelect.value = b.bucket;
+        }
+        var held = latestByPath(status.files);
+        b.items = b.items.filter(function (item) {
+          var f = held[item.path];
+          var done = !!f && f.size === item.file.size && (f.status === "completed" || f.status === "completing");
+          if (done) {
+            b.filesDone++;
+            b.bytesDone += item.file.size;
+            b.alreadyStored++;
+          }
+          return !done;
+        });
+        b.filesTotal = b.filesDone + b.items.length;
+        rememberBatch(b);
+        say(
+          "This folder's upload continues" + (option ? " in " + option.textContent : "") + ": " +
+            b.alreadyStored + " of " + b.filesTotal + " files were already stored. " +
+            (b.items.length === 0 ? "Nothing is left to send." : "The other " + b.items.length + " are being sent.")
+        );
+        return true;
+      },
+      function (err) {
+        if (err.status === 404) {
+          forgetBatch(earlier.id);
+          return false;
+        }
+        throw err;
+      }
+    );
+  }
+
+  // Starts files until BATCH_PARALLEL are in flight; closes the batch when none is left.
+  function pump() {
+    var b = batch;
+    if (b.state !== "sending") {
+      return;
+    }
+    while (b.active.length < BATCH_PARALLEL && b.next < b.items.length) {
+      sendFile(b, b.items[b.next++]);
+    }
+    if (b.active.length === 0 && b.next >= b.items.length) {
+      closeBatch(b);
+    }
+  }
+
+  function sendFile(b, item) {
+    var task = { item: item, sent: 0, ready: false, upload: null };
+    b.active.push(task);
+    task.upload = newUpload(item.file, {
+      metadata: {
+        filename: item.file.name,
+        relativePath: item.path,
+        batch: b.id,
+        bucket: b.bucket,
+      },
+      fingerprint: batchFingerprint(b.id, item),
+      onProgress: function (sent) {
+        b.inFlight += sent - task.sent;
+        task.sent = sent;
+        scheduleRender();
+      },
+      onSuccess: function () {
+        fileEnded(b, task, null);
+      },
+      onError: function (err) {
+        fileFailed(b, task, err);
+      },
+    });
+    findEarlier(task.upload).then(function () {
+      task.ready = true;
+      if (b.state === "sending") {
+        task.upload.start();
+      }
+    });
+  }
+
+  function fileEnded(b, task, problem) {
+    var at = b.active.indexOf(task);
+    if (at === -1) {
+      return;
+    }
+    b.active.splice(at, 1);
+    b.inFlight -= task.sent;
+    b.bytesDone += task.item.file.size;
+    b.filesDone++;
+    if (problem) {
+      b.problems.push({ path: task.item.path, message: problem });
+    }
+    scheduleRender();
+    pump();
+  }
+
+  // A refusal is this file's problem and the batch goes on; a lost connection or a server
+  // error (after tus-js-client's own retries) pauses the whole batch, to resume; an ended
+  // session or a closed batch stops it.
+  function fileFailed(b, task, err) {
+    if (b.state !== "sending") {
+      return;
+    }
+    var status = statusOf(err);
+    if (status === 401 || status === 403) {
+      pauseBatch(b, "Your session has ended. Sign in again in another tab, then resume here.");
+    } else if (status === 409 && err.originalRequest && err.originalRequest.getMethod() === "POST") {
+      pauseBatch(b, errorMessage(err));
+    } else if (status >= 400 && status < 500) {
+      fileEnded(b, task, errorMessage(err));
+    } else {
+      pauseBatch(b, "Paused: " + errorMessage(err));
+    }
+  }
+
+  function pauseBatch(b, message) {
+    if (b.state !== "sending") {
+      return;
+    }
+    b.state = "paused";
+    b.active.forEach(function (task) {
+      task.upload.abort(false);
+    });
+    say(message);
+    showButtons(false);
+    renderProgress();
+  }
+
+  function resumeBatch(b) {
+    if (b.state !== "paused") {
+      return;
+    }
+    b.state = "sending";
+    b.samples = [];
+    say("Uploading the rest of the folder…");
+    showButtons(true);
+    b.active.forEach(function (task) {
+      // One whose earlier upload is still being looked up starts when that is done.
+      if (task.ready) {
+        task.upload.start();
+      }
+    });
+    pump();
+  }
+
+  function cancelBatch(b) {
+    if (!window.confirm("Cancel the upload of this folder? Files already stored are kept; partly sent files are deleted.")) {
+      return;
+    }
+    b.state = "closing";
+    b.cancelled = true;
+    showButtons(false);
+    say("Cancelling…");
+    // `true` deletes each partly sent file on the server (tus DELETE) and forgets it here.
+    Promise.all(
+      b.active.map(function (task) {
+        return task.upload.abort(true).catch(function () {});
+      })
+    ).then(function () {
+      b.active = [];
+      b.inFlight = 0;
+      finishBatch(b);
+    });
+  }
+
+  // Every file was sent or refused: wait (a little) for the server's last checks, then
+  // close the batch and show its summary.
+  function closeBatch(b) {
+    b.state = "closing";
+    showButtons(false);
+    renderProgress();
+    say("Every file is sent. The server is checking the last ones…");
+    var until = Date.now() + SETTLE_FOR_MS;
+    (function poll() {
+      batchApi("GET", "/batches/" + encodeURIComponent(b.id)).then(
+        function (status) {
+          var latest = latestByPath(status.files);
+          var checking = Object.keys(latest).some(function (path) {
+            return latest[path].status === "completing";
+          });
+          if (checking && Date.now() < until) {
+            window.setTimeout(poll, SETTLE_POLL_MS);
+          } else {
+            finishBatch(b);
+          }
+        },
+        function (err) {
+          closeFailed(b, err);
+        }
+      );
+    })();
+  }
+
+  function finishBatch(b) {
+    b.state = "closing";
+    batchApi("POST", "/batches/" + encodeURIComponent(b.id) + "/finish", { skipped: b.skippedCount }).then(
+      function (status) {
+        b.state = "done";
+        forgetBatch(b.id);
+        showSummary(status);
+      },
+      function (err) {
+        closeFailed(b, err);
+      }
+    );
+  }
+
+  // The summary could not be fetched: every file is on its way; offer to try again.
+  function closeFailed(b, err) {
+    b.state = "paused";
+    say("Could not close the folder upload: " + err.message + " Resume to try again.");
+    showButtons(false);
+  }
+
+  // The summary: the server's view of each path's newest attempt, the problems only this
+  // browser saw (a file refused before the server kept a record), and what was skipped.
+  function showSummary(status) {
+    var b = batch;
+    var latest = latestByPath(status && status.files);
+    var stored = 0;
+    var duplicates = 0;
+    var problems = [];
+    var named = {};
+    Object.keys(latest).forEach(function (path) {
+      var f = latest[path];
+      if (f.status === "completed") {
+        stored++;
+      }
+      if (f.dicom === "duplicate") {
+        duplicates++;
+      }
+      // Files cancelled here are not problems: they are what was asked for.
+      if (f.problem && !(b.cancelled && f.status === "aborted")) {
+        problems.push({ path: path, message: f.problem });
+        named[path] = true;
+      }
+    });
+    b.problems.forEach(function (p) {
+      if (!named[p.path] && !(latest[p.path] && latest[p.path].status === "completed")) {
+        problems.push(p);
+      }
+    });
+    renderProgress();
+    batchPart("progress").hidden = true;
+    batchPart("problems-block").hidden = true;
+    showButtons(false);
+    batchPart("stored").textContent = stored + " of " + (b.filesTotal || 0);
+    batchPart("duplicates").textContent = String(duplicates);
+    batchPart("problem-count").textContent = String(problems.length);
+    batchPart("skipped-count").textContent = String(b.skippedCount);
+    fillList(batchPart("summary-problems"), problems.map(problemItem));
+    batchPart("summary-problems").parentElement.hidden = problems.length === 0;
+    fillList(batchPart("summary-skipped"), skippedItems(b));
+    batchPart("summary-skipped").parentElement.hidden = b.skippedCount === 0;
+    batchPart("summary").hidden = false;
+    if (!status) {
+      return;
+    }
+    var words = b.cancelled ? "Cancelled. " : "Done. ";
+    words += stored + " of " + b.filesTotal + (b.filesTotal === 1 ? " file" : " files") + " stored";
+    if (problems.length > 0) {
+      words += ", " + problems.length + (problems.length === 1 ? " with a problem" : " with problems");
+    }
+    if (b.skippedCount > 0) {
+      words += ", " + b.skippedCount + " skipped";
+    }
+    say(words + ".");
+  }
+
+  // ----- Wiring -----
+
   function hasFiles(event) {
     var types = event.dataTransfer && event.dataTransfer.types;
     return !!types && Array.prototype.indexOf.call(types, "Files") !== -1;
   }
+
+  // The dropped entries, taken at once (the browser forgets them after the drop event);
+  // null when none is a folder, which leaves single files to upload on their own.
+  function droppedFolders(event) {
+    var items = event.dataTransfer.items;
+    if (!items || !items.length || typeof items[0].webkitGetAsEntry !== "function") {
+      return null;
+    }
+    var entries = [];
+    for (var i = 0; i < items.length; i++) {
+      var entry = items[i].kind === "file" ? items[i].webkitGetAsEntry() : null;
+      if (entry) {
+        entries.push(entry);
+      }
+    }
+    return entries.some(function (e) {
+      return e.isDirectory;
+    })
+      ? entries
+      : null;
+  }
+
+  var batchReady = !!(batchView && folderField && folderInput && "webkitdirectory" in folderInput);
 
   // Take the form over: files start as soon as they are chosen or dropped.
   var plainOnly = form.querySelectorAll("[data-plain-only]");
@@ -345,6 +1119,9 @@
   fileInput.multiple = true;
   fileInput.required = false;
   dropzone.hidden = false;
+  if (batchReady) {
+    folderField.hidden = false;
+  }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -355,6 +1132,40 @@
     fileInput.value = "";
     addFiles(files);
   });
+
+  if (batchReady) {
+    folderInput.addEventListener("change", function () {
+      var found = chosenFiles(folderInput.files || []);
+      folderInput.value = "";
+      beginBatch(found, []);
+    });
+    // The button pressed hides: keyboard focus goes to the one shown in its place.
+    var handOver = function (from, to, action) {
+      var focused = document.activeElement === batchButton(from);
+      action();
+      if (focused && !batchButton(to).hidden) {
+        batchButton(to).focus();
+      }
+    };
+    batchButton("pause").addEventListener("click", function () {
+      handOver("pause", "resume", function () {
+        pauseBatch(batch, "Paused. Resume to continue from where it stopped.");
+      });
+    });
+    batchButton("resume").addEventListener("click", function () {
+      handOver("resume", "pause", function () {
+        if (batch.state === "paused" && batch.id && batch.next >= batch.items.length && batch.active.length === 0) {
+          // Only the closing is left to do.
+          closeBatch(batch);
+        } else {
+          resumeBatch(batch);
+        }
+      });
+    });
+    batchButton("cancel").addEventListener("click", function () {
+      cancelBatch(batch);
+    });
+  }
 
   dropzone.addEventListener("click", function () {
     fileInput.click();
@@ -383,7 +1194,23 @@
     }
     event.preventDefault();
     dropzone.classList.remove("is-over");
-    addFiles(Array.prototype.slice.call(event.dataTransfer.files));
+    var folders = batchReady ? droppedFolders(event) : null;
+    if (!folders) {
+      addFiles(Array.prototype.slice.call(event.dataTransfer.files));
+      return;
+    }
+    var found = [];
+    var unreadable = [];
+    batchView.hidden = false;
+    say("Reading the folder…");
+    walk(folders, found, unreadable).then(
+      function () {
+        beginBatch(found, unreadable);
+      },
+      function () {
+        say("This browser could not read the dropped folder.");
+      }
+    );
   });
 
   // A file dropped beside the zone would make the browser open it, leaving the page and
@@ -397,9 +1224,11 @@
   });
 
   window.addEventListener("beforeunload", function (event) {
-    var busy = running.some(function (task) {
-      return task.active;
-    });
+    var busy =
+      running.some(function (task) {
+        return task.active;
+      }) ||
+      (!!batch && (batch.state === "sending" || batch.state === "closing"));
     if (busy) {
       event.preventDefault();
       event.returnValue = "";
@@ -428,5 +1257,16 @@
         }
       })
       .catch(function () {});
+  }
+
+  // And of unfinished folder uploads.
+  var unfinished = batchReady ? savedBatches() : [];
+  if (batchNote && unfinished.length > 0) {
+    var last = unfinished[unfinished.length - 1];
+    batchNote.textContent =
+      (unfinished.length === 1 ? "A folder upload" : unfinished.length + " folder uploads") +
+      " from this browser did not finish (the last: " + last.files + " files, " + formatBytes(last.bytes) +
+      "). Choose or drop the same folder again to continue where it stopped.";
+    batchNote.hidden = false;
   }
 })();
