@@ -214,13 +214,27 @@ pub async fn status(
         .await
 }
 
+/// Counts over the newest attempt at each path: a file sent again after a reload cut its
+/// first attempt short is judged by how the new one ended (files come ordered by path, then
+/// age).
 fn summarise(batch: Batch, files: Vec<BatchFile>) -> BatchStatus {
-    let stored = files.iter().filter(|f| f.is_stored()).count();
-    let duplicates = files
+    let newest: Vec<&BatchFile> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            f.relative_path.is_none()
+                || files
+                    .get(i + 1)
+                    .is_none_or(|next| next.relative_path != f.relative_path)
+        })
+        .map(|(_, f)| f)
+        .collect();
+    let stored = newest.iter().filter(|f| f.is_stored()).count();
+    let duplicates = newest
         .iter()
         .filter(|f| f.dicom == Some(IndexState::Duplicate.as_str()))
         .count();
-    let problems = files.iter().filter(|f| f.problem.is_some()).count();
+    let problems = newest.iter().filter(|f| f.problem.is_some()).count();
     BatchStatus {
         batch,
         stored,
@@ -268,4 +282,45 @@ pub async fn finish(
             })
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, status: &'static str, problem: Option<&str>) -> BatchFile {
+        BatchFile {
+            upload_id: String::new(),
+            filename: path.rsplit('/').next().unwrap_or(path).to_string(),
+            relative_path: Some(path.to_string()),
+            size: 1,
+            status,
+            sha256: None,
+            dicom: None,
+            problem: problem.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_path_sent_again_counts_once_by_its_newest_attempt() {
+        let batch = Batch {
+            id: BatchId::new(),
+            user_id: UserId::new(),
+            bucket: BucketId::new(),
+            declared_files: 2,
+            declared_bytes: 2,
+            started_at: chrono::NaiveDateTime::default(),
+            finished_at: None,
+        };
+        let status = summarise(
+            batch,
+            vec![
+                file("CD/A", "expired", Some("The upload ended as expired")),
+                file("CD/A", "completed", None),
+                file("CD/B", "rejected", Some("not DICOM")),
+            ],
+        );
+        assert_eq!((status.stored, status.problems), (1, 1));
+        assert_eq!(status.files.len(), 3, "every attempt stays listed");
+    }
 }
