@@ -47,7 +47,7 @@ impl Layout {
     /// The frame for a signed-in user: navigation by role, pending flash messages.
     pub fn for_user(user: &crate::web::extractors::CurrentUser, current_path: &str) -> Self {
         use crate::domain::role::Role;
-        let mut items: Vec<(&str, &str)> = vec![("/uploads", "Uploads")];
+        let mut items: Vec<(&str, &str)> = vec![("/uploads", "Uploads"), ("/studies", "Studies")];
         if user.role == Role::Admin {
             items.push(("/admin/users", "Users"));
             items.push(("/admin/buckets", "Buckets"));

@@ -30,6 +30,7 @@ mod keys;
 mod migrations;
 mod scan;
 mod scanning;
+mod studies;
 mod tus;
 mod tus_js_client;
 mod upload_pages;

@@ -80,11 +80,11 @@ fn table_count(conn: &mut DbConnection, backend: Backend) -> i64 {
     let sql = match backend {
         Backend::Sqlite => {
             "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','audit_events')"
+             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','audit_events')"
         }
         Backend::Postgres => {
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','audit_events')"
+             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','audit_events')"
         }
     };
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
@@ -96,7 +96,7 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
     assert_eq!(table_count(&mut db.conn().unwrap(), backend), 0);
 
     let applied = db.migrate().unwrap();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 5, "{applied:?}");
     assert_eq!(table_count(&mut db.conn().unwrap(), backend), 13);
     schema_matches(&mut db.conn().unwrap());
 
@@ -105,9 +105,9 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
         "second run applies nothing"
     );
 
-    assert_eq!(db.revert_all().unwrap(), 3);
+    assert_eq!(db.revert_all().unwrap(), 5);
     assert_eq!(table_count(&mut db.conn().unwrap(), backend), 0);
-    assert_eq!(db.migrate().unwrap().len(), 3);
+    assert_eq!(db.migrate().unwrap().len(), 5);
     schema_matches(&mut db.conn().unwrap());
 }
 

@@ -214,6 +214,28 @@ pub async fn status(
         .await
 }
 
+/// Several batches with their files, for the history page (which has already scoped the
+/// ids to what the viewer sees): two queries whatever the count.
+pub fn statuses(conn: &mut DbConnection, ids: &[BatchId]) -> Result<Vec<BatchStatus>, AppError> {
+    let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_string()).collect();
+    let mut files: std::collections::HashMap<String, Vec<BatchFile>> = Default::default();
+    for (batch, row) in repo::files_of(conn, &ids)? {
+        if let Some(batch) = batch {
+            files
+                .entry(batch)
+                .or_default()
+                .push(BatchFile::from_row(row));
+        }
+    }
+    Ok(repo::by_ids(conn, &ids)?
+        .into_iter()
+        .map(|row| {
+            let list = files.remove(&row.id).unwrap_or_default();
+            summarise(Batch::from_row(row), list)
+        })
+        .collect())
+}
+
 /// Counts over the newest attempt at each path: a file sent again after a reload cut its
 /// first attempt short is judged by how the new one ended (files come ordered by path, then
 /// age).

@@ -238,6 +238,15 @@ pub fn find(conn: &mut DbConnection, id: &UploadId) -> Result<Option<Upload>, Ap
         .transpose()
 }
 
+/// Uploads by id, whoever owns them (the caller has scoped the ids), in no order.
+pub fn find_many(conn: &mut DbConnection, ids: &[UploadId]) -> Result<Vec<Upload>, AppError> {
+    let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_string()).collect();
+    repo::find_many(conn, &ids)?
+        .into_iter()
+        .map(Upload::from_row)
+        .collect()
+}
+
 /// One upload if `user` may see it (owner or admin), else `None`.
 pub fn find_visible(
     conn: &mut DbConnection,
@@ -255,6 +264,8 @@ pub struct ListFilter {
     pub owner: Option<UserId>,
     pub status: Option<UploadStatus>,
     pub bucket: Option<BucketId>,
+    /// A batch stands as one row, its first upload (the history page).
+    pub batch_leads: bool,
     /// Newest first; at most this many.
     pub limit: i64,
     /// Skip this many (paging).
@@ -267,6 +278,7 @@ impl ListFilter {
             owner: self.owner.as_ref().map(UserId::as_str),
             status: self.status.map(UploadStatus::as_str),
             bucket: self.bucket.as_ref().map(BucketId::as_str),
+            batch_leads: self.batch_leads,
         }
     }
 }

@@ -4,11 +4,13 @@ mod account;
 pub mod admin;
 mod api;
 mod api_keys;
+mod api_studies;
 mod auth;
 mod batches;
 mod files;
 mod health;
 mod home;
+mod studies;
 mod tus;
 mod upload_form;
 mod uploads;
@@ -42,12 +44,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(account::configure)
         .configure(api_keys::configure)
         .configure(api::configure)
+        .configure(api_studies::configure)
         .configure(admin::configure)
         .configure(uploads::configure)
         .configure(upload_form::configure)
         .configure(files::configure)
         .configure(tus::configure)
         .configure(batches::configure)
+        .configure(studies::configure)
         .service(
             web::resource("/static/{path:.*}")
                 .route(web::get().to(assets::serve))

@@ -254,7 +254,7 @@ impl FilterForm {
 #[template(path = "uploads_history.html")]
 pub struct HistoryPage {
     pub layout: Layout,
-    pub rows: Vec<UploadView>,
+    pub rows: Vec<history::HistoryRow>,
     pub show_owner: bool,
     pub may_upload: bool,
     pub form: FilterForm,

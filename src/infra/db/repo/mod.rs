@@ -9,6 +9,7 @@ pub mod buckets;
 pub mod dicom_instances;
 pub mod login_throttles;
 pub mod sessions;
+pub mod studies;
 pub mod upload_batches;
 pub mod upload_parts;
 pub mod upload_tails;

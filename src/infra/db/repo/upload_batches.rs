@@ -60,13 +60,9 @@ pub struct FileRow {
     pub dicom_detail: Option<String>,
 }
 
-/// Every upload that names the batch, by path then age (the newest attempt last).
-pub fn files(conn: &mut DbConnection, batch_id: &str) -> Result<Vec<FileRow>, DbError> {
-    Ok(uploads::table
-        .left_join(dicom_instances::table)
-        .filter(uploads::batch_id.eq(batch_id))
-        .order((uploads::relative_path.asc(), uploads::created_at.asc()))
-        .select((
+macro_rules! file_columns {
+    () => {
+        (
             uploads::id,
             uploads::filename,
             uploads::relative_path,
@@ -77,7 +73,31 @@ pub fn files(conn: &mut DbConnection, batch_id: &str) -> Result<Vec<FileRow>, Db
             uploads::scan_status,
             dicom_instances::state.nullable(),
             dicom_instances::detail.nullable(),
-        ))
+        )
+    };
+}
+
+/// Every upload that names the batch, by path then age (the newest attempt last).
+pub fn files(conn: &mut DbConnection, batch_id: &str) -> Result<Vec<FileRow>, DbError> {
+    Ok(uploads::table
+        .left_join(dicom_instances::table)
+        .filter(uploads::batch_id.eq(batch_id))
+        .order((uploads::relative_path.asc(), uploads::created_at.asc()))
+        .select(file_columns!())
+        .load(conn)?)
+}
+
+/// The files of several batches at once (one page of the history), each with its batch id,
+/// in the same order as `files`.
+pub fn files_of(
+    conn: &mut DbConnection,
+    batch_ids: &[String],
+) -> Result<Vec<(Option<String>, FileRow)>, DbError> {
+    Ok(uploads::table
+        .left_join(dicom_instances::table)
+        .filter(uploads::batch_id.eq_any(batch_ids))
+        .order((uploads::relative_path.asc(), uploads::created_at.asc()))
+        .select((uploads::batch_id, file_columns!()))
         .load(conn)?)
 }
 

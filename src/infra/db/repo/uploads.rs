@@ -77,12 +77,53 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Row>, DbError> {
         .optional()?)
 }
 
+/// Uploads by id, whoever owns them (the caller has already scoped the ids), in no
+/// particular order. Read in slices so any number of ids stays within SQLite's limit.
+pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Row>, DbError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(900) {
+        out.extend(
+            uploads::table
+                .filter(uploads::id.eq_any(chunk))
+                .select(Row::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// Which rows a listing or a count takes; `None` matches any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
     pub owner: Option<&'a str>,
     pub status: Option<&'a str>,
     pub bucket: Option<&'a str>,
+    /// One row per batch: of a batch's uploads (that match the status, if one is asked
+    /// for) only the first stands in the listing; uploads outside batches all do.
+    pub batch_leads: bool,
+}
+
+/// The rows that stand for their batch (see `Filter::batch_leads`): no batch, or the
+/// batch's first upload (ids are time-ordered), among those in the status asked for. The
+/// subquery is one seek on `uploads_batch_first_idx` per row.
+const BATCH_LEAD: &str = "(uploads.batch_id IS NULL OR uploads.id = (SELECT MIN(b.id) \
+    FROM uploads b WHERE b.batch_id = uploads.batch_id";
+
+macro_rules! batch_leads {
+    ($query:expr, $filter:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        match ($filter.batch_leads, $filter.status) {
+            (false, _) => $query,
+            (true, None) => $query.filter(sql::<Bool>(BATCH_LEAD).sql("))")),
+            (true, Some(status)) => $query.filter(
+                sql::<Bool>(BATCH_LEAD)
+                    .sql(" AND b.status = ")
+                    .bind::<Text, _>(status.to_string())
+                    .sql("))"),
+            ),
+        }
+    }};
 }
 
 /// Rows matching `filter`, newest first: at most `limit`, after skipping `offset`.
@@ -102,6 +143,7 @@ pub fn list(
     if let Some(bucket) = filter.bucket {
         query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
     }
+    let query = batch_leads!(query, filter);
     Ok(query
         .order((uploads::created_at.desc(), uploads::id.desc()))
         .limit(limit)
@@ -122,6 +164,7 @@ pub fn count(conn: &mut DbConnection, filter: &Filter<'_>) -> Result<i64, DbErro
     if let Some(bucket) = filter.bucket {
         query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
     }
+    let query = batch_leads!(query, filter);
     Ok(query.count().get_result(conn)?)
 }
 

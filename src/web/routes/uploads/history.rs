@@ -1,21 +1,23 @@
 //! The history listing: filters parsed from the query string, one page of uploads read with
-//! the names (bucket, owner) the table shows, and the links to the neighbouring pages.
+//! the names (bucket, owner) the table shows, and the links to the neighbouring pages. A
+//! batch (a folder or CD sent at once) is one row that opens onto its files.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
-use super::views::UploadView;
+use super::views::{BatchView, UploadView};
 use super::{Reach, Viewer};
 use crate::app::accounts::users;
 use crate::app::buckets;
 use crate::app::error::AppError;
 use crate::app::uploads::UploadStatus;
+use crate::app::uploads::batches::{self, BatchStatus};
 use crate::app::uploads::model::{self, ListFilter, Upload};
 use crate::domain::FieldError;
 use crate::domain::email::Email;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{BatchId, UserId};
 use crate::infra::db::{DbConnection, repo};
 
 pub const PAGE_SIZE: i64 = 50;
@@ -127,8 +129,14 @@ impl Wanted {
     }
 }
 
+/// One row of the history: an upload on its own, or a batch with its files.
+pub struct HistoryRow {
+    pub upload: Option<UploadView>,
+    pub batch: Option<BatchView>,
+}
+
 pub struct Listing {
-    pub rows: Vec<UploadView>,
+    pub rows: Vec<HistoryRow>,
     pub total: i64,
     /// The user filter named an email nobody has.
     pub unknown_user: bool,
@@ -185,6 +193,7 @@ pub fn page(
         owner,
         status: wanted.status,
         bucket: None,
+        batch_leads: true,
         limit: PAGE_SIZE,
         offset: i64::from(wanted.page - 1) * PAGE_SIZE,
     };
@@ -197,12 +206,36 @@ pub fn page(
     } else {
         HashMap::new()
     };
+    let batch_ids: Vec<BatchId> = uploads.iter().filter_map(|u| u.batch_id.clone()).collect();
+    let mut batches: HashMap<String, BatchStatus> = batches::statuses(conn, &batch_ids)?
+        .into_iter()
+        .map(|b| (b.batch.id.to_string(), b))
+        .collect();
     let rows = uploads
         .iter()
         .map(|upload| {
             let owner = all.then(|| owner_label(&emails, upload));
             let bucket = names.get(upload.bucket_id.as_str()).map(String::as_str);
-            UploadView::new(upload, bucket, owner, now, viewer.may_download(upload))
+            let batch = upload
+                .batch_id
+                .as_ref()
+                .and_then(|id| batches.remove(id.as_str()));
+            match batch {
+                Some(batch) => HistoryRow {
+                    upload: None,
+                    batch: Some(BatchView::new(&batch, bucket, owner)),
+                },
+                None => HistoryRow {
+                    upload: Some(UploadView::new(
+                        upload,
+                        bucket,
+                        owner,
+                        now,
+                        viewer.may_download(upload),
+                    )),
+                    batch: None,
+                },
+            }
         })
         .collect();
     Ok(Listing {

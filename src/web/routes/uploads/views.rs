@@ -5,6 +5,7 @@
 use chrono::NaiveDateTime;
 
 use crate::app::buckets::size::human;
+use crate::app::uploads::batches::BatchStatus;
 use crate::app::uploads::{ScanStatus, Upload, UploadStatus};
 use crate::web::timestamp::Timestamp;
 
@@ -143,6 +144,75 @@ impl UploadView {
 
     pub fn poll_trigger(&self) -> String {
         format!("every {POLL_SECS}s")
+    }
+}
+
+/// One file of a batch row.
+pub struct BatchFileView {
+    pub href: String,
+    pub name: String,
+    pub size: String,
+    pub status: &'static str,
+    pub badge: &'static str,
+    pub problem: Option<String>,
+}
+
+/// A batch as one history row: its counts, and its files behind a disclosure.
+pub struct BatchView {
+    pub id: String,
+    pub started: Timestamp,
+    pub finished: Option<Timestamp>,
+    pub declared_files: u64,
+    pub stored: usize,
+    pub problems: usize,
+    pub size: String,
+    pub size_bytes: u64,
+    pub bucket: String,
+    pub owner: Option<String>,
+    pub files: Vec<BatchFileView>,
+}
+
+impl BatchView {
+    pub fn new(batch: &BatchStatus, bucket: Option<&str>, owner: Option<String>) -> Self {
+        let size_bytes = batch.files.iter().map(|f| f.size).sum();
+        Self {
+            id: batch.batch.id.to_string(),
+            started: Timestamp::minutes(batch.batch.started_at),
+            finished: batch.batch.finished_at.map(Timestamp::minutes),
+            declared_files: batch.batch.declared_files,
+            stored: batch.stored,
+            problems: batch.problems,
+            size: human(size_bytes),
+            size_bytes,
+            bucket: bucket.unwrap_or("(deleted bucket)").to_string(),
+            owner,
+            files: batch
+                .files
+                .iter()
+                .map(|f| {
+                    let status = UploadStatus::parse(f.status);
+                    BatchFileView {
+                        href: format!("/uploads/{}", f.upload_id),
+                        name: f
+                            .relative_path
+                            .clone()
+                            .unwrap_or_else(|| f.filename.clone()),
+                        size: human(f.size),
+                        status: status.map_or("Unknown", UploadStatus::label),
+                        badge: match (&f.problem, status) {
+                            (Some(_), _) => "badge-bad",
+                            (None, Some(s)) => status_badge(s),
+                            (None, None) => "badge-muted",
+                        },
+                        problem: f.problem.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
     }
 }
 

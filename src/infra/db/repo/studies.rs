@@ -1,0 +1,375 @@
+//! Read queries over DICOM studies: dicom_instances grouped by StudyInstanceUID, with the
+//! uploads they came from and the DICOMDIR entries that say what a CD held.
+//!
+//! An instance counts in a study when its upload is completed and its row is `indexed`
+//! (duplicates, conflicts and unreadable files are listed as problems, never counted).
+//! `owner` scopes every query: `Some(user)` is that user's rows, `None` everyone's (the
+//! caller decides who may ask for that). Aggregates are the portable ones (COUNT, MIN,
+//! MAX, SUM cast to BIGINT); lists of values are loaded as distinct pairs and grouped by
+//! the caller, so both backends run the same SQL.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::{count, count_star, max, min, sql};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use crate::infra::db::schema::{dicom_instances, dicomdir_entries, uploads};
+use crate::infra::db::{DbConnection, DbError};
+
+const INDEXED: &str = "indexed";
+const UNREADABLE: &str = "unreadable";
+const DIRECTORY: &str = "directory";
+const COMPLETED: &str = "completed";
+
+/// Most values bound in one `IN (...)` list: SQLite's limit on parameters is far above it,
+/// and PostgreSQL takes the list as one array either way.
+const IN_CHUNK: usize = 900;
+
+/// Runs `$load` on `$query`, narrowed to `$owner`'s rows when there is an owner.
+macro_rules! scoped {
+    ($query:expr, $owner:expr, |$q:ident| $load:expr) => {
+        match $owner {
+            Some(owner) => {
+                let $q = $query.filter(dicom_instances::user_id.eq(owner));
+                $load
+            }
+            None => {
+                let $q = $query;
+                $load
+            }
+        }
+    };
+}
+
+/// Indexed instances of completed uploads: what counts in a study.
+macro_rules! counted {
+    () => {
+        dicom_instances::table
+            .inner_join(uploads::table)
+            .filter(dicom_instances::state.eq(INDEXED))
+            .filter(uploads::status.eq(COMPLETED))
+            .filter(dicom_instances::study_uid.is_not_null())
+    };
+}
+
+/// One study as the list shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct StudyRow {
+    pub study_uid: Option<String>,
+    pub instances: i64,
+    pub series: i64,
+    pub bytes: i64,
+    pub study_date: Option<String>,
+    pub description: Option<String>,
+    pub first_upload: Option<NaiveDateTime>,
+    pub last_completion: Option<NaiveDateTime>,
+}
+
+/// Every study in scope, with its counts.
+pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow>, DbError> {
+    let rows = scoped!(counted!(), owner, |q| q
+        .group_by(dicom_instances::study_uid)
+        .select((
+            dicom_instances::study_uid,
+            count_star(),
+            count(dicom_instances::series_uid).aggregate_distinct(),
+            // SUM of a BIGINT is NUMERIC on PostgreSQL; the cast makes both backends agree.
+            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
+            min(dicom_instances::study_date),
+            max(dicom_instances::study_description),
+            min(uploads::created_at),
+            max(uploads::completed_at),
+        ))
+        .load::<StudyRow>(conn))?;
+    Ok(rows)
+}
+
+/// A (study, modality, uploader id) triple as the facets query returns it.
+pub type Facet = (Option<String>, Option<String>, String);
+
+/// Distinct (study, modality, uploader) triples in scope, for the list's modality and
+/// uploader columns: one pass over the instances, grouped by the caller.
+pub fn facets(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<Facet>, DbError> {
+    let rows = scoped!(counted!(), owner, |q| q
+        .select((
+            dicom_instances::study_uid,
+            dicom_instances::modality,
+            dicom_instances::user_id,
+        ))
+        .distinct()
+        .load(conn))?;
+    Ok(rows)
+}
+
+/// One DICOM upload of a study (any state), as the study page lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct FileRow {
+    pub upload_id: String,
+    pub user_id: String,
+    pub filename: String,
+    pub relative_path: Option<String>,
+    pub declared_size: i64,
+    pub sha256: Option<String>,
+    pub status: String,
+    pub scan_status: Option<String>,
+    pub batch_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub completed_at: Option<NaiveDateTime>,
+    pub state: String,
+    pub detail: Option<String>,
+    pub study_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub modality: Option<String>,
+    pub study_date: Option<String>,
+    pub study_description: Option<String>,
+    pub series_description: Option<String>,
+    pub series_number: Option<i32>,
+    pub instance_number: Option<i32>,
+}
+
+macro_rules! file_columns {
+    () => {
+        (
+            uploads::id,
+            uploads::user_id,
+            uploads::filename,
+            uploads::relative_path,
+            uploads::declared_size,
+            uploads::sha256,
+            uploads::status,
+            uploads::scan_status,
+            uploads::batch_id,
+            uploads::created_at,
+            uploads::completed_at,
+            dicom_instances::state,
+            dicom_instances::detail,
+            dicom_instances::study_uid,
+            dicom_instances::series_uid,
+            dicom_instances::sop_instance_uid,
+            dicom_instances::modality,
+            dicom_instances::study_date,
+            dicom_instances::study_description,
+            dicom_instances::series_description,
+            dicom_instances::series_number,
+            dicom_instances::instance_number,
+        )
+    };
+}
+
+/// Every upload whose header names `study` (indexed, duplicate or conflicting), in any
+/// upload status, by series then instance number.
+pub fn files(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<FileRow>, DbError> {
+    let base = dicom_instances::table
+        .inner_join(uploads::table)
+        .filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .order((
+            dicom_instances::series_number.asc(),
+            dicom_instances::series_uid.asc(),
+            dicom_instances::instance_number.asc(),
+            uploads::relative_path.asc(),
+            uploads::id.asc(),
+        ))
+        .select(file_columns!())
+        .load::<FileRow>(conn))?;
+    Ok(rows)
+}
+
+/// Files of `batches` whose header could not be read (they name no study, so the study
+/// page finds them through the batches its instances came in).
+pub fn unreadable_in(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    batches: &[String],
+) -> Result<Vec<FileRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in batches.chunks(IN_CHUNK) {
+        let base = dicom_instances::table
+            .inner_join(uploads::table)
+            .filter(dicom_instances::state.eq(UNREADABLE))
+            .filter(uploads::batch_id.eq_any(chunk));
+        out.extend(scoped!(base, owner, |q| q
+            .order((uploads::relative_path.asc(), uploads::id.asc()))
+            .select(file_columns!())
+            .load::<FileRow>(conn))?);
+    }
+    Ok(out)
+}
+
+/// The sealed patient attributes of the study's first counted instance, with its upload id
+/// (the seal is bound to it).
+pub fn first_sealed_patient(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Option<(String, Vec<u8>)>, DbError> {
+    let base = counted!()
+        .filter(dicom_instances::study_uid.eq(study))
+        .filter(dicom_instances::patient_sealed.is_not_null());
+    let row: Option<(String, Option<Vec<u8>>)> = scoped!(base, owner, |q| q
+        .order((
+            dicom_instances::indexed_at.asc(),
+            dicom_instances::upload_id.asc()
+        ))
+        .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
+        .first(conn)
+        .optional())?;
+    Ok(row.and_then(|(id, sealed)| sealed.map(|s| (id, s))))
+}
+
+/// A completed DICOMDIR upload.
+#[derive(Debug, Clone, Queryable)]
+pub struct DirectoryRow {
+    pub upload_id: String,
+    pub user_id: String,
+    pub batch_id: Option<String>,
+    pub filename: String,
+    pub relative_path: Option<String>,
+}
+
+macro_rules! directories {
+    () => {
+        dicom_instances::table
+            .inner_join(uploads::table)
+            .filter(dicom_instances::state.eq(DIRECTORY))
+            .filter(uploads::status.eq(COMPLETED))
+    };
+}
+
+macro_rules! directory_columns {
+    () => {
+        (
+            uploads::id,
+            uploads::user_id,
+            uploads::batch_id,
+            uploads::filename,
+            uploads::relative_path,
+        )
+    };
+}
+
+/// Every completed DICOMDIR in scope (the list's completeness badges).
+pub fn all_directories(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+) -> Result<Vec<DirectoryRow>, DbError> {
+    let rows = scoped!(directories!(), owner, |q| q
+        .order(uploads::id.asc())
+        .select(directory_columns!())
+        .load::<DirectoryRow>(conn))?;
+    Ok(rows)
+}
+
+/// The completed DICOMDIRs that concern `study`: those sent in one of `batches` (where its
+/// instances came in) and those that list the study.
+pub fn directories_for(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+    batches: &[String],
+) -> Result<Vec<DirectoryRow>, DbError> {
+    let listing: Vec<String> = dicomdir_entries::table
+        .filter(dicomdir_entries::study_uid.eq(study))
+        .select(dicomdir_entries::directory_upload_id)
+        .distinct()
+        .load(conn)?;
+    let mut out: Vec<DirectoryRow> = Vec::new();
+    for chunk in batches.chunks(IN_CHUNK) {
+        let base = directories!().filter(uploads::batch_id.eq_any(chunk));
+        out.extend(scoped!(base, owner, |q| q
+            .select(directory_columns!())
+            .load::<DirectoryRow>(conn))?);
+    }
+    for chunk in listing.chunks(IN_CHUNK) {
+        let base = directories!().filter(uploads::id.eq_any(chunk));
+        out.extend(scoped!(base, owner, |q| q
+            .select(directory_columns!())
+            .load::<DirectoryRow>(conn))?);
+    }
+    out.sort_by(|a, b| a.upload_id.cmp(&b.upload_id));
+    out.dedup_by(|a, b| a.upload_id == b.upload_id);
+    Ok(out)
+}
+
+/// One file a DICOMDIR lists.
+#[derive(Debug, Clone, Queryable)]
+pub struct EntryRow {
+    pub directory_upload_id: String,
+    pub referenced_path: String,
+    pub sop_instance_uid: Option<String>,
+    pub study_uid: Option<String>,
+}
+
+/// The entries of the given DICOMDIR uploads.
+pub fn entries_of(
+    conn: &mut DbConnection,
+    directories: &[String],
+) -> Result<Vec<EntryRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in directories.chunks(IN_CHUNK) {
+        out.extend(
+            dicomdir_entries::table
+                .filter(dicomdir_entries::directory_upload_id.eq_any(chunk))
+                .order((
+                    dicomdir_entries::directory_upload_id.asc(),
+                    dicomdir_entries::referenced_path.asc(),
+                ))
+                .select((
+                    dicomdir_entries::directory_upload_id,
+                    dicomdir_entries::referenced_path,
+                    dicomdir_entries::sop_instance_uid,
+                    dicomdir_entries::study_uid,
+                ))
+                .load::<EntryRow>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// A counted instance, as the completeness check matches DICOMDIR entries against it.
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredRow {
+    pub study_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub relative_path: Option<String>,
+    pub batch_id: Option<String>,
+}
+
+macro_rules! stored_columns {
+    () => {
+        (
+            dicom_instances::study_uid,
+            dicom_instances::sop_instance_uid,
+            uploads::relative_path,
+            uploads::batch_id,
+        )
+    };
+}
+
+/// Counted instances in scope that belong to one of `studies` or came in one of `batches`.
+pub fn stored_in(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    studies: &[String],
+    batches: &[String],
+) -> Result<Vec<StoredRow>, DbError> {
+    let mut out = Vec::new();
+    for chunk in studies.chunks(IN_CHUNK) {
+        let base = counted!().filter(dicom_instances::study_uid.eq_any(chunk));
+        out.extend(scoped!(base, owner, |q| q
+            .select(stored_columns!())
+            .load::<StoredRow>(conn))?);
+    }
+    for chunk in batches.chunks(IN_CHUNK) {
+        let base = counted!().filter(uploads::batch_id.eq_any(chunk));
+        out.extend(scoped!(base, owner, |q| q
+            .select(stored_columns!())
+            .load::<StoredRow>(conn))?);
+    }
+    Ok(out)
+}

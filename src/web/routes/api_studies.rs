@@ -1,0 +1,174 @@
+//! Studies over the JSON API: the key owner's own studies only (an administrator's key is
+//! not special: scripts get what their owner uploaded). Scope `read`. No patient
+//! attributes are returned, so none are decrypted.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::studies::{study_uid, zip_response};
+use crate::app::error::AppError;
+use crate::app::studies::query::{self, StudyDetail, StudySummary};
+use crate::app::studies::{StudyScope, archive};
+use crate::app::uploads::UploadContext;
+use crate::domain::api_key::Scope;
+use crate::web::api_principal::ApiPrincipal;
+
+crate::route_table! {
+    GET "/api/v1/studies" => list,
+    GET "/api/v1/studies/{uid}" => show,
+    GET "/api/v1/studies/{uid}/archive" => download,
+}
+
+/// What the list and the one-study answer share.
+#[derive(Serialize)]
+struct Common {
+    study_instance_uid: String,
+    modalities: Vec<String>,
+    bytes: u64,
+    /// `YYYY-MM-DD` when the header's date is a plain DICOM date.
+    study_date: Option<String>,
+    description: Option<String>,
+    /// Nothing a DICOMDIR of the study lists is missing.
+    complete: bool,
+}
+
+impl Common {
+    fn new(s: &StudySummary) -> Self {
+        Self {
+            study_instance_uid: s.study_uid.clone(),
+            modalities: s.modalities.clone(),
+            bytes: s.bytes,
+            study_date: s.study_date.as_deref().map(super::studies::dicom_date),
+            description: s.description.clone(),
+            complete: s.complete(),
+        }
+    }
+}
+
+/// A study in the list, with its counts.
+#[derive(Serialize)]
+struct Study {
+    #[serde(flatten)]
+    common: Common,
+    instances: u64,
+    series: u64,
+}
+
+#[derive(Serialize)]
+struct Studies {
+    studies: Vec<Study>,
+}
+
+#[derive(Serialize)]
+struct SeriesJson {
+    series_instance_uid: String,
+    number: Option<i32>,
+    description: Option<String>,
+    modality: Option<String>,
+    instances: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct Instance {
+    upload_id: String,
+    sop_instance_uid: Option<String>,
+    series_instance_uid: Option<String>,
+    instance_number: Option<i32>,
+    relative_path: Option<String>,
+    size: u64,
+    sha256: Option<String>,
+}
+
+/// One study: the list's fields, with `series` and `instances` as the lists themselves
+/// (their lengths are the counts), and the paths a DICOMDIR lists that never came.
+#[derive(Serialize)]
+struct OneStudy {
+    #[serde(flatten)]
+    common: Common,
+    series: Vec<SeriesJson>,
+    instances: Vec<Instance>,
+    missing: Vec<String>,
+}
+
+impl OneStudy {
+    fn new(d: &StudyDetail) -> Self {
+        Self {
+            common: Common::new(&d.summary),
+            series: d
+                .series
+                .iter()
+                .map(|s| SeriesJson {
+                    series_instance_uid: s.series_uid.clone(),
+                    number: s.number,
+                    description: s.description.clone(),
+                    modality: s.modality.clone(),
+                    instances: s.instances,
+                    bytes: s.bytes,
+                })
+                .collect(),
+            instances: d
+                .instances()
+                .map(|f| Instance {
+                    upload_id: f.upload_id.clone(),
+                    sop_instance_uid: f.sop_instance_uid.clone(),
+                    series_instance_uid: f.series_uid.clone(),
+                    instance_number: f.instance_number,
+                    relative_path: f.relative_path.clone(),
+                    size: f.size,
+                    sha256: f.sha256.clone(),
+                })
+                .collect(),
+            missing: d.missing.clone(),
+        }
+    }
+}
+
+/// The key owner's scope, once the key is known to carry `read`.
+async fn scope_of(principal: &ApiPrincipal) -> Result<StudyScope, AppError> {
+    principal.require(Scope::Read).await?;
+    Ok(StudyScope::owner(principal.user_id.clone()).without_patient())
+}
+
+pub async fn list(
+    principal: ApiPrincipal,
+    ctx: web::Data<UploadContext>,
+) -> Result<HttpResponse, AppError> {
+    let scope = scope_of(&principal).await?;
+    let studies = query::list(&ctx, &scope).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(Studies {
+            studies: studies
+                .iter()
+                .map(|s| Study {
+                    common: Common::new(s),
+                    instances: s.instances,
+                    series: s.series,
+                })
+                .collect(),
+        }))
+}
+
+pub async fn show(
+    principal: ApiPrincipal,
+    path: web::Path<String>,
+    ctx: web::Data<UploadContext>,
+) -> Result<HttpResponse, AppError> {
+    let scope = scope_of(&principal).await?;
+    let detail = query::detail(&ctx, &scope, &study_uid(&path)?).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(OneStudy::new(&detail)))
+}
+
+pub async fn download(
+    principal: ApiPrincipal,
+    path: web::Path<String>,
+    ctx: web::Data<UploadContext>,
+) -> Result<HttpResponse, AppError> {
+    let scope = scope_of(&principal).await?;
+    let uid = study_uid(&path)?;
+    let zip = archive::open(&ctx, &scope, principal.actor(), principal.origin(), &uid).await?;
+    Ok(zip_response(zip))
+}

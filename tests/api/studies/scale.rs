@@ -1,0 +1,191 @@
+//! A study of 5,000 instances (rows written straight to the database: the point is the
+//! queries, not the uploads) is listed and shown whole, with its DICOMDIR checked, by eight
+//! clients at once. The time each answer took is printed; the target (p99 under 100 ms
+//! in a release build) is measured with the release binary, not asserted here.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use medport::infra::db::repo::dicom_instances::{NewEntry, NewInstance, insert, insert_entries};
+use medport::infra::db::repo::uploads::{NewUpload, insert as insert_upload};
+use medport::infra::db::schema::{upload_batches, uploads};
+
+use super::support::{STUDY, api_json};
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+use crate::tus_support::api_key;
+
+const INSTANCES: usize = 5_000;
+const CLIENTS: usize = 8;
+const ROUNDS: usize = 4;
+
+/// Writes a completed batch of `INSTANCES` indexed instances in 10 series, and a DICOMDIR
+/// listing them all plus one that never came.
+fn write_study(app: &TestApp, user: &str) {
+    let now = chrono::Utc::now().naive_utc();
+    let batch = uuid::Uuid::now_v7().to_string();
+    let mut pooled = app.db.conn().unwrap();
+    let conn: &mut medport::infra::db::DbConnection = &mut pooled;
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        diesel::insert_into(upload_batches::table)
+            .values((
+                upload_batches::id.eq(&batch),
+                upload_batches::user_id.eq(user),
+                upload_batches::bucket_id.eq(medport::app::buckets::SYSTEM_BUCKET_ID),
+                upload_batches::declared_files.eq(INSTANCES as i64 + 1),
+                upload_batches::declared_bytes.eq(0),
+                upload_batches::started_at.eq(now),
+            ))
+            .execute(conn)?;
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for i in 0..=INSTANCES {
+            let id = uuid::Uuid::now_v7().to_string();
+            let path = if i == INSTANCES {
+                "CD/DICOMDIR".to_string()
+            } else {
+                format!("CD/SE{}/IM{i}", i % 10)
+            };
+            let key = format!("uploads/{id}");
+            insert_upload(
+                conn,
+                &NewUpload {
+                    id: &id,
+                    user_id: user,
+                    bucket_id: medport::app::buckets::SYSTEM_BUCKET_ID,
+                    api_key_id: None,
+                    filename: path.rsplit('/').next().unwrap(),
+                    content_type: None,
+                    extension: "dcm",
+                    declared_size: 7000,
+                    upload_offset: 7000,
+                    part_size: 8 << 20,
+                    object_key: &key,
+                    status: "completed",
+                    hash_state: None,
+                    client_checksum: None,
+                    expires_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    batch_id: Some(&batch),
+                    relative_path: Some(&path),
+                },
+            )
+            .unwrap();
+            diesel::update(uploads::table.find(&id))
+                .set((
+                    uploads::completed_at.eq(now),
+                    uploads::sha256.eq("00".repeat(32)),
+                ))
+                .execute(conn)?;
+            let sop = format!("{STUDY}.{}.{i}", i % 10);
+            let series = format!("{STUDY}.{}", i % 10);
+            let number = i32::try_from(i % 10).unwrap();
+            let instance = i32::try_from(i).unwrap();
+            let row = if i == INSTANCES {
+                NewInstance {
+                    upload_id: &id,
+                    user_id: user,
+                    state: "directory",
+                    indexed_at: now,
+                    ..NewInstance::default()
+                }
+            } else {
+                NewInstance {
+                    upload_id: &id,
+                    user_id: user,
+                    state: "indexed",
+                    study_uid: Some(STUDY),
+                    series_uid: Some(&series),
+                    sop_instance_uid: Some(&sop),
+                    modality: Some("CT"),
+                    study_date: Some("20261201"),
+                    study_description: Some("Large study"),
+                    series_number: Some(number),
+                    instance_number: Some(instance),
+                    indexed_at: now,
+                    ..NewInstance::default()
+                }
+            };
+            insert(conn, &row).unwrap();
+            if i == INSTANCES {
+                entries.push((
+                    format!("CD/SE0/IM{}", INSTANCES + 10),
+                    format!("{STUDY}.0.x"),
+                ));
+                let rows: Vec<NewEntry<'_>> = entries
+                    .iter()
+                    .map(|(path, sop)| NewEntry {
+                        directory_upload_id: &id,
+                        referenced_path: path,
+                        sop_instance_uid: Some(sop),
+                        study_uid: Some(STUDY),
+                    })
+                    .collect();
+                insert_entries(conn, &rows).unwrap();
+            } else {
+                entries.push((path.clone(), sop));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// `ROUNDS` requests from each of `CLIENTS` clients at once; the answers' times, sorted.
+async fn timed(app: &TestApp, path: &str, key: &str, clients: usize) -> Vec<Duration> {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, url, key) = (reqwest::Client::new(), app.url(path), key.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            for _ in 0..ROUNDS {
+                let start = Instant::now();
+                let res = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+                res.bytes().await.unwrap();
+                times.push(start.elapsed());
+            }
+            times
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+async fn a_study_of_5000_instances_is_listed_and_shown_whole_to_eight_clients_at_once(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.uploader().await;
+    let key = api_key(&app, &["read"]).await;
+    write_study(&app, &user.id);
+
+    let one = api_json(&app, &format!("/api/v1/studies/{STUDY}"), &key).await;
+    assert_eq!(one["instances"].as_array().unwrap().len(), INSTANCES);
+    assert_eq!(one["series"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        one["missing"],
+        serde_json::json!([format!("CD/SE0/IM{}", INSTANCES + 10)])
+    );
+    let listed = api_json(&app, "/api/v1/studies", &key).await;
+    assert_eq!(listed["studies"][0]["instances"], INSTANCES);
+    assert_eq!(listed["studies"][0]["complete"], false);
+
+    for path in [
+        "/api/v1/studies".to_string(),
+        format!("/api/v1/studies/{STUDY}"),
+    ] {
+        for clients in [1, CLIENTS] {
+            let times = timed(&app, &path, &key, clients).await;
+            let p50 = times[times.len() / 2];
+            let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+            println!("{backend:?} {path}: p50 {p50:?}, p99 {p99:?} ({clients} clients)");
+        }
+    }
+}
+
+both_backends!(a_study_of_5000_instances_is_listed_and_shown_whole_to_eight_clients_at_once);
