@@ -11,7 +11,7 @@ import { adminSetup } from "../scenarios/admin-setup.mjs";
 import { uploaderUpload } from "../scenarios/upload.mjs";
 import { renamedExecutable } from "../scenarios/rejection.mjs";
 import { auditorReview } from "../scenarios/auditor.mjs";
-import { folderUpload } from "../scenarios/folder-upload.mjs";
+import { folderUpload, studyPageStep } from "../scenarios/folder-upload.mjs";
 import { cdDrop } from "../scenarios/cd-drop.mjs";
 import { idleSignIn, idleTimeout } from "../scenarios/idle-timeout.mjs";
 
@@ -139,6 +139,7 @@ export function describeRun({ label, postgres }) {
     scenario("4. auditor finds the events of scenarios 1-3 and downloads the CSV", auditorReview, ["adminSetup", "uploaderUpload"]);
     // After the auditor's: the batch's hundreds of events would push theirs off the page.
     scenario("5. uploader sends a folder of 240 DICOM files as one batch, reloads mid-batch, continues it, sees 240 stored and the junk skipped", folderUpload, ["uploaderUpload"]);
+    scenario("5b. uploader opens the folder's study: 3 series, 240 instances, and its ZIP holds every file byte for byte", studyPageStep, ["folderUpload"]);
     scenario("6. uploader drops a CD: DICOMDIR and images sent as one batch, the viewer and system files skipped, a refused file listed as a problem", cdDrop, ["uploaderUpload"]);
     scenario("7. an idle session ends and the user is sent to sign in with a message", idleTimeout);
   });
