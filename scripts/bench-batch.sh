@@ -31,23 +31,16 @@ parallel="${MEDPORT_BENCH_PARALLEL:-4}"
 log() { printf 'bench-batch: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 
-command -v node >/dev/null || { echo "needs Node.js 18+ (Debian package nodejs)" >&2; exit 1; }
-[ -f tests/tus-js/node_modules/tus-js-client/package.json ] || npm ci --prefix tests/tus-js --silent
+need_tus_js
 
-medport="${MEDPORT_BENCH_BIN:-}"
-if [ -z "$medport" ]; then
-    log "building the release binary"
-    cargo build --release --locked --quiet
-    medport="${CARGO_TARGET_DIR:-$root/target}/release/medport"
-fi
+release_medport
 
-work="$(mktemp -d "${MEDPORT_BENCH_DIR:-${TMPDIR:-/tmp}}/medport-bench-batch.XXXXXX")"
-pid=""
+bench_workdir batch
 suffix="$(date +%s)-$$"
 bucket="medport-bench-batch-$suffix"
 database=""
 cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    stop_started
     rm -rf "$work"
     if [ "$setup" = pg-s3 ]; then
         python3 scripts/bench-upload.py drop "$bucket" || true

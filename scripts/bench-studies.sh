@@ -27,21 +27,14 @@ seconds="${MEDPORT_BENCH_SECONDS:-10}"
 log() { printf 'bench-studies: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 
-command -v node >/dev/null || { echo "needs Node.js 18+ (Debian package nodejs)" >&2; exit 1; }
+need_tus_js
 command -v wrk >/dev/null || { echo "needs wrk (Debian package wrk)" >&2; exit 1; }
-[ -f tests/tus-js/node_modules/tus-js-client/package.json ] || npm ci --prefix tests/tus-js --silent
 
-medport="${MEDPORT_BENCH_BIN:-}"
-if [ -z "$medport" ]; then
-    log "building the release binary"
-    cargo build --release --locked --quiet
-    medport="${CARGO_TARGET_DIR:-$root/target}/release/medport"
-fi
+release_medport
 
-work="$(mktemp -d "${MEDPORT_BENCH_DIR:-${TMPDIR:-/tmp}}/medport-bench-studies.XXXXXX")"
-pid=""
+bench_workdir studies
 cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -49,8 +49,7 @@ log() { printf 'bench-upload: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------- tools and services
-command -v node >/dev/null || { echo "needs Node.js 18+ (Debian package nodejs)" >&2; exit 1; }
-[ -f tests/tus-js/node_modules/tus-js-client/package.json ] || npm ci --prefix tests/tus-js --silent
+need_tus_js
 if [ "$store" = s3 ]; then
     python3 -c 'import boto3' 2>/dev/null || pip install --quiet boto3
     scripts/test-services.sh s3 >/dev/null
@@ -60,20 +59,14 @@ if [ "$store" = s3 ]; then
         MEDPORT_TEST_S3_REGION
 fi
 
-medport="${MEDPORT_BENCH_BIN:-}"
-if [ -z "$medport" ]; then
-    log "building the release binary"
-    cargo build --release --locked --quiet
-    medport="${CARGO_TARGET_DIR:-$root/target}/release/medport"
-fi
+release_medport
 
-work="$(mktemp -d "${MEDPORT_BENCH_DIR:-${TMPDIR:-/tmp}}/medport-bench-upload.XXXXXX")"
-pid=""
+bench_workdir upload
 suffix="$(date +%s)-$$"
 bucket="medport-bench-$suffix"
 direct_bucket="medport-bench-direct-$suffix"
 cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    stop_started
     if [ -n "${MEDPORT_BENCH_KEEP_LOG:-}" ] && [ -f "$work/medport.log" ]; then
         cp "$work/medport.log" "$MEDPORT_BENCH_KEEP_LOG"
     fi

@@ -43,3 +43,31 @@ wait_all() {
     for job in "$@"; do wait "$job" || failed=1; done
     return "$failed"
 }
+
+# Node.js and the real tus-js-client (tests/tus-js), installed when missing.
+need_tus_js() {
+    command -v node >/dev/null || { echo "needs Node.js 18+ (Debian package nodejs)" >&2; exit 1; }
+    [ -f tests/tus-js/node_modules/tus-js-client/package.json ] || npm ci --prefix tests/tus-js --silent
+}
+
+# Sets `medport`: MEDPORT_BENCH_BIN, or the release binary, built first.
+release_medport() {
+    medport="${MEDPORT_BENCH_BIN:-}"
+    if [ -z "$medport" ]; then
+        printf 'building the release binary\n' >&2
+        cargo build --release --locked --quiet
+        medport="${CARGO_TARGET_DIR:-$root/target}/release/medport"
+    fi
+}
+
+# Sets `work` to a new directory for benchmark NAME under MEDPORT_BENCH_DIR (or the temp dir)
+# and `pid` to empty, for the caller's cleanup.
+bench_workdir() {
+    work="$(mktemp -d "${MEDPORT_BENCH_DIR:-${TMPDIR:-/tmp}}/medport-bench-$1.XXXXXX")"
+    pid=""
+}
+
+# Stops the medport `start_medport` started, if any.
+stop_started() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+}
