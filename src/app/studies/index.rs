@@ -8,10 +8,12 @@ use futures_util::TryStreamExt;
 use secrecy::ExposeSecret;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::app::buckets::UNNAMED_DICOM;
+use crate::app::buckets::{ALLOWED_EXTENSIONS, UNNAMED_DICOM};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
+use crate::app::uploads::cleanup::Stores;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
+use crate::app::uploads::sniff::FileKind;
 use crate::domain::ids::UploadId;
 use crate::infra::crypto::secrets::{self, SealContext};
 use crate::infra::db::DbConnection;
@@ -144,18 +146,19 @@ pub async fn index(
 
 /// Indexes completed DICOM uploads that have no row (storage could not be read when they
 /// completed); the cleanup worker calls this on every pass. Returns how many it indexed.
-pub async fn index_missing(ctx: &UploadContext) -> Result<usize, AppError> {
+pub async fn index_missing(
+    ctx: &UploadContext,
+    stores: &mut Stores<'_>,
+) -> Result<usize, AppError> {
     const BATCH: i64 = 50;
+    // The stored extensions the sniffer takes as DICOM, from the one allow-list.
+    let dicom: Vec<&'static str> = std::iter::once(UNNAMED_DICOM)
+        .chain(ALLOWED_EXTENSIONS.iter().copied())
+        .filter(|ext| FileKind::from_extension(ext) == Some(FileKind::Dicom))
+        .collect();
     let ids = ctx
         .db
-        .run(move |conn| {
-            repo::unindexed(
-                conn,
-                &[UNNAMED_DICOM, "dcm", "dicom"],
-                UploadStatus::Completed.as_str(),
-                BATCH,
-            )
-        })
+        .run(move |conn| repo::unindexed(conn, &dicom, UploadStatus::Completed.as_str(), BATCH))
         .await?;
     let mut done = 0;
     for id in ids {
@@ -166,12 +169,10 @@ pub async fn index_missing(ctx: &UploadContext) -> Result<usize, AppError> {
         let Some(sha256) = upload.sha256.clone() else {
             continue;
         };
-        let bucket_id = upload.bucket_id.clone();
-        let bucket = ctx
-            .db
-            .run(move |conn| crate::app::buckets::queries::get(conn, &bucket_id))
-            .await?;
-        let store = ctx.store_for(&bucket).await?;
+        // A bucket that cannot be opened is skipped for this pass, not the others.
+        let Ok(store) = stores.open(&upload.bucket_id).await? else {
+            continue;
+        };
         match index(ctx, &store, &upload, &sha256).await {
             Ok(_) => done += 1,
             Err(e) => {

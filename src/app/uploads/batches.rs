@@ -205,11 +205,7 @@ pub async fn status(
     ctx.db
         .run(move |conn| {
             let batch = owned(conn, &user, &id)?;
-            let files: Vec<BatchFile> = repo::files(conn, id.as_str())?
-                .into_iter()
-                .map(BatchFile::from_row)
-                .collect();
-            Ok(summarise(batch, files))
+            Ok(summarise(batch, files_of(conn, &id)?))
         })
         .await
 }
@@ -233,6 +229,13 @@ pub fn statuses(conn: &mut DbConnection, ids: &[BatchId]) -> Result<Vec<BatchSta
             let list = files.remove(&row.id).unwrap_or_default();
             summarise(Batch::from_row(row), list)
         })
+        .collect())
+}
+
+fn files_of(conn: &mut DbConnection, id: &BatchId) -> Result<Vec<BatchFile>, AppError> {
+    Ok(repo::files(conn, id.as_str())?
+        .into_iter()
+        .map(BatchFile::from_row)
         .collect())
 }
 
@@ -280,18 +283,19 @@ pub async fn finish(
     ctx.db
         .run(move |conn| {
             crate::infra::db::write_tx(conn, |conn| {
-                let batch = owned(conn, &user, &id)?;
-                let files: Vec<BatchFile> = repo::files(conn, id.as_str())?
-                    .into_iter()
-                    .map(BatchFile::from_row)
-                    .collect();
-                if repo::finish(conn, id.as_str(), now)? {
-                    let status = summarise(batch.clone(), files.clone());
+                let mut batch = owned(conn, &user, &id)?;
+                let files = files_of(conn, &id)?;
+                let finished = repo::finish(conn, id.as_str(), now)?;
+                if finished {
+                    batch.finished_at = Some(now);
+                }
+                let status = summarise(batch, files);
+                if finished {
                     let event = Event::new(actor, "batch.finish", Outcome::Success)
                         .origin(origin)
                         .target("batch", id.as_str())
                         .details(json!({
-                            "declared_files": batch.declared_files,
+                            "declared_files": status.batch.declared_files,
                             "stored": status.stored,
                             "duplicates": status.duplicates,
                             "problems": status.problems,
@@ -299,8 +303,7 @@ pub async fn finish(
                         }));
                     audit::record(conn, &event)?;
                 }
-                let batch = owned(conn, &user, &id)?;
-                Ok(summarise(batch, files))
+                Ok(status)
             })
         })
         .await

@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 use super::UploadContext;
 use crate::app::error::AppError;
 use claims::Job;
-use storage::Stores;
+pub use storage::Stores;
 
 pub use claims::{LEASE, REASON, backoff};
 
@@ -154,7 +154,7 @@ pub async fn run_once(ctx: &UploadContext) -> Result<CleanupReport, AppError> {
         Ok(n) => tracing::info!(count = n, "resumed stalled completions or scans"),
         Err(e) => tracing::warn!(error = %e, "could not look for stalled uploads"),
     }
-    match crate::app::studies::index::index_missing(ctx).await {
+    match crate::app::studies::index::index_missing(ctx, &mut stores).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "indexed DICOM headers left unread at completion"),
         Err(e) => tracing::warn!(error = %e, "could not look for unindexed DICOM uploads"),

@@ -45,7 +45,7 @@ impl<'a> Stores<'a> {
 
     /// The bucket's backend, or why it cannot be used (safe to store and show). Only a
     /// database failure is an error.
-    async fn open(&mut self, id: &BucketId) -> Result<Result<BlobStore, String>, AppError> {
+    pub async fn open(&mut self, id: &BucketId) -> Result<Result<BlobStore, String>, AppError> {
         if let Some(known) = self.opened.get(id) {
             return Ok(known.clone());
         }

@@ -33,15 +33,12 @@ pub struct NewInstance<'a> {
     pub indexed_at: NaiveDateTime,
 }
 
-/// Writes the row of an upload, unless it already has one (a retried completion).
-pub fn insert(conn: &mut DbConnection, row: &NewInstance<'_>) -> Result<bool, DbError> {
-    if exists(conn, row.upload_id)? {
-        return Ok(false);
-    }
+/// Writes the row of an upload (the caller has checked it has none: `exists`).
+pub fn insert(conn: &mut DbConnection, row: &NewInstance<'_>) -> Result<(), DbError> {
     diesel::insert_into(dicom_instances::table)
         .values(row)
         .execute(conn)?;
-    Ok(true)
+    Ok(())
 }
 
 /// The first stored copy of a SOP instance, to tell a duplicate from a conflict.

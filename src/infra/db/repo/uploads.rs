@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::infra::db::schema::uploads;
-use crate::infra::db::{DbConnection, DbError};
+use crate::infra::db::{DbConnection, DbError, MultiBackend};
 
 /// One upload as a listing shows it.
 #[derive(Debug, Clone, Queryable)]
@@ -109,21 +109,32 @@ pub struct Filter<'a> {
 const BATCH_LEAD: &str = "(uploads.batch_id IS NULL OR uploads.id = (SELECT MIN(b.id) \
     FROM uploads b WHERE b.batch_id = uploads.batch_id";
 
-macro_rules! batch_leads {
-    ($query:expr, $filter:expr) => {{
+impl Filter<'_> {
+    /// The rows it takes, for a listing or a count.
+    fn query(&self) -> uploads::BoxedQuery<'static, MultiBackend> {
         use diesel::dsl::sql;
         use diesel::sql_types::{Bool, Text};
-        match ($filter.batch_leads, $filter.status) {
-            (false, _) => $query,
-            (true, None) => $query.filter(sql::<Bool>(BATCH_LEAD).sql("))")),
-            (true, Some(status)) => $query.filter(
+        let mut query = uploads::table.into_boxed();
+        if let Some(owner) = self.owner {
+            query = query.filter(uploads::user_id.eq(owner.to_string()));
+        }
+        if let Some(status) = self.status {
+            query = query.filter(uploads::status.eq(status.to_string()));
+        }
+        if let Some(bucket) = self.bucket {
+            query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
+        }
+        match (self.batch_leads, self.status) {
+            (false, _) => query,
+            (true, None) => query.filter(sql::<Bool>(BATCH_LEAD).sql("))")),
+            (true, Some(status)) => query.filter(
                 sql::<Bool>(BATCH_LEAD)
                     .sql(" AND b.status = ")
                     .bind::<Text, _>(status.to_string())
                     .sql("))"),
             ),
         }
-    }};
+    }
 }
 
 /// Rows matching `filter`, newest first: at most `limit`, after skipping `offset`.
@@ -133,18 +144,8 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Row>, DbError> {
-    let mut query = uploads::table.into_boxed();
-    if let Some(owner) = filter.owner {
-        query = query.filter(uploads::user_id.eq(owner.to_string()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(uploads::status.eq(status.to_string()));
-    }
-    if let Some(bucket) = filter.bucket {
-        query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
-    }
-    let query = batch_leads!(query, filter);
-    Ok(query
+    Ok(filter
+        .query()
         .order((uploads::created_at.desc(), uploads::id.desc()))
         .limit(limit)
         .offset(offset)
@@ -154,18 +155,7 @@ pub fn list(
 
 /// How many rows match `filter`.
 pub fn count(conn: &mut DbConnection, filter: &Filter<'_>) -> Result<i64, DbError> {
-    let mut query = uploads::table.into_boxed();
-    if let Some(owner) = filter.owner {
-        query = query.filter(uploads::user_id.eq(owner.to_string()));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(uploads::status.eq(status.to_string()));
-    }
-    if let Some(bucket) = filter.bucket {
-        query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
-    }
-    let query = batch_leads!(query, filter);
-    Ok(query.count().get_result(conn)?)
+    Ok(filter.query().count().get_result(conn)?)
 }
 
 /// How many uploads are in `status`.
