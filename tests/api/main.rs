@@ -22,6 +22,7 @@ mod data_dir;
 mod dicom_upload;
 mod downloads;
 mod errors;
+mod get_writes;
 mod hardening;
 mod headers;
 mod health;
