@@ -13,6 +13,8 @@ use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::DicomUid;
+/// A counted instance as the API lists it.
+pub use crate::infra::db::repo::studies::InstanceRef;
 use crate::infra::db::repo::studies::{
     self as repo, DirectoryRow, EntryRow, FileRow, SeriesRow, StoredRow, StudyRow,
 };
@@ -125,6 +127,14 @@ impl FilePage {
         Self {
             offset: 0,
             limit: None,
+        }
+    }
+
+    /// No instances: the study's counts, series and problems only.
+    pub const fn none() -> Self {
+        Self {
+            offset: 0,
+            limit: Some(0),
         }
     }
 
@@ -242,6 +252,24 @@ pub async fn detail(
         detail.patient = Some(index::open_patient(ctx, &upload_id, &sealed)?);
     }
     Ok(detail)
+}
+
+/// One study in scope with every counted instance as the API lists it (a few columns per
+/// instance, read in one query), or `NotFound`.
+pub async fn with_instances(
+    ctx: &UploadContext,
+    scope: &StudyScope,
+    uid: &DicomUid,
+) -> Result<(StudyDetail, Vec<InstanceRef>), AppError> {
+    let (scope, uid) = (scope.clone(), uid.clone());
+    ctx.db
+        .run(move |conn| {
+            let detail = read_detail(conn, &scope, uid.as_str(), FilePage::none())?
+                .ok_or(AppError::NotFound)?;
+            let instances = repo::instance_refs(conn, scope.owner_id(), uid.as_str())?;
+            Ok::<_, AppError>((detail, instances))
+        })
+        .await
 }
 
 /// The study's counts and series from SQL aggregates, and only the instances `page` asks

@@ -277,6 +277,40 @@ pub fn instances(
     Ok(rows)
 }
 
+/// A counted instance as the API lists it: only the columns it answers with.
+#[derive(Debug, Clone, Queryable)]
+pub struct InstanceRef {
+    pub upload_id: String,
+    pub sop_instance_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub instance_number: Option<i32>,
+    pub relative_path: Option<String>,
+    pub declared_size: i64,
+    pub sha256: Option<String>,
+}
+
+/// Every counted instance of the study, by series then instance number, in a few columns.
+pub fn instance_refs(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<InstanceRef>, DbError> {
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .order(file_order!())
+        .select((
+            uploads::id,
+            dicom_instances::sop_instance_uid,
+            dicom_instances::series_uid,
+            dicom_instances::instance_number,
+            uploads::relative_path,
+            uploads::declared_size,
+            uploads::sha256,
+        ))
+        .load::<InstanceRef>(conn))?;
+    Ok(rows)
+}
+
 /// Uploads whose header names `study` but that do not count in it: duplicates, conflicts,
 /// and files not (or not yet) stored.
 pub fn uncounted(
