@@ -117,6 +117,9 @@ mod tests {
         assert!(hits("*"));
         assert!(!hits("\"abcd\""));
         assert!(!hits("abc"));
-        assert!(!none_match_hits(&TestRequest::default().to_http_request(), &tag));
+        assert!(!none_match_hits(
+            &TestRequest::default().to_http_request(),
+            &tag
+        ));
     }
 }
