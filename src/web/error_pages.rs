@@ -220,7 +220,7 @@ fn code_of(status: StatusCode) -> &'static str {
         500 => "internal_error",
         503 => "unavailable",
         507 => "storage_full",
-        400..=499 => "refused",
+        _ if status.is_client_error() => "refused",
         _ => "server_error",
     }
 }

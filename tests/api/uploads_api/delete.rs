@@ -100,7 +100,29 @@ async fn only_the_owner_with_the_upload_scope_cancels(backend: Backend) {
     assert_eq!(delete(&app, &id, &key).await.status(), 204);
 }
 
+async fn a_signed_in_browser_cannot_cancel_through_the_api(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, key) = script(&app, &["upload", "read"]).await;
+    let id = unfinished_pdf(&app, &key, 50_000).await;
+    let url = app.url(&format!("/api/v1/uploads/{id}"));
+    // The browser's session cookie without the CSRF token: refused by the CSRF layer.
+    let res = app.client.delete(&url).send().await.unwrap();
+    api_error(res, 403).await;
+    // With the token: still no key, and the API never takes the cookie.
+    let token = app.session_csrf(&app.client).await;
+    let res = app
+        .client
+        .delete(&url)
+        .header("X-CSRF-Token", token)
+        .send()
+        .await
+        .unwrap();
+    api_error(res, 401).await;
+    assert_eq!(status_of(&app, &id), "active");
+}
+
 both_backends!(
+    a_signed_in_browser_cannot_cancel_through_the_api,
     cancelling_an_unfinished_upload_removes_its_stored_bytes,
     a_finished_upload_is_not_cancelled,
     only_the_owner_with_the_upload_scope_cancels,
