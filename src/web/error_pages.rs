@@ -234,7 +234,7 @@ fn describe_for_scripts(status: StatusCode) -> (&'static str, &'static str) {
         ),
         403 => (
             "Forbidden",
-            "This API key may not do this: it lacks the scope this request needs.",
+            "This request is not allowed. An API key needs the `read` scope to read and the `upload` scope to change uploads.",
         ),
         404 => (
             "Not found",
@@ -327,5 +327,44 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
             "The server could not complete this request. The problem has been logged; please try again, and quote the reference below if it keeps happening.",
         ),
         _ => ("Request refused", "The request could not be completed."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_under_the_api_prefix_are_json_whatever_the_client_accepts() {
+        let mut html = HeaderMap::new();
+        html.insert(
+            header::ACCEPT,
+            header::HeaderValue::from_static("text/html"),
+        );
+        let none = HeaderMap::new();
+        for path in ["/api/v1/uploads/x", "/api/", "/api"] {
+            assert_eq!(Format::of(path, &html), Format::Json, "{path}");
+        }
+        assert_eq!(Format::of("/apis", &html), Format::Html);
+        assert_eq!(Format::of("/uploads/x", &html), Format::Html);
+        assert_eq!(Format::of("/tus/x", &none), Format::Plain);
+    }
+
+    #[test]
+    fn json_bodies_carry_a_stable_code_and_retry_after_when_there_is_one() {
+        let mut headers = HeaderMap::new();
+        let body: serde_json::Value =
+            serde_json::from_str(&json_body("not_found", "Nothing here.", &headers)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "not_found", "message": "Nothing here."})
+        );
+        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("7"));
+        let body: serde_json::Value =
+            serde_json::from_str(&json_body("rate_limited", "Wait.", &headers)).unwrap();
+        assert_eq!(body["retry_after"], 7);
+        assert_eq!(code_of(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
+        assert_eq!(code_of(StatusCode::from_u16(460).unwrap()), "refused");
+        assert_eq!(code_of(StatusCode::BAD_GATEWAY), "server_error");
     }
 }
