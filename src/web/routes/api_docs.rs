@@ -8,7 +8,7 @@ crate::route_table! {
     GET "/api/v1/openapi.json" => openapi,
 }
 
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()

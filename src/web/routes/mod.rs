@@ -110,11 +110,6 @@ pub fn api_routes() -> Vec<RouteSpec> {
     .concat()
 }
 
-/// The OpenAPI description of `/api/v1`, as served.
-pub fn openapi_document() -> &'static str {
-    api_docs::OPENAPI
-}
-
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
