@@ -35,3 +35,4 @@ mod studies;
 mod tus;
 mod tus_js_client;
 mod upload_pages;
+mod uploads_api;
