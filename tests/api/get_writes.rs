@@ -31,10 +31,23 @@ async fn a_hundred_views_of_the_history_within_a_minute_write_nothing(backend: B
         assert!(res.status().as_u16() < 400, "{path}: {}", res.status());
         assert_eq!(watch.written(), Vec::<String>::new(), "GET {path}");
     }
+    let listed: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/uploads"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let one = listed["uploads"][0]["id"].as_str().unwrap().to_string();
     for path in [
         "/api/v1/uploads".to_string(),
+        format!("/api/v1/uploads/{one}"),
         "/api/v1/studies".to_string(),
         format!("/api/v1/studies/{STUDY}"),
+        "/api/v1/openapi.json".to_string(),
     ] {
         let res = app
             .client
