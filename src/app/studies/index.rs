@@ -10,6 +10,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::app::buckets::{ALLOWED_EXTENSIONS, UNNAMED_DICOM};
 use crate::app::error::AppError;
+use crate::app::studies::blind::{self, PatientBlind};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::cleanup::Stores;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
@@ -80,6 +81,7 @@ pub struct Prepared {
     sha256: String,
     parsed: Result<Parsed, Unreadable>,
     sealed: Option<Vec<u8>>,
+    blind: PatientBlind,
 }
 
 /// Reads `upload`'s header back from storage (streamed, up to Pixel Data) and seals its
@@ -97,17 +99,19 @@ pub async fn prepare(
     let parsed = tokio::task::spawn_blocking(move || dicom::read(std::io::BufReader::new(bridge)))
         .await
         .map_err(|e| AppError::internal(format!("DICOM reader stopped: {e}")))?;
-    let sealed = match &parsed {
-        Ok(Parsed::Instance(header)) if !header.patient.is_empty() => {
-            Some(seal_patient(ctx, upload.id.as_str(), &header.patient)?)
-        }
-        _ => None,
+    let (sealed, blind) = match &parsed {
+        Ok(Parsed::Instance(header)) if !header.patient.is_empty() => (
+            Some(seal_patient(ctx, upload.id.as_str(), &header.patient)?),
+            PatientBlind::of(&blind::current_key(&ctx.keyring), &header.patient),
+        ),
+        _ => (None, PatientBlind::default()),
     };
     Ok(Prepared {
         upload: upload.clone(),
         sha256: sha256.to_string(),
         parsed,
         sealed,
+        blind,
     })
 }
 
@@ -124,7 +128,7 @@ impl Prepared {
             &self.upload,
             &self.sha256,
             &self.parsed,
-            self.sealed.as_deref(),
+            (self.sealed.as_deref(), &self.blind),
             now,
         )
     }
@@ -209,7 +213,7 @@ fn record(
     upload: &Upload,
     sha256: &str,
     parsed: &Result<Parsed, Unreadable>,
-    sealed: Option<&[u8]>,
+    (sealed, blind): (Option<&[u8]>, &PatientBlind),
     now: chrono::NaiveDateTime,
 ) -> Result<IndexState, AppError> {
     if repo::exists(conn, upload.id.as_str())? {
@@ -298,7 +302,7 @@ fn record(
             };
             repo::insert(
                 conn,
-                &instance_row(base, header, state, detail.as_deref(), sealed),
+                &instance_row(base, header, state, detail.as_deref(), (sealed, blind)),
             )?;
             Ok(state)
         }
@@ -310,7 +314,7 @@ fn instance_row<'a>(
     header: &'a InstanceHeader,
     state: IndexState,
     detail: Option<&'a str>,
-    sealed: Option<&'a [u8]>,
+    (sealed, blind): (Option<&'a [u8]>, &'a PatientBlind),
 ) -> NewInstance<'a> {
     NewInstance {
         state: state.as_str(),
@@ -330,6 +334,9 @@ fn instance_row<'a>(
         number_of_frames: header.number_of_frames,
         body_part: header.body_part.as_deref(),
         patient_sealed: sealed,
+        patient_id_blind: blind.patient_id.as_deref(),
+        accession_blind: blind.accession.as_deref(),
+        blind_key_id: blind.key_id.as_deref(),
         ..base
     }
 }
