@@ -91,13 +91,18 @@ impl DataSet {
     pub fn texts(&mut self, attr: Attr, values: &[String]) {
         self.0.insert(
             attr.tag,
-            (attr, values.iter().map(|v| Value::from(v.as_str())).collect()),
+            (
+                attr,
+                values.iter().map(|v| Value::from(v.as_str())).collect(),
+            ),
         );
     }
 
     pub fn number(&mut self, attr: Attr, value: Option<i64>) {
-        self.0
-            .insert(attr.tag, (attr, value.map(Value::from).into_iter().collect()));
+        self.0.insert(
+            attr.tag,
+            (attr, value.map(Value::from).into_iter().collect()),
+        );
     }
 
     /// Keeps only the attributes `keep` says yes to.

@@ -210,7 +210,10 @@ fn study_set(group: &[&InstanceRow], base: &str) -> DataSet {
     let first = group[0];
     let study = first.study_uid.as_deref().unwrap_or_default();
     let modalities: BTreeSet<String> = group.iter().filter_map(|r| r.modality.clone()).collect();
-    let series: BTreeSet<&str> = group.iter().filter_map(|r| r.series_uid.as_deref()).collect();
+    let series: BTreeSet<&str> = group
+        .iter()
+        .filter_map(|r| r.series_uid.as_deref())
+        .collect();
     ds.text(json::STUDY_INSTANCE_UID, Some(study));
     ds.text(
         json::STUDY_DATE,

@@ -201,7 +201,9 @@ fn exact(name: &str, value: &str) -> Result<String, AppError> {
         )));
     }
     if value.chars().count() > 64 || value.contains('\\') || value.chars().any(char::is_control) {
-        return Err(bad(format!("{name} must be one value of at most 64 characters")));
+        return Err(bad(format!(
+            "{name} must be one value of at most 64 characters"
+        )));
     }
     Ok(value.to_string())
 }
@@ -274,12 +276,24 @@ mod tests {
         assert_eq!(s.date_from.as_deref(), Some("20260101"));
         assert_eq!(s.date_to.as_deref(), Some("20261231"));
         let s = parse(&[("00080020", "-20261231")]).unwrap();
-        assert_eq!((s.date_from, s.date_to.as_deref()), (None, Some("20261231")));
+        assert_eq!(
+            (s.date_from, s.date_to.as_deref()),
+            (None, Some("20261231"))
+        );
         let s = parse(&[("StudyDate", "20260101-")]).unwrap();
-        assert_eq!((s.date_from.as_deref(), s.date_to), (Some("20260101"), None));
+        assert_eq!(
+            (s.date_from.as_deref(), s.date_to),
+            (Some("20260101"), None)
+        );
         let s = parse(&[("StudyDate", "20260229")]);
         assert!(s.is_err(), "2026 is not a leap year");
-        for bad in ["20261231-20260101", "2026-01-01", "-", "2026010", "abcdefgh"] {
+        for bad in [
+            "20261231-20260101",
+            "2026-01-01",
+            "-",
+            "2026010",
+            "abcdefgh",
+        ] {
             assert!(parse(&[("StudyDate", bad)]).is_err(), "{bad}");
         }
     }

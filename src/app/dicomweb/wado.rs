@@ -37,11 +37,7 @@ impl Target {
     fn filters(&self) -> Filters {
         Filters {
             study_uids: vec![self.study.as_str().to_string()],
-            series_uids: self
-                .series
-                .iter()
-                .map(|u| u.as_str().to_string())
-                .collect(),
+            series_uids: self.series.iter().map(|u| u.as_str().to_string()).collect(),
             sop_uids: self
                 .instance
                 .iter()
@@ -272,12 +268,18 @@ pub async fn metadata(
     for row in &rows {
         let mut ds = qido::instance_set(row, base);
         ds.text(super::json::MODALITY, row.modality.as_deref());
-        ds.text(super::json::SERIES_DESCRIPTION, row.series_description.as_deref());
+        ds.text(
+            super::json::SERIES_DESCRIPTION,
+            row.series_description.as_deref(),
+        );
         ds.number(super::json::SERIES_NUMBER, row.series_number.map(i64::from));
         ds.text(super::json::BODY_PART_EXAMINED, row.body_part.as_deref());
         ds.text(super::json::STUDY_DATE, row.study_date.as_deref());
         ds.text(super::json::STUDY_TIME, row.study_time.as_deref());
-        ds.text(super::json::STUDY_DESCRIPTION, row.study_description.as_deref());
+        ds.text(
+            super::json::STUDY_DESCRIPTION,
+            row.study_description.as_deref(),
+        );
         // A RetrieveURL is a search attribute, not part of an instance's metadata.
         ds.retain(|a| a != super::json::RETRIEVE_URL && a != super::json::INSTANCE_AVAILABILITY);
         let patient = qido::patient_of(ctx, &[row])?;

@@ -59,11 +59,7 @@ pub fn accession(key: &BlindKey, value: &str) -> String {
 /// records that lack them or were computed under another key; returns how many it wrote.
 /// A record that does not open is logged and left (rotation reports those through the
 /// re-seal, which fails first).
-pub fn refresh(
-    conn: &mut DbConnection,
-    keyring: &Keyring,
-    limit: i64,
-) -> Result<usize, AppError> {
+pub fn refresh(conn: &mut DbConnection, keyring: &Keyring, limit: i64) -> Result<usize, AppError> {
     let key = current_key(keyring);
     let stale = repo::stale_blind(conn, key.key_id(), limit)?;
     let mut done = 0;

@@ -32,7 +32,11 @@ fn ranges(req: &HttpRequest) -> Option<Vec<Range>> {
         let Ok(value) = value.to_str() else { continue };
         for item in value.split(',') {
             let mut pieces = item.split(';');
-            let essence = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let essence = pieces
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if essence.is_empty() {
                 continue;
             }

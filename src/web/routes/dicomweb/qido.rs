@@ -52,11 +52,7 @@ pub async fn studies(req: HttpRequest, key: Key, ctx: web::Data<UploadContext>) 
     respond(run(req, key, ctx, Level::Study, (None, None)).await)
 }
 
-pub async fn all_series(
-    req: HttpRequest,
-    key: Key,
-    ctx: web::Data<UploadContext>,
-) -> HttpResponse {
+pub async fn all_series(req: HttpRequest, key: Key, ctx: web::Data<UploadContext>) -> HttpResponse {
     respond(run(req, key, ctx, Level::Series, (None, None)).await)
 }
 
@@ -93,5 +89,14 @@ pub async fn instances(
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (study, series) = path.into_inner();
-    respond(run(req, key, ctx, Level::Instance, (Some(&study), Some(&series))).await)
+    respond(
+        run(
+            req,
+            key,
+            ctx,
+            Level::Instance,
+            (Some(&study), Some(&series)),
+        )
+        .await,
+    )
 }
