@@ -1,9 +1,12 @@
-//! Only the key owner's instances exist for DICOMweb: another user's key, an
-//! administrator's included, finds nothing to search and gets 404 for every retrieval.
+//! Only the key owner's downloadable instances exist for DICOMweb: another user's key, an
+//! administrator's included, finds nothing to search and gets 404 for every retrieval, and
+//! a quarantined instance is neither found nor sent.
 
+use diesel::prelude::*;
+use medport::infra::db::schema::{dicom_instances, uploads};
 use medport::web::routes::dicomweb::all_routes;
 
-use super::support::{A, get, owner, owner_with_studies};
+use super::support::{A, B, C, STUDY_UID, get, owner, owner_with_studies, search, uids};
 use crate::access::dicomweb_path;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
@@ -50,4 +53,38 @@ async fn other_users_find_nothing_and_retrieve_nothing(backend: Backend) {
     assert_eq!(res.status(), 200);
 }
 
-both_backends!(other_users_find_nothing_and_retrieve_nothing);
+async fn quarantined_instances_are_neither_found_nor_sent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (key, _) = owner_with_studies(&app).await;
+    // B's one instance is quarantined, as a scan that finds it infected leaves it.
+    let ids: Vec<String> = dicom_instances::table
+        .filter(dicom_instances::study_uid.eq(B))
+        .select(dicom_instances::upload_id)
+        .load(&mut *app.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    diesel::update(uploads::table.filter(uploads::id.eq_any(&ids)))
+        .set(uploads::status.eq("quarantined"))
+        .execute(&mut *app.db.conn().unwrap())
+        .unwrap();
+    let found = search(&app, "/dicomweb/studies", &key).await;
+    assert_eq!(uids(&found, STUDY_UID), [A, C]);
+    assert!(
+        search(&app, "/dicomweb/instances?PatientID=PID-BRAVO", &key)
+            .await
+            .is_empty()
+    );
+    for path in [
+        format!("/dicomweb/studies/{B}"),
+        format!("/dicomweb/studies/{B}/metadata"),
+        format!("/dicomweb/studies/{B}/series/{B}.1/instances/{B}.1.1"),
+    ] {
+        assert_eq!(get(&app, &path, &key, None).await.status(), 404, "{path}");
+    }
+    assert!(app.audit_rows("dicomweb.retrieve").is_empty());
+}
+
+both_backends!(
+    other_users_find_nothing_and_retrieve_nothing,
+    quarantined_instances_are_neither_found_nor_sent,
+);
