@@ -144,9 +144,21 @@ mod tests {
         ds.text(STUDY_DATE, None);
         ds.texts(MODALITIES_IN_STUDY, &["CT".into(), "MR".into()]);
         let text = serde_json::to_string(&ds).unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
-            text,
-            r#"{"00080020":{"vr":"DA"},"00080061":{"vr":"CS","Value":["CT","MR"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"DOE^JANE"}]},"0020000D":{"vr":"UI","Value":["1.2.3"]},"00200011":{"vr":"IS","Value":[4]}}"#
+            parsed,
+            json!({
+                "00080020": {"vr": "DA"},
+                "00080061": {"vr": "CS", "Value": ["CT", "MR"]},
+                "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]},
+                "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+                "00200011": {"vr": "IS", "Value": [4]},
+            })
+        );
+        let at = |tag: &str| text.find(tag).unwrap();
+        assert!(
+            at("00080020") < at("00080061") && at("0020000D") < at("00200011"),
+            "tag order"
         );
     }
 
