@@ -7,6 +7,7 @@ mod client;
 mod phi;
 mod qido;
 mod qido_bad;
+mod rate;
 mod support;
 mod wado;
 mod wado_accept;
