@@ -105,6 +105,11 @@ impl DataSet {
         );
     }
 
+    /// Adds (or replaces with) the attributes of `other`.
+    pub fn extend(&mut self, other: DataSet) {
+        self.0.extend(other.0);
+    }
+
     /// Keeps only the attributes `keep` says yes to.
     pub fn retain(&mut self, keep: impl Fn(Attr) -> bool) {
         self.0.retain(|_, (attr, _)| keep(*attr));

@@ -4,7 +4,7 @@
 //! through their blind indexes; patient attributes are opened from the seal only when the
 //! answer includes one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::json::{self, Attr, DataSet};
 use super::search::{Include, Level, Search};
@@ -91,49 +91,90 @@ pub async fn search(
         search.limit,
         search.offset,
     );
-    let (keys, rows) = ctx
+    let page = ctx
         .db
         .run(move |conn| {
             let keys = repo::matching_keys(conn, &owner_id, level, &filters, limit, offset)?;
-            let rows = repo::instances_of(conn, &owner_id, level, &keys)?;
-            Ok::<_, AppError>((keys, rows))
+            let reps = repo::representatives(conn, &owner_id, level, &keys)?;
+            let counts = match level {
+                Level::Instance => Vec::new(),
+                _ => repo::counts(conn, &owner_id, level, &keys)?,
+            };
+            let modalities = match level {
+                Level::Study => repo::modalities(conn, &owner_id, &keys)?,
+                _ => Vec::new(),
+            };
+            Ok::<_, AppError>(Page {
+                keys,
+                reps,
+                counts,
+                modalities,
+            })
         })
         .await?;
     let wanted = Wanted::new(&search);
-    let mut out = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let group: Vec<&InstanceRow> = rows
-            .iter()
-            .filter(|r| level_uid(level, r) == Some(key.as_str()))
-            .collect();
-        let Some(first) = group.first() else { continue };
-        let patient = if wanted.needs_patient() {
-            patient_of(ctx, &group)?
-        } else {
-            PatientAttributes::default()
+    let reps: BTreeMap<&str, &InstanceRow> = page
+        .reps
+        .iter()
+        .filter_map(|r| level_uid(level, r).map(|k| (k, r)))
+        .collect();
+    let counts: BTreeMap<&str, (i64, i64)> = page
+        .counts
+        .iter()
+        .filter_map(|(k, i, s)| k.as_deref().map(|k| (k, (*i, *s))))
+        .collect();
+    let mut modalities: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (study, modality) in &page.modalities {
+        if let (Some(study), Some(modality)) = (study, modality) {
+            modalities.entry(study).or_default().push(modality.clone());
+        }
+    }
+    let mut out = Vec::with_capacity(page.keys.len());
+    for key in &page.keys {
+        let Some(rep) = reps.get(key.as_str()).copied() else {
+            continue;
         };
-        let mut ds = match level {
-            Level::Study => study_set(&group, base),
-            Level::Series => series_set(&group, base),
-            Level::Instance => instance_set(first, base),
-        };
-        if level != Level::Study {
-            // Study attributes, for `includefield=all` and named includes at lower levels.
-            let study = study_set(&group, base);
-            for attr in [json::STUDY_DATE, json::STUDY_TIME, json::STUDY_DESCRIPTION] {
-                if let Some(values) = study.get(attr) {
-                    ds.text(attr, values.first().and_then(|v| v.as_str()));
-                }
+        let (instances, series) = counts.get(key.as_str()).copied().unwrap_or((1, 1));
+        let mut ds = DataSet::default();
+        // Every level carries what its instance says of its study, series and itself;
+        // `retain` below keeps what the level answers with.
+        study_into(&mut ds, rep);
+        series_into(&mut ds, rep);
+        ds.extend(instance_set(rep, base));
+        match level {
+            Level::Study => {
+                let mut list = modalities.remove(key.as_str()).unwrap_or_default();
+                list.sort();
+                ds.texts(json::MODALITIES_IN_STUDY, &list);
+                ds.number(json::NUMBER_OF_STUDY_RELATED_SERIES, Some(series));
+                ds.number(json::NUMBER_OF_STUDY_RELATED_INSTANCES, Some(instances));
+                ds.text(json::RETRIEVE_URL, Some(&format!("{base}/studies/{key}")));
             }
+            Level::Series => {
+                ds.number(json::NUMBER_OF_SERIES_RELATED_INSTANCES, Some(instances));
+                let study = rep.study_uid.as_deref().unwrap_or_default();
+                ds.text(
+                    json::RETRIEVE_URL,
+                    Some(&format!("{base}/studies/{study}/series/{key}")),
+                );
+            }
+            Level::Instance => {}
         }
-        if level == Level::Instance {
-            series_into(&mut ds, first);
+        if wanted.needs_patient() {
+            patient_into(&mut ds, &patient_of(ctx, &[rep])?);
         }
-        patient_into(&mut ds, &patient);
-        ds.retain(|attr| wanted.keeps(attr));
+        ds.retain(|attr| wanted.keeps(attr, level));
         out.push(ds);
     }
     Ok(out)
+}
+
+/// One page of a search, as read from the database.
+struct Page {
+    keys: Vec<String>,
+    reps: Vec<InstanceRow>,
+    counts: Vec<(Option<String>, i64, i64)>,
+    modalities: Vec<repo::Pair>,
 }
 
 /// Which attributes an answer keeps.
@@ -155,12 +196,13 @@ impl Wanted {
         Self { all, these }
     }
 
-    fn keeps(&self, attr: Attr) -> bool {
-        self.all || self.these.contains(&attr)
+    /// `includefield=all` means every attribute of the level and the levels above it.
+    fn keeps(&self, attr: Attr, level: Level) -> bool {
+        !below(attr, level) && (self.all || self.these.contains(&attr))
     }
 
     fn needs_patient(&self) -> bool {
-        json::PATIENT.iter().any(|a| self.keeps(*a))
+        self.all || json::PATIENT.iter().any(|a| self.these.contains(a))
     }
 }
 
@@ -201,64 +243,45 @@ pub(super) fn patient_into(ds: &mut DataSet, p: &PatientAttributes) {
     ds.text(json::INSTITUTION_NAME, p.institution_name.as_deref());
 }
 
-fn count(n: usize) -> Option<i64> {
-    i64::try_from(n).ok()
+/// Attributes of a level below `level` (an instance's at study level, say), which an
+/// answer at `level` never carries: they differ between its instances.
+fn below(attr: Attr, level: Level) -> bool {
+    let series = [
+        json::SERIES_INSTANCE_UID,
+        json::MODALITY,
+        json::SERIES_DESCRIPTION,
+        json::SERIES_NUMBER,
+        json::BODY_PART_EXAMINED,
+        json::NUMBER_OF_SERIES_RELATED_INSTANCES,
+    ];
+    let instance = [
+        json::SOP_INSTANCE_UID,
+        json::SOP_CLASS_UID,
+        json::INSTANCE_NUMBER,
+        json::NUMBER_OF_FRAMES,
+    ];
+    match level {
+        Level::Study => series.contains(&attr) || instance.contains(&attr),
+        Level::Series => instance.contains(&attr),
+        Level::Instance => false,
+    }
 }
 
-fn study_set(group: &[&InstanceRow], base: &str) -> DataSet {
-    let mut ds = DataSet::default();
-    let first = group[0];
-    let study = first.study_uid.as_deref().unwrap_or_default();
-    let modalities: BTreeSet<String> = group.iter().filter_map(|r| r.modality.clone()).collect();
-    let series: BTreeSet<&str> = group
-        .iter()
-        .filter_map(|r| r.series_uid.as_deref())
-        .collect();
-    ds.text(json::STUDY_INSTANCE_UID, Some(study));
-    ds.text(
-        json::STUDY_DATE,
-        group.iter().find_map(|r| r.study_date.as_deref()),
-    );
-    ds.text(
-        json::STUDY_TIME,
-        group.iter().find_map(|r| r.study_time.as_deref()),
-    );
-    ds.text(
-        json::STUDY_DESCRIPTION,
-        group.iter().find_map(|r| r.study_description.as_deref()),
-    );
-    ds.texts(
-        json::MODALITIES_IN_STUDY,
-        &modalities.into_iter().collect::<Vec<_>>(),
-    );
-    ds.text(json::INSTANCE_AVAILABILITY, Some("ONLINE"));
-    ds.text(json::RETRIEVE_URL, Some(&format!("{base}/studies/{study}")));
-    ds.number(json::NUMBER_OF_STUDY_RELATED_SERIES, count(series.len()));
-    ds.number(json::NUMBER_OF_STUDY_RELATED_INSTANCES, count(group.len()));
-    ds
-}
-
-fn series_into(ds: &mut DataSet, r: &InstanceRow) {
+/// What an instance says of its study.
+pub(super) fn study_into(ds: &mut DataSet, r: &InstanceRow) {
     ds.text(json::STUDY_INSTANCE_UID, r.study_uid.as_deref());
+    ds.text(json::STUDY_DATE, r.study_date.as_deref());
+    ds.text(json::STUDY_TIME, r.study_time.as_deref());
+    ds.text(json::STUDY_DESCRIPTION, r.study_description.as_deref());
+}
+
+/// What an instance says of its series.
+pub(super) fn series_into(ds: &mut DataSet, r: &InstanceRow) {
     ds.text(json::SERIES_INSTANCE_UID, r.series_uid.as_deref());
     ds.text(json::MODALITY, r.modality.as_deref());
     ds.text(json::SERIES_DESCRIPTION, r.series_description.as_deref());
     ds.number(json::SERIES_NUMBER, r.series_number.map(i64::from));
     ds.text(json::BODY_PART_EXAMINED, r.body_part.as_deref());
-}
-
-fn series_set(group: &[&InstanceRow], base: &str) -> DataSet {
-    let mut ds = DataSet::default();
-    let first = group[0];
-    series_into(&mut ds, first);
-    let study = first.study_uid.as_deref().unwrap_or_default();
-    let series = first.series_uid.as_deref().unwrap_or_default();
-    ds.text(
-        json::RETRIEVE_URL,
-        Some(&format!("{base}/studies/{study}/series/{series}")),
-    );
-    ds.number(json::NUMBER_OF_SERIES_RELATED_INSTANCES, count(group.len()));
-    ds
 }
 
 /// One instance's own attributes (without its study's and patient's).

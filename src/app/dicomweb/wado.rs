@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use serde_json::json;
 
-use super::json::DataSet;
+use super::json::{self, DataSet};
 use super::qido;
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::buckets;
@@ -267,21 +267,10 @@ pub async fn metadata(
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut ds = qido::instance_set(row, base);
-        ds.text(super::json::MODALITY, row.modality.as_deref());
-        ds.text(
-            super::json::SERIES_DESCRIPTION,
-            row.series_description.as_deref(),
-        );
-        ds.number(super::json::SERIES_NUMBER, row.series_number.map(i64::from));
-        ds.text(super::json::BODY_PART_EXAMINED, row.body_part.as_deref());
-        ds.text(super::json::STUDY_DATE, row.study_date.as_deref());
-        ds.text(super::json::STUDY_TIME, row.study_time.as_deref());
-        ds.text(
-            super::json::STUDY_DESCRIPTION,
-            row.study_description.as_deref(),
-        );
-        // A RetrieveURL is a search attribute, not part of an instance's metadata.
-        ds.retain(|a| a != super::json::RETRIEVE_URL && a != super::json::INSTANCE_AVAILABILITY);
+        qido::study_into(&mut ds, row);
+        qido::series_into(&mut ds, row);
+        // RetrieveURL and availability are search attributes, not an instance's metadata.
+        ds.retain(|a| a != json::RETRIEVE_URL && a != json::INSTANCE_AVAILABILITY);
         let patient = qido::patient_of(ctx, &[row])?;
         qido::patient_into(&mut ds, &patient);
         out.push(ds);

@@ -115,7 +115,18 @@ async fn a_study_answers_with_the_study_level_attributes(backend: Backend) {
         )
         .await;
         assert_eq!(text(&sets[0], "00081030"), "Synthetic study", "{query}");
+        // Series and instance attributes differ within a study: never in a study's answer.
+        for below in ["0020000E", "00080060", "00080018", "00200013"] {
+            assert!(sets[0].get(below).is_none(), "{query}: {below}");
+        }
     }
+    let sets = search(
+        &app,
+        &format!("/dicomweb/studies?StudyInstanceUID={A}&includefield=SeriesInstanceUID"),
+        &key,
+    )
+    .await;
+    assert!(sets[0].get("0020000E").is_none(), "not a study attribute");
 }
 
 async fn series_and_instances_are_searched_within_a_study_and_across(backend: Backend) {

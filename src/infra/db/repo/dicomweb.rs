@@ -1,9 +1,11 @@
 //! DICOMweb searches and retrievals over dicom_instances: the counted instances (state
 //! `indexed`, upload completed, the same rule as the study pages and ZIP) of one owner,
 //! narrowed by the search's matching keys. A search first pages the distinct keys of its
-//! level (study, series or instance UIDs) in SQL, then loads the instances of that page
-//! only, so memory follows the page asked for, not the owner's whole archive.
+//! level (study, series or instance UIDs) in SQL, then reads one representative instance
+//! and the counts of each key of that page, so memory follows the page asked for, not the
+//! size of its studies or of the owner's archive.
 
+use diesel::dsl::{count, count_star, min};
 use diesel::prelude::*;
 
 use crate::infra::db::schema::{dicom_instances, uploads};
@@ -158,36 +160,6 @@ macro_rules! instance_columns {
     };
 }
 
-/// Every counted instance of the owner whose `level` UID is one of `keys` (the page a
-/// search found), by study, series and instance number.
-pub fn instances_of(
-    conn: &mut DbConnection,
-    owner: &str,
-    level: Level,
-    keys: &[String],
-) -> Result<Vec<InstanceRow>, DbError> {
-    let mut out = Vec::new();
-    for chunk in keys.chunks(IN_CHUNK) {
-        let chunk = chunk.to_vec();
-        let f = match level {
-            Level::Study => Filters {
-                study_uids: chunk,
-                ..Filters::default()
-            },
-            Level::Series => Filters {
-                series_uids: chunk,
-                ..Filters::default()
-            },
-            Level::Instance => Filters {
-                sop_uids: chunk,
-                ..Filters::default()
-            },
-        };
-        out.extend(instances(conn, owner, &f)?);
-    }
-    Ok(out)
-}
-
 /// Every counted instance of the owner matching `f` (a retrieval's study, series or
 /// instance), by study, series and instance number.
 pub fn instances(
@@ -205,4 +177,113 @@ pub fn instances(
         ))
         .select(instance_columns!())
         .load::<InstanceRow>(conn)?)
+}
+
+/// Indexed instances of completed uploads of one owner: what a search counts.
+macro_rules! counted {
+    ($owner:expr) => {
+        dicom_instances::table
+            .inner_join(uploads::table)
+            .filter(dicom_instances::user_id.eq($owner))
+            .filter(dicom_instances::state.eq(INDEXED))
+            .filter(uploads::status.eq(COMPLETED))
+    };
+}
+
+/// One instance standing for each study or series of `keys` (its first upload): the
+/// attributes a study or series shares are read from it, so a page of large studies is
+/// one row each, not every instance.
+pub fn representatives(
+    conn: &mut DbConnection,
+    owner: &str,
+    level: Level,
+    keys: &[String],
+) -> Result<Vec<InstanceRow>, DbError> {
+    let mut ids: Vec<String> = Vec::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        let firsts: Vec<Option<String>> = match level {
+            Level::Study => counted!(owner)
+                .filter(dicom_instances::study_uid.eq_any(chunk))
+                .group_by(dicom_instances::study_uid)
+                .select(min(dicom_instances::upload_id))
+                .load(conn)?,
+            Level::Series => counted!(owner)
+                .filter(dicom_instances::series_uid.eq_any(chunk))
+                .group_by(dicom_instances::series_uid)
+                .select(min(dicom_instances::upload_id))
+                .load(conn)?,
+            Level::Instance => counted!(owner)
+                .filter(dicom_instances::sop_instance_uid.eq_any(chunk))
+                .group_by(dicom_instances::sop_instance_uid)
+                .select(min(dicom_instances::upload_id))
+                .load(conn)?,
+        };
+        ids.extend(firsts.into_iter().flatten());
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        out.extend(
+            counted!(owner)
+                .filter(dicom_instances::upload_id.eq_any(chunk))
+                .select(instance_columns!())
+                .load::<InstanceRow>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Instances and distinct series of each study or series of `keys`:
+/// `(uid, instances, series)`.
+pub fn counts(
+    conn: &mut DbConnection,
+    owner: &str,
+    level: Level,
+    keys: &[String],
+) -> Result<Vec<(Option<String>, i64, i64)>, DbError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        out.extend(match level {
+            Level::Study => counted!(owner)
+                .filter(dicom_instances::study_uid.eq_any(chunk))
+                .group_by(dicom_instances::study_uid)
+                .select((
+                    dicom_instances::study_uid,
+                    count_star(),
+                    count(dicom_instances::series_uid).aggregate_distinct(),
+                ))
+                .load::<(Option<String>, i64, i64)>(conn)?,
+            Level::Series | Level::Instance => counted!(owner)
+                .filter(dicom_instances::series_uid.eq_any(chunk))
+                .group_by(dicom_instances::series_uid)
+                .select((
+                    dicom_instances::series_uid,
+                    count_star(),
+                    count(dicom_instances::series_uid).aggregate_distinct(),
+                ))
+                .load::<(Option<String>, i64, i64)>(conn)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A (study, modality) pair.
+pub type Pair = (Option<String>, Option<String>);
+
+/// The distinct (study, modality) pairs of the studies of `keys`.
+pub fn modalities(
+    conn: &mut DbConnection,
+    owner: &str,
+    keys: &[String],
+) -> Result<Vec<Pair>, DbError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(IN_CHUNK) {
+        out.extend(
+            counted!(owner)
+                .filter(dicom_instances::study_uid.eq_any(chunk))
+                .select((dicom_instances::study_uid, dicom_instances::modality))
+                .distinct()
+                .load::<Pair>(conn)?,
+        );
+    }
+    Ok(out)
 }
