@@ -23,6 +23,7 @@ mod dicom_upload;
 mod dicomweb;
 mod downloads;
 mod errors;
+mod get_writes;
 mod hardening;
 mod headers;
 mod health;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::studies::{study_uid, zip_response};
 use crate::app::error::AppError;
-use crate::app::studies::query::{self, StudyDetail, StudySummary};
+use crate::app::studies::query::{self, FilePage, StudyDetail, StudySummary};
 use crate::app::studies::{StudyScope, archive};
 use crate::app::uploads::UploadContext;
 use crate::domain::api_key::Scope;
@@ -156,7 +156,7 @@ pub async fn show(
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&principal).await?;
-    let detail = query::detail(&ctx, &scope, &study_uid(&path)?).await?;
+    let detail = query::detail(&ctx, &scope, &study_uid(&path)?, FilePage::all()).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(OneStudy::new(&detail)))
