@@ -18,7 +18,7 @@ use crate::web::views::{ErrorPage, Layout};
 
 /// Paths whose errors are JSON (`{"error", "message"}`, plus `retry_after` on 429), for
 /// scripts that parse every answer; a JSON API mounted elsewhere adds its prefix here.
-const JSON_PREFIXES: &[&str] = &["/api/"];
+const JSON_PREFIXES: &[&str] = &["/api/", "/dicomweb/"];
 
 /// How an error body is written for this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -139,8 +139,43 @@ async fn every_api_route_needs_a_key_with_its_scope(backend: Backend) {
     }
 }
 
+/// A DICOMweb route's path with its placeholders filled in.
+pub fn dicomweb_path(path: &str, study: &str) -> String {
+    path.replace("{study}", study)
+        .replace("{series}", &format!("{study}.1"))
+        .replace("{sop}", &format!("{study}.1.1"))
+        .replace("{frames}", "1")
+}
+
+async fn every_dicomweb_route_needs_a_key_with_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let routes = medport::web::routes::dicomweb::all_routes();
+    assert!(routes.len() >= 12, "DICOMweb routes: {routes:?}");
+    let user = app.create_user(
+        "dicomweb-scopes@example.org",
+        "uploader",
+        "a long enough password",
+    );
+    let upload_only = app.create_api_key(&user, "upload");
+    for r in &routes {
+        assert_eq!(r.method, "GET", "the read side only: {}", r.path);
+        let path = dicomweb_path(r.path, "1.2.826.0.1.3680043.99.90");
+        let res = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+        assert!(res.headers().contains_key("www-authenticate"), "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{path}");
+        let res = crate::helpers::api_get(&app, &path, &upload_only).await;
+        assert_eq!(res.status(), 403, "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "forbidden", "{path}");
+    }
+    assert_eq!(denials(&app), routes.len(), "each refusal is audited");
+}
+
 both_backends!(
     every_api_route_needs_a_key_with_its_scope,
+    every_dicomweb_route_needs_a_key_with_read,
     uploaders_get_403_on_every_admin_route,
     auditors_read_the_audit_log_but_change_nothing,
     admins_pass_the_role_check_on_every_admin_route,

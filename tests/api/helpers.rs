@@ -286,13 +286,24 @@ impl Drop for TestApp {
 
 /// A request from a script: no cookies, just the bearer header.
 pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response {
+    api_get_accepting(app, path, key, None).await
+}
+
+/// GET with an API key and, when given, an `Accept` header.
+pub async fn api_get_accepting(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    accept: Option<&str>,
+) -> reqwest::Response {
     let (client, _) = app.new_browser();
-    client
+    let mut req = client
         .get(app.url(path))
-        .header("Authorization", format!("Bearer {key}"))
-        .send()
-        .await
-        .unwrap()
+        .header("Authorization", format!("Bearer {key}"));
+    if let Some(accept) = accept {
+        req = req.header("Accept", accept);
+    }
+    req.send().await.unwrap()
 }
 
 /// A request from a script with `method`, without a body.

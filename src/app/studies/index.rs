@@ -11,6 +11,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::app::buckets::{ALLOWED_EXTENSIONS, UNNAMED_DICOM};
 use crate::app::error::AppError;
+use crate::app::studies::blind::{self, PatientBlind};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::cleanup::Stores;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
@@ -81,6 +82,7 @@ pub struct Prepared {
     sha256: String,
     parsed: Result<Parsed, Unreadable>,
     sealed: Option<Vec<u8>>,
+    blind: PatientBlind,
 }
 
 /// Reads `upload`'s header (up to Pixel Data) from `held`, the file's bytes when the caller
@@ -107,17 +109,19 @@ pub async fn prepare(
     }
     .await
     .map_err(|e| AppError::internal(format!("DICOM reader stopped: {e}")))?;
-    let sealed = match &parsed {
-        Ok(Parsed::Instance(header)) if !header.patient.is_empty() => {
-            Some(seal_patient(ctx, upload.id.as_str(), &header.patient)?)
-        }
-        _ => None,
+    let (sealed, blind) = match &parsed {
+        Ok(Parsed::Instance(header)) if !header.patient.is_empty() => (
+            Some(seal_patient(ctx, upload.id.as_str(), &header.patient)?),
+            PatientBlind::of(&blind::current_key(&ctx.keyring), &header.patient),
+        ),
+        _ => (None, PatientBlind::default()),
     };
     Ok(Prepared {
         upload: upload.clone(),
         sha256: sha256.to_string(),
         parsed,
         sealed,
+        blind,
     })
 }
 
@@ -134,7 +138,7 @@ impl Prepared {
             &self.upload,
             &self.sha256,
             &self.parsed,
-            self.sealed.as_deref(),
+            (self.sealed.as_deref(), &self.blind),
             now,
         )
     }
@@ -219,7 +223,7 @@ fn record(
     upload: &Upload,
     sha256: &str,
     parsed: &Result<Parsed, Unreadable>,
-    sealed: Option<&[u8]>,
+    (sealed, blind): (Option<&[u8]>, &PatientBlind),
     now: chrono::NaiveDateTime,
 ) -> Result<IndexState, AppError> {
     if repo::exists(conn, upload.id.as_str())? {
@@ -308,7 +312,7 @@ fn record(
             };
             repo::insert(
                 conn,
-                &instance_row(base, header, state, detail.as_deref(), sealed),
+                &instance_row(base, header, state, detail.as_deref(), (sealed, blind)),
             )?;
             Ok(state)
         }
@@ -320,7 +324,7 @@ fn instance_row<'a>(
     header: &'a InstanceHeader,
     state: IndexState,
     detail: Option<&'a str>,
-    sealed: Option<&'a [u8]>,
+    (sealed, blind): (Option<&'a [u8]>, &'a PatientBlind),
 ) -> NewInstance<'a> {
     NewInstance {
         state: state.as_str(),
@@ -340,6 +344,9 @@ fn instance_row<'a>(
         number_of_frames: header.number_of_frames,
         body_part: header.body_part.as_deref(),
         patient_sealed: sealed,
+        patient_id_blind: blind.patient_id.as_deref(),
+        accession_blind: blind.accession.as_deref(),
+        blind_key_id: blind.key_id.as_deref(),
         ..base
     }
 }

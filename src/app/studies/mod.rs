@@ -3,6 +3,7 @@
 //! streamed ZIP (`archive`).
 
 pub mod archive;
+pub mod blind;
 mod completeness;
 pub mod index;
 pub mod query;

@@ -159,6 +159,17 @@ pub async fn run_once(ctx: &UploadContext) -> Result<CleanupReport, AppError> {
         Ok(n) => tracing::info!(count = n, "indexed DICOM headers left unread at completion"),
         Err(e) => tracing::warn!(error = %e, "could not look for unindexed DICOM uploads"),
     }
+    // Rows indexed before blind indexes existed get them here, a batch per pass.
+    let keyring = ctx.keyring.clone();
+    match ctx
+        .db
+        .run(move |conn| crate::app::studies::blind::refresh(conn, &keyring, 200))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "computed DICOM blind indexes"),
+        Err(e) => tracing::warn!(error = %e, "could not compute DICOM blind indexes"),
+    }
     Ok(report)
 }
 

@@ -1,5 +1,6 @@
 //! The master key and sealing of secrets at rest (AES-256-GCM).
 
+pub mod blind;
 pub mod keys;
 pub mod secrets;
 

@@ -156,6 +156,9 @@ diesel::table! {
         body_part -> Nullable<Text>,
         patient_sealed -> Nullable<Binary>,
         indexed_at -> Timestamp,
+        patient_id_blind -> Nullable<Text>,
+        accession_blind -> Nullable<Text>,
+        blind_key_id -> Nullable<Text>,
     }
 }
 

@@ -9,6 +9,7 @@ mod api_studies;
 mod api_uploads;
 mod auth;
 mod batches;
+pub mod dicomweb;
 mod files;
 mod health;
 mod home;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tus::configure)
         .configure(batches::configure)
         .configure(studies::configure)
+        .configure(dicomweb::configure)
         .service(
             web::resource("/static/{path:.*}")
                 .route(web::get().to(assets::serve))

@@ -22,6 +22,10 @@ pub struct Instance {
     pub series_number: i32,
     pub instance_number: i32,
     pub patient: &'static str,
+    pub patient_id: &'static str,
+    pub accession: &'static str,
+    /// StudyDate, `YYYYMMDD`.
+    pub date: &'static str,
     pub pixels: usize,
 }
 
@@ -36,6 +40,9 @@ impl Instance {
             series_number,
             instance_number: n,
             patient: PATIENT,
+            patient_id: "SYNTH-PID-1",
+            accession: "ACC-SYNTH-1",
+            date: "20261201",
             pixels: 512,
         }
     }
@@ -45,13 +52,13 @@ impl Instance {
         let object = InMemDicomObject::from_element_iter([
             text(tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE),
             text(tags::SOP_INSTANCE_UID, VR::UI, &self.sop),
-            text(tags::STUDY_DATE, VR::DA, "20261201"),
-            text(tags::ACCESSION_NUMBER, VR::SH, "ACC-SYNTH-1"),
+            text(tags::STUDY_DATE, VR::DA, self.date),
+            text(tags::ACCESSION_NUMBER, VR::SH, self.accession),
             text(tags::MODALITY, VR::CS, self.modality),
             text(tags::STUDY_DESCRIPTION, VR::LO, "Synthetic study"),
             text(tags::SERIES_DESCRIPTION, VR::LO, "Synthetic series"),
             text(tags::PATIENT_NAME, VR::PN, self.patient),
-            text(tags::PATIENT_ID, VR::LO, "SYNTH-PID-1"),
+            text(tags::PATIENT_ID, VR::LO, self.patient_id),
             text(tags::STUDY_INSTANCE_UID, VR::UI, &self.study),
             text(tags::SERIES_INSTANCE_UID, VR::UI, &self.series),
             text(tags::SERIES_NUMBER, VR::IS, &self.series_number.to_string()),

@@ -31,6 +31,9 @@ pub struct NewInstance<'a> {
     pub body_part: Option<&'a str>,
     pub patient_sealed: Option<&'a [u8]>,
     pub indexed_at: NaiveDateTime,
+    pub patient_id_blind: Option<&'a str>,
+    pub accession_blind: Option<&'a str>,
+    pub blind_key_id: Option<&'a str>,
 }
 
 /// Writes the row of an upload (the caller has checked it has none: `exists`).
@@ -158,4 +161,46 @@ pub fn uids_of(conn: &mut DbConnection, upload_id: &str) -> Result<Option<Instan
         ))
         .first(conn)
         .optional()?)
+}
+
+/// Sealed patient records whose blind indexes were not computed under `key_id` (written
+/// before the columns existed, or under an older master key), at most `limit`.
+pub fn stale_blind(
+    conn: &mut DbConnection,
+    key_id: &str,
+    limit: i64,
+) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    let rows: Vec<(String, Option<Vec<u8>>)> = dicom_instances::table
+        .filter(dicom_instances::patient_sealed.is_not_null())
+        .filter(
+            dicom_instances::blind_key_id
+                .is_null()
+                .or(dicom_instances::blind_key_id.ne(key_id)),
+        )
+        .order(dicom_instances::upload_id.asc())
+        .limit(limit)
+        .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
+        .collect())
+}
+
+/// Writes a row's blind indexes and the key id they were computed under.
+pub fn set_blind(
+    conn: &mut DbConnection,
+    upload_id: &str,
+    patient_id: Option<&str>,
+    accession: Option<&str>,
+    key_id: &str,
+) -> Result<(), DbError> {
+    diesel::update(dicom_instances::table.find(upload_id))
+        .set((
+            dicom_instances::patient_id_blind.eq(patient_id),
+            dicom_instances::accession_blind.eq(accession),
+            dicom_instances::blind_key_id.eq(key_id),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod audit_reads;
 pub mod bucket_grants;
 pub mod buckets;
 pub mod dicom_instances;
+pub mod dicomweb;
 pub mod login_throttles;
 pub mod sessions;
 pub mod studies;
