@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod buckets;
+pub mod dicomweb;
 pub mod error;
 pub mod incident;
 pub mod key_rotation;

@@ -96,7 +96,8 @@ impl Limiters {
         // A folder of small files is one creation (with its body) per file: creation is
         // upload traffic too, or a CD of 2,000 files would meet the general limit.
         let tus = path.starts_with("/tus/") && matches!(method.as_str(), "PATCH" | "HEAD" | "POST");
-        if tus || path == "/tus" || path.starts_with("/batches") {
+        let stow = *method == Method::POST && crate::web::request_body::is_stow(path);
+        if tus || stow || path == "/tus" || path.starts_with("/batches") {
             return Some(&self.upload);
         }
         if *method != Method::POST {

@@ -7,6 +7,7 @@ mod api_keys;
 mod api_studies;
 mod auth;
 mod batches;
+pub mod dicomweb;
 mod files;
 mod health;
 mod home;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tus::configure)
         .configure(batches::configure)
         .configure(studies::configure)
+        .configure(dicomweb::stow::configure)
         .service(
             web::resource("/static/{path:.*}")
                 .route(web::get().to(assets::serve))

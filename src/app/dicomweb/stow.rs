@@ -1,0 +1,426 @@
+//! STOW-RS (PS3.18 10.5): a `multipart/related; type="application/dicom"` body whose parts
+//! are DICOM Part 10 instances. Each part goes through the one upload pipeline, exactly as a
+//! tus or form upload does (name, type, size and quota checks, sniffing, SHA-256,
+//! completion, the study index, scanning, audit), streamed as it arrives: one part's bytes
+//! are in flight at a time, and only its reservation is outstanding.
+//!
+//! A part's size is not known before its boundary, so it is created with an upper bound:
+//! what is left of the request (or the largest file accepted, for a chunked request), cut
+//! down to the room left in the bucket. When the part ends, its size becomes what arrived.
+//! Its header is read as it streams past (`inspect`), so an instance of another study than
+//! the path's, or one whose header does not parse, is cancelled before completion and
+//! leaves nothing in storage.
+
+mod inspect;
+pub mod multipart;
+mod response;
+
+use serde_json::json;
+
+use crate::app::audit::{self, Event, Outcome};
+use crate::app::buckets::{self, SYSTEM_BUCKET_ID};
+use crate::app::error::AppError;
+use crate::app::uploads::pipeline::{self, RawRequest, UploadRequest};
+use crate::app::uploads::{UploadContext, Uploader};
+use crate::domain::DicomUid;
+use crate::domain::ids::{BucketId, UploadId};
+
+use inspect::Verdict;
+use multipart::{MultipartReader, PartHead};
+
+pub use multipart::Boundary;
+pub use response::{FailedInstance, FailureReason, StoreOutcome, StoredInstance};
+
+/// Most parts stored from one request. Each part is a whole upload (rows, audit events,
+/// an object); past this, parts are read and reported as failed (out of resources) so a
+/// client learns which to send again in another request.
+pub const MAX_PARTS: usize = 1000;
+
+/// Smallest DICOM Part 10 file: preamble and `DICM`.
+const SMALLEST_PART10: u64 = 132;
+
+/// A store request, checked before its body is read.
+#[derive(Debug, Clone)]
+pub struct StowRequest {
+    /// The study in the path (`POST /dicomweb/studies/{study}`).
+    pub study: Option<DicomUid>,
+    pub bucket: Option<BucketId>,
+    pub boundary: Boundary,
+    /// The request's Content-Length, when it has one.
+    pub length: Option<u64>,
+}
+
+/// The boundary of a `multipart/related; type="application/dicom"` Content-Type. Another
+/// media type, or another root type (such as the metadata-and-bulk-data form), is 415; a
+/// missing or malformed boundary or `type` parameter is 400.
+pub fn parse_content_type(raw: Option<&str>) -> Result<Boundary, AppError> {
+    let raw = raw.ok_or_else(|| unsupported("The request has no Content-Type."))?;
+    let mut pieces = split_params(raw).into_iter();
+    let essence = pieces.next().unwrap_or_default().to_ascii_lowercase();
+    if essence != "multipart/related" {
+        return Err(unsupported(
+            "STOW-RS takes multipart/related; type=\"application/dicom\" bodies.",
+        ));
+    }
+    let (mut boundary, mut root) = (None, None);
+    for piece in pieces {
+        let Some((name, value)) = piece.split_once('=') else {
+            return Err(bad("The Content-Type has a malformed parameter."));
+        };
+        let value = unquote(value.trim())
+            .ok_or_else(|| bad("The Content-Type has a malformed parameter."))?;
+        match name.trim().to_ascii_lowercase().as_str() {
+            "boundary" => boundary = Some(value),
+            "type" => root = Some(value.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    match root.as_deref() {
+        None => return Err(bad("The Content-Type needs type=\"application/dicom\".")),
+        Some("application/dicom") => {}
+        Some(_) => {
+            return Err(unsupported(
+                "Only type=\"application/dicom\" parts (DICOM Part 10 files) are stored.",
+            ));
+        }
+    }
+    let boundary = boundary.ok_or_else(|| bad("The Content-Type has no boundary."))?;
+    Boundary::parse(&boundary).ok_or_else(|| bad("The Content-Type's boundary is malformed."))
+}
+
+fn unsupported(message: &str) -> AppError {
+    AppError::refused(415, message)
+}
+
+fn bad(message: &str) -> AppError {
+    AppError::BadRequest(message.into())
+}
+
+/// `a; b="x;y"; c` into its pieces, `;` inside quotes kept.
+fn split_params(raw: &str) -> Vec<String> {
+    let (mut out, mut current, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in raw.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => {
+                current.push(c);
+                escaped = true;
+            }
+            '"' => {
+                current.push(c);
+                quoted = !quoted;
+            }
+            ';' if !quoted => out.push(std::mem::take(&mut current).trim().to_string()),
+            _ => current.push(c),
+        }
+    }
+    out.push(current.trim().to_string());
+    out
+}
+
+fn unquote(value: &str) -> Option<String> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.is_empty() && !value.contains('"')).then(|| value.to_string());
+    };
+    let inner = inner.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(out)
+}
+
+/// Stores every part of `body`. Request-level refusals (no `upload` scope, a bucket the
+/// user may not use or that takes no DICOM, a body with no part at all) are errors; what
+/// became of each part is in the outcome.
+pub async fn store<S, E>(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: StowRequest,
+    body: S,
+) -> Result<StoreOutcome, AppError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    who.require_upload(&ctx.db).await?;
+    check_bucket(ctx, who, request.bucket.as_ref()).await?;
+    let mut reader = MultipartReader::new(body, &request.boundary);
+    let mut outcome = StoreOutcome {
+        study: request.study.clone(),
+        ..StoreOutcome::default()
+    };
+    let mut parts = 0usize;
+    loop {
+        let head = match reader.next_part().await {
+            Ok(Some(head)) => head,
+            Ok(None) => break,
+            Err(e) if parts == 0 => {
+                return Err(AppError::BadRequest(format!(
+                    "The body is not a multipart/related body: {e}."
+                )));
+            }
+            Err(e) => {
+                outcome.malformed = Some(e.to_string());
+                break;
+            }
+        };
+        parts += 1;
+        let result = if parts > MAX_PARTS {
+            Err(failed(None, FailureReason::OutOfResources))
+        } else {
+            store_part(ctx, who, &request, &mut reader, parts, &head).await
+        };
+        match result {
+            Ok(stored) => outcome.stored.push(stored),
+            Err(failure) => outcome.failed.push(failure),
+        }
+    }
+    if parts == 0 {
+        return Err(AppError::BadRequest("The body holds no part.".into()));
+    }
+    audit_request(ctx, who, &request, &outcome).await?;
+    Ok(outcome)
+}
+
+/// The bucket must be one the user may upload to and must take DICOM files: otherwise no
+/// part could be stored, and the request is refused before its body is read.
+async fn check_bucket(
+    ctx: &UploadContext,
+    who: &Uploader,
+    bucket: Option<&BucketId>,
+) -> Result<(), AppError> {
+    let id = bucket
+        .cloned()
+        .unwrap_or_else(|| BucketId::from_db(SYSTEM_BUCKET_ID.to_string()));
+    let (user, role) = (who.user_id.clone(), who.role);
+    let found = ctx
+        .db
+        .run(move |conn| buckets::visible_bucket(conn, &user, role, &id))
+        .await?;
+    match found {
+        None => Err(AppError::NotFound),
+        Some(b) if !b.extensions.allows("dcm") => Err(unsupported(
+            "This bucket does not accept DICOM files; choose another with `bucket`.",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn failed(
+    header: Option<&crate::infra::dicom::InstanceHeader>,
+    reason: FailureReason,
+) -> FailedInstance {
+    FailedInstance {
+        sop_class_uid: header.and_then(|h| h.sop_class_uid.clone()),
+        sop_instance_uid: header.map(|h| h.sop_instance_uid.clone()),
+        reason,
+    }
+}
+
+/// One part through the pipeline. On any failure after creation the upload is cancelled
+/// (a no-op when the pipeline already refused it), so nothing of it stays in storage.
+async fn store_part<S, E>(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: &StowRequest,
+    reader: &mut MultipartReader<S>,
+    number: usize,
+    head: &PartHead,
+) -> Result<StoredInstance, FailedInstance>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if !is_dicom_part(head) {
+        return Err(failed(None, FailureReason::CannotUnderstand));
+    }
+    let max = ctx.settings.uploads.max_size;
+    let left = request
+        .length
+        .map_or(max, |length| length.saturating_sub(reader.position()));
+    let room = pipeline::room_left(ctx, who, request.bucket.as_ref())
+        .await
+        .map_err(|e| processing_failure(&e))?;
+    let bound = left.min(max).min(room.unwrap_or(u64::MAX));
+    if bound < SMALLEST_PART10 {
+        return Err(failed(None, FailureReason::OutOfResources));
+    }
+    let filename = format!("{number}.dcm");
+    let upload_request = UploadRequest::parse(
+        &RawRequest {
+            filename: Some(&filename),
+            filetype: Some("application/dicom"),
+            bucket: request.bucket.as_ref().map(BucketId::as_str),
+            size: bound,
+            ..RawRequest::default()
+        },
+        max,
+    )
+    .map_err(|e| failed(None, reason_for(&e)))?;
+    let upload = pipeline::create(ctx, who, upload_request)
+        .await
+        .map_err(|e| failed(None, reason_for(&e)))?;
+    let (body, verdict) = inspect::inspect(reader.part_body(), request.study.clone());
+    let appended = pipeline::append_whole(ctx, who, &upload.id, body).await;
+    let verdict = verdict.lock().ok().and_then(|mut v| v.take());
+    match (appended, verdict) {
+        (Ok(_), Some(Verdict::Instance(h))) => Ok(StoredInstance {
+            sop_class_uid: h.sop_class_uid,
+            sop_instance_uid: h.sop_instance_uid,
+            study_uid: h.study_uid,
+            series_uid: h.series_uid,
+        }),
+        (Ok(_), _) => {
+            // The inspected body only ends cleanly on a readable instance.
+            tracing::error!(upload = %upload.id, "a STOW part completed without its header");
+            Err(failed(None, FailureReason::ProcessingFailure))
+        }
+        (Err(e), verdict) => {
+            cancel(ctx, who, &upload.id).await;
+            Err(match verdict {
+                Some(Verdict::OtherStudy(h)) => failed(Some(&h), FailureReason::OtherStudy),
+                Some(Verdict::Directory) => failed(None, FailureReason::SopClassNotSupported),
+                Some(Verdict::Unreadable(why)) => {
+                    tracing::info!(upload = %upload.id, %why, "STOW part refused");
+                    failed(None, FailureReason::CannotUnderstand)
+                }
+                Some(Verdict::Instance(h)) => failed(Some(&h), reason_for(&e)),
+                None => failed(None, reason_for(&e)),
+            })
+        }
+    }
+}
+
+/// A part is `application/dicom` (parameters such as `transfer-syntax` allowed) or says
+/// nothing, which means the root type.
+fn is_dicom_part(head: &PartHead) -> bool {
+    head.content_type.as_deref().is_none_or(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/dicom"))
+    })
+}
+
+async fn cancel(ctx: &UploadContext, who: &Uploader, id: &UploadId) {
+    if let Err(e) = pipeline::terminate(ctx, who, id).await {
+        tracing::debug!(upload = %id, error = %e, "nothing to cancel after a failed STOW part");
+    }
+}
+
+/// The failure reason for a refusal of the pipeline.
+fn reason_for(e: &AppError) -> FailureReason {
+    match e {
+        AppError::Refused(413, _) | AppError::PayloadTooLarge => FailureReason::OutOfResources,
+        AppError::Refused(415, _) | AppError::UnsupportedMediaType => FailureReason::NotDicom,
+        // The part's body broke off or the multipart body around it is malformed.
+        AppError::BadRequest(_) => FailureReason::CannotUnderstand,
+        AppError::Refused(507, _) => FailureReason::OutOfResources,
+        other => processing_failure(other).reason,
+    }
+}
+
+fn processing_failure(e: &AppError) -> FailedInstance {
+    tracing::warn!(error = %e, "STOW part not stored");
+    failed(None, FailureReason::ProcessingFailure)
+}
+
+/// One `dicomweb.store` event per request, with the counts (the pipeline audits each
+/// instance's own steps).
+async fn audit_request(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: &StowRequest,
+    outcome: &StoreOutcome,
+) -> Result<(), AppError> {
+    let ok = outcome.status() == 200;
+    let mut event = Event::new(
+        who.actor(),
+        "dicomweb.store",
+        if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+    )
+    .origin(who.origin.clone())
+    .details(json!({
+        "bucket": request.bucket.as_ref().map_or(SYSTEM_BUCKET_ID, BucketId::as_str),
+        "stored": outcome.stored.len(),
+        "failed": outcome.failed.len(),
+        "malformed": outcome.malformed.is_some(),
+    }));
+    if let Some(study) = &request.study {
+        event = event.target("study", study.as_str());
+    }
+    audit::record_alone(&ctx.db, event).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(r: Result<Boundary, AppError>) -> u16 {
+        match r {
+            Ok(_) => 200,
+            Err(AppError::BadRequest(_)) => 400,
+            Err(AppError::Refused(s, _)) => s,
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+
+    #[test]
+    fn only_multipart_related_of_dicom_with_a_boundary_is_taken() {
+        let ok = parse_content_type(Some(
+            "Multipart/Related; type=\"application/dicom\"; boundary=\"a:b c\"",
+        ))
+        .unwrap();
+        assert_eq!(ok.as_str(), "a:b c");
+        assert_eq!(
+            parse_content_type(Some(
+                "multipart/related; type=application/dicom; boundary=x"
+            ))
+            .unwrap()
+            .as_str(),
+            "x"
+        );
+        for (raw, want) in [
+            (None, 415),
+            (Some("application/dicom"), 415),
+            (Some("multipart/form-data; boundary=x"), 415),
+            (
+                Some("multipart/related; type=\"application/dicom+json\"; boundary=x"),
+                415,
+            ),
+            (Some("multipart/related; boundary=x"), 400),
+            (Some("multipart/related; type=\"application/dicom\""), 400),
+            (
+                Some("multipart/related; type=\"application/dicom\"; boundary="),
+                400,
+            ),
+            (
+                Some("multipart/related; type=\"application/dicom\"; boundary=\"x"),
+                400,
+            ),
+            (
+                Some(&format!(
+                    "multipart/related; type=application/dicom; boundary={}",
+                    "b".repeat(71)
+                )),
+                400,
+            ),
+            (
+                Some("multipart/related; type=application/dicom; boundary=a\u{0}b"),
+                400,
+            ),
+            (Some("multipart/related; type=application/dicom; junk"), 400),
+        ] {
+            assert_eq!(status(parse_content_type(raw.as_deref())), want, "{raw:?}");
+        }
+    }
+}
