@@ -20,6 +20,7 @@ mod cleanup;
 mod config_cli;
 mod data_dir;
 mod dicom_upload;
+mod dicomweb;
 mod downloads;
 mod errors;
 mod hardening;

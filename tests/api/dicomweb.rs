@@ -1,0 +1,3 @@
+//! DICOMweb (PS3.18) under `/dicomweb`. One file per action.
+
+mod stow;
