@@ -15,6 +15,7 @@ mod inspect;
 pub mod multipart;
 mod response;
 
+use futures_util::StreamExt as _;
 use serde_json::json;
 
 use crate::app::audit::{self, Event, Outcome};
@@ -36,7 +37,7 @@ pub use response::{FailedInstance, FailureReason, StoreOutcome, StoredInstance};
 /// client learns which to send again in another request.
 pub const MAX_PARTS: usize = 1000;
 
-/// Smallest DICOM Part 10 file: preamble and `DICM`.
+/// Smallest DICOM Part 10 file: preamble and `DICM` (at 128).
 const SMALLEST_PART10: u64 = 132;
 
 /// A store request, checked before its body is read.
@@ -243,6 +244,21 @@ where
     let left = request
         .length
         .map_or(max, |length| length.saturating_sub(reader.position()));
+    let mut body = reader.part_body();
+    // A part too short for a Part 10 file, or without `DICM` where it belongs, is refused
+    // before an upload is started for it: a flood of tiny parts costs no rows or objects.
+    // The pipeline sniffs every part it receives all the same.
+    let mut start = bytes::BytesMut::new();
+    while start.len() < SMALLEST_PART10 as usize {
+        match body.next().await {
+            Some(Ok(chunk)) => start.extend_from_slice(&chunk),
+            Some(Err(_)) => return Err(failed(None, FailureReason::CannotUnderstand)),
+            None => break,
+        }
+    }
+    if start.len() < SMALLEST_PART10 as usize || &start[128..132] != b"DICM" {
+        return Err(failed(None, FailureReason::NotDicom));
+    }
     let room = pipeline::room_left(ctx, who, request.bucket.as_ref())
         .await
         .map_err(|e| processing_failure(&e))?;
@@ -265,7 +281,8 @@ where
     let upload = pipeline::create(ctx, who, upload_request)
         .await
         .map_err(|e| failed(None, reason_for(&e)))?;
-    let (body, verdict) = inspect::inspect(reader.part_body(), request.study.clone());
+    let whole = futures_util::stream::once(std::future::ready(Ok(start.freeze()))).chain(body);
+    let (body, verdict) = inspect::inspect(whole, request.study.clone());
     let appended = pipeline::append_whole(ctx, who, &upload.id, body).await;
     let verdict = verdict.lock().ok().and_then(|mut v| v.take());
     match (appended, verdict) {

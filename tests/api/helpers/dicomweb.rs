@@ -113,8 +113,13 @@ impl TestApp {
 
     /// Stores `instances` in one STOW request to `path`.
     pub async fn stow(&self, path: &str, key: &str, instances: &[Vec<u8>]) -> Stowed {
-        self.stow_raw(path, key, &stow_content_type(), multipart_related(instances))
-            .await
+        self.stow_raw(
+            path,
+            key,
+            &stow_content_type(),
+            multipart_related(instances),
+        )
+        .await
     }
 
     /// Every object and unfinished multipart upload the default bucket holds: file paths
@@ -129,7 +134,12 @@ impl TestApp {
                     .iter()
                     .filter_map(|o| o.key().map(str::to_string))
                     .collect();
-                let open = s3.list_multipart_uploads().bucket(bucket).send().await.unwrap();
+                let open = s3
+                    .list_multipart_uploads()
+                    .bucket(bucket)
+                    .send()
+                    .await
+                    .unwrap();
                 keys.extend(
                     open.uploads()
                         .iter()
@@ -139,8 +149,11 @@ impl TestApp {
                 keys
             }
             None => {
+                let root = self.data_dir.join("objects");
+                // The store's own format marker is not an object.
+                let marker = root.join("FORMAT");
                 let mut out = Vec::new();
-                let mut todo = vec![self.data_dir.join("objects")];
+                let mut todo = vec![root];
                 while let Some(dir) = todo.pop() {
                     let Ok(entries) = std::fs::read_dir(&dir) else {
                         continue;
@@ -149,7 +162,7 @@ impl TestApp {
                         let path = entry.unwrap().path();
                         if path.is_dir() {
                             todo.push(path);
-                        } else {
+                        } else if path != marker {
                             out.push(path.display().to_string());
                         }
                     }
@@ -170,5 +183,20 @@ impl TestApp {
             .select((uploads::status, uploads::filename))
             .load(&mut *conn)
             .unwrap()
+    }
+
+    /// Object keys of the completed uploads, sorted: all a bucket may hold once every
+    /// failed part is cleaned up.
+    pub fn completed_object_keys(&self) -> Vec<String> {
+        use diesel::prelude::*;
+        use medport::infra::db::schema::uploads;
+        let mut conn = self.db.conn().unwrap();
+        let mut keys: Vec<String> = uploads::table
+            .filter(uploads::status.eq("completed"))
+            .select(uploads::object_key)
+            .load(&mut *conn)
+            .unwrap();
+        keys.sort();
+        keys
     }
 }

@@ -27,8 +27,7 @@ async fn instances_are_stored_indexed_and_answered_in_dicom_json(backend: Backen
     );
     let first = &res.items("00081199")[0];
     assert_eq!(
-        first["00081150"]["Value"][0],
-        "1.2.840.10008.5.1.4.1.1.2",
+        first["00081150"]["Value"][0], "1.2.840.10008.5.1.4.1.1.2",
         "ReferencedSOPClassUID"
     );
     assert_eq!(
@@ -83,7 +82,10 @@ async fn an_instance_sent_again_is_stored_again_and_counted_once(backend: Backen
     let app = TestApp::spawn(backend).await;
     let key = uploader_key(&app, &["upload", "read"]).await;
     let bytes = vec![instance(STUDY, 1).bytes()];
-    assert_eq!(app.stow("/dicomweb/studies", &key, &bytes).await.status, 200);
+    assert_eq!(
+        app.stow("/dicomweb/studies", &key, &bytes).await.status,
+        200
+    );
     let again = app.stow("/dicomweb/studies", &key, &bytes).await;
     assert_eq!(again.status, 200, "{:#}", again.body);
     assert_eq!(again.stored(), [instance(STUDY, 1).sop]);
