@@ -255,6 +255,19 @@ mod tests {
             );
         }
         assert!(l.class_of(&Method::GET, "/uploads").is_none());
+        // STOW-RS stores files like tus; searching and retrieving DICOMweb do not.
+        for path in ["/dicomweb/studies", "/dicomweb/studies/1.2.3"] {
+            assert!(
+                l.class_of(&Method::POST, path)
+                    .is_some_and(|c| std::ptr::eq(c, &l.upload)),
+                "{path}"
+            );
+            assert!(l.class_of(&Method::GET, path).is_none(), "{path}");
+        }
+        assert!(
+            l.class_of(&Method::POST, "/dicomweb/studies/1.2.3/series")
+                .is_none()
+        );
         assert!(
             l.class_of(&Method::POST, "/login")
                 .is_some_and(|c| std::ptr::eq(c, &l.login))

@@ -108,3 +108,23 @@ fn unreadable(e: &PayloadError) -> AppError {
         AppError::BadRequest("The request could not be read. Please try again.".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_stow;
+
+    #[test]
+    fn only_the_stow_paths_take_files() {
+        assert!(is_stow("/dicomweb/studies"));
+        assert!(is_stow("/dicomweb/studies/1.2.3"));
+        for other in [
+            "/dicomweb/studies/",
+            "/dicomweb/studies/1.2.3/series",
+            "/dicomweb/studiesx",
+            "/dicomweb",
+            "/api/v1/studies",
+        ] {
+            assert!(!is_stow(other), "{other}");
+        }
+    }
+}
