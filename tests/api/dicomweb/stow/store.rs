@@ -3,6 +3,7 @@
 
 use super::support::{STUDY, instance, uploader_key};
 use crate::both_backends;
+use crate::helpers::dicomweb::{multipart_related, stow_content_type};
 use crate::helpers::{Backend, TestApp, api_get};
 use crate::tus_support::sha256_hex;
 
@@ -97,7 +98,57 @@ async fn an_instance_sent_again_is_stored_again_and_counted_once(backend: Backen
     assert_eq!(study["instances"].as_array().unwrap().len(), 1);
 }
 
+/// A chunked request says nothing of its length: each part is bounded by the largest file
+/// accepted instead, and its size is what arrived.
+async fn a_chunked_request_without_a_length_is_stored_part_by_part(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = uploader_key(&app, &["upload", "read"]).await;
+    let sent: Vec<_> = (1..=2).map(|n| instance(STUDY, n)).collect();
+    let body = multipart_related(&sent.iter().map(|i| i.bytes()).collect::<Vec<_>>());
+    // Small pieces, so the parts and their boundaries arrive split across chunks.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(100).map(|c| Ok(c.to_vec())).collect();
+    let (client, _) = app.new_browser();
+    let res = client
+        .post(app.url("/dicomweb/studies"))
+        .bearer_auth(&key)
+        .header("Content-Type", stow_content_type())
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: serde_json::Value = res.json().await.unwrap();
+    let stored: Vec<&str> = answer["00081199"]["Value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["00081155"]["Value"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, [sent[0].sop.as_str(), sent[1].sop.as_str()]);
+    let study: serde_json::Value = api_get(&app, &format!("/api/v1/studies/{STUDY}"), &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sizes: Vec<u64> = study["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sizes,
+        sent.iter()
+            .map(|i| i.bytes().len() as u64)
+            .collect::<Vec<_>>()
+    );
+}
+
 both_backends!(
+    a_chunked_request_without_a_length_is_stored_part_by_part,
     instances_are_stored_indexed_and_answered_in_dicom_json,
     each_instance_and_the_request_are_audited,
     an_instance_sent_again_is_stored_again_and_counted_once,
