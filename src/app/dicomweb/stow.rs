@@ -116,19 +116,28 @@ async fn check_bucket(
     let id = bucket
         .cloned()
         .unwrap_or_else(|| BucketId::from_db(SYSTEM_BUCKET_ID.to_string()));
-    let (user, role) = (who.user_id.clone(), who.role);
+    let (user, role, lookup) = (who.user_id.clone(), who.role, id.clone());
     let found = ctx
         .db
-        .run(move |conn| buckets::visible_bucket(conn, &user, role, &id))
+        .run(move |conn| buckets::visible_bucket(conn, &user, role, &lookup))
         .await?;
-    match found {
-        None => Err(AppError::NotFound),
-        Some(b) if !b.extensions.allows("dcm") => Err(AppError::refused(
-            415,
-            "This bucket does not accept DICOM files; choose another with `bucket`.",
-        )),
-        Some(_) => Ok(()),
-    }
+    let (reason, error) = match found {
+        None => ("bucket not visible", AppError::NotFound),
+        Some(b) if !b.extensions.allows("dcm") => (
+            "type not allowed in bucket",
+            AppError::refused(
+                415,
+                "This bucket does not accept DICOM files; choose another with `bucket`.",
+            ),
+        ),
+        Some(_) => return Ok(()),
+    };
+    // Audited like a tus creation refused for its bucket.
+    let event = Event::new(who.actor(), "dicomweb.store", Outcome::Denied)
+        .origin(who.origin.clone())
+        .details(json!({ "bucket": id.as_str(), "reason": reason }));
+    audit::record_alone(&ctx.db, event).await?;
+    Err(error)
 }
 
 fn failed(

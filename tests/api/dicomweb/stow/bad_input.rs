@@ -81,6 +81,10 @@ async fn requests_that_are_not_stow_requests_are_refused_before_any_upload(backe
         )
         .await;
     assert_json_error(&res, 404);
+    let refused = app.audit_rows("dicomweb.store");
+    assert_eq!(refused.len(), 1, "only the bucket refusal is audited here");
+    assert_eq!(refused[0].outcome, "denied");
+    assert_eq!(refused[0].details["reason"], "bucket not visible");
     assert!(app.upload_statuses().is_empty(), "no upload was started");
     assert!(app.objects_left(None).await.is_empty());
 }
