@@ -4,5 +4,6 @@ mod access;
 mod bad_input;
 mod curl;
 mod quota;
+mod scanning;
 mod store;
 mod support;

@@ -200,4 +200,16 @@ impl TestApp {
         keys.sort();
         keys
     }
+
+    /// The uploads' ids, oldest first.
+    pub fn upload_ids(&self) -> Vec<String> {
+        use diesel::prelude::*;
+        use medport::infra::db::schema::uploads;
+        let mut conn = self.db.conn().unwrap();
+        uploads::table
+            .order(uploads::created_at.asc())
+            .select(uploads::id)
+            .load(&mut *conn)
+            .unwrap()
+    }
 }
