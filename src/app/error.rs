@@ -30,6 +30,10 @@ pub enum AppError {
     /// for them.
     #[error("refused ({0}): {1}")]
     Refused(u16, String),
+    /// The thing's state forbids the request (409): a stable snake_case code that scripts
+    /// can branch on, and a message for people (so it must be written for them).
+    #[error("conflict ({0}): {1}")]
+    Conflict(&'static str, String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -44,6 +48,11 @@ impl AppError {
     /// A refusal with `status` and a message for the user.
     pub fn refused(status: u16, message: impl Into<String>) -> Self {
         Self::Refused(status, message.into())
+    }
+
+    /// A 409 with a stable `code` and a message for the user.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict(code, message.into())
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {

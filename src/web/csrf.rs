@@ -7,8 +7,9 @@
 //!
 //! Requests authenticated with an API key (`Authorization: Bearer`) and no session cookie
 //! carry no ambient credential a third-party site could borrow, so they skip the token
-//! check; the bearer extractor never falls back to the cookie. A request that sends both
-//! is treated as a browser request and needs the token.
+//! check; the bearer extractor never falls back to the cookie. So do requests to `/api/`
+//! with no session cookie (their handlers answer 401). A request that sends both is
+//! treated as a browser request and needs the token.
 
 use actix_session::SessionExt;
 use actix_web::body::{BoxBody, MessageBody};
@@ -34,7 +35,7 @@ pub async fn csrf_protect(
     if matches!(
         *req.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    ) || (is_bearer(&req) && !has_session_cookie(&req))
+    ) || ((is_bearer(&req) || is_api(&req)) && !has_session_cookie(&req))
     {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
@@ -50,6 +51,13 @@ pub async fn csrf_protect(
             Err(AppError::Forbidden.into())
         }
     }
+}
+
+/// The JSON API authenticates by bearer key only, never by the cookie: a request to it
+/// without a cookie carries nothing to borrow, and its handler answers 401 itself (a 403
+/// from this layer would tell a script the wrong thing).
+fn is_api(req: &ServiceRequest) -> bool {
+    req.path().starts_with("/api/")
 }
 
 fn is_bearer(req: &ServiceRequest) -> bool {

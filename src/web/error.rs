@@ -8,9 +8,14 @@ use crate::app::error::AppError;
 use crate::infra::storage::blob::StorageError;
 
 /// Attached to error responses so the error-page layer can say something useful that is
-/// safe to show. Only `BadRequest` carries a message of its own.
+/// safe to show. Only `BadRequest`, `Refused` and `Conflict` carry a message of their own.
 #[derive(Debug, Clone)]
 pub struct PublicMessage(pub String);
+
+/// Attached to error responses whose kind has a more precise stable code than its status
+/// (JSON error bodies use it as `error`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
@@ -26,6 +31,7 @@ impl ResponseError for AppError {
             AppError::Refused(status, _) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            AppError::Conflict(..) => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -63,8 +69,13 @@ impl ResponseError for AppError {
             res.insert_header((actix_web::http::header::RETRY_AFTER, "5"));
         }
         let mut res = res.finish();
-        if let AppError::BadRequest(msg) | AppError::Refused(_, msg) = self {
+        if let AppError::BadRequest(msg) | AppError::Refused(_, msg) | AppError::Conflict(_, msg) =
+            self
+        {
             res.extensions_mut().insert(PublicMessage(msg.clone()));
+        }
+        if let AppError::Conflict(code, _) = self {
+            res.extensions_mut().insert(ErrorCode(code));
         }
         res
     }

@@ -8,6 +8,7 @@ pub mod bucket_form;
 pub mod client;
 pub mod csrf;
 pub mod device;
+pub mod download;
 pub mod error;
 pub mod error_pages;
 pub mod extractors;

@@ -98,7 +98,17 @@ pub fn pending_user(session: &Session, now: i64, max_age_secs: i64) -> Option<Us
 
 /// True once, after the store ended this session for inactivity or age.
 pub fn take_expired(session: &Session) -> bool {
-    session.remove(keys::EXPIRED).is_some()
+    remove_present(session, keys::EXPIRED).is_some()
+}
+
+/// Removes `key` only when it is there: a removal marks the session changed even for an
+/// absent key, and a changed session is written back, so every page view would write.
+fn remove_present(session: &Session, key: &str) -> Option<String> {
+    if session.contains_key(key) {
+        session.remove(key)
+    } else {
+        None
+    }
 }
 
 pub fn flash(session: &Session, kind: &'static str, message: impl Into<String>) {
@@ -109,9 +119,8 @@ pub fn flash(session: &Session, kind: &'static str, message: impl Into<String>) 
 }
 
 pub fn take_flashes(session: &Session) -> Vec<Flash> {
-    let all: Vec<(String, String)> = session
-        .remove_as(keys::FLASH)
-        .and_then(Result::ok)
+    let all: Vec<(String, String)> = remove_present(session, keys::FLASH)
+        .and_then(|raw| serde_json::from_str(&raw).ok())
         .unwrap_or_default();
     all.into_iter()
         .map(|(kind, message)| Flash {

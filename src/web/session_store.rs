@@ -4,8 +4,8 @@
 //! every load: a cookie that outlives its row is worthless.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
@@ -47,6 +47,9 @@ pub struct DbSessionStore {
     idle: TimeDelta,
     absolute: TimeDelta,
     last_sweep: Arc<AtomicI64>,
+    /// Activity stamps being written in the background, by session: a request that follows
+    /// at once reads the newer stamp from here rather than the row's older one.
+    touching: Arc<Mutex<HashMap<String, NaiveDateTime>>>,
 }
 
 /// SHA-256 (hex) of a session cookie value: the only form the database ever sees.
@@ -94,7 +97,12 @@ impl DbSessionStore {
             idle: to_delta(settings.idle_timeout),
             absolute: to_delta(settings.absolute_timeout),
             last_sweep: Arc::new(AtomicI64::new(0)),
+            touching: Arc::default(),
         }
+    }
+
+    fn touching(&self) -> std::sync::MutexGuard<'_, HashMap<String, NaiveDateTime>> {
+        self.touching.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn expires_at(&self, created: NaiveDateTime, last_seen: NaiveDateTime) -> NaiveDateTime {
@@ -159,6 +167,29 @@ impl DbSessionStore {
 }
 
 impl DbSessionStore {
+    /// Records activity (at most once a minute per session) after the request, not while
+    /// it waits: a read-only page then never waits for a write. Best effort: a full disk or
+    /// a busy database must not sign the user out or fail a page; the next request touches
+    /// the session again.
+    fn touch_later(&self, id_hash: String, now: NaiveDateTime, expires_at: NaiveDateTime) {
+        self.touching().insert(id_hash.clone(), now);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let key = id_hash.clone();
+            let touched = store
+                .db
+                .run(move |conn| sessions::touch(conn, &key, now, expires_at))
+                .await;
+            if let Err(e) = touched {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+            let mut touching = store.touching();
+            if touching.get(&id_hash) == Some(&now) {
+                touching.remove(&id_hash);
+            }
+        });
+    }
+
     /// Whether the stored state and `new` differ only in one-time notices.
     async fn only_notices_differ(&self, id_hash: String, new: &HashMap<String, String>) -> bool {
         let stored = self
@@ -186,6 +217,7 @@ impl SessionStore for DbSessionStore {
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let id_hash = hash_session_key(session_key.as_ref());
         let now = self.clock.now_naive();
+        let being_written = self.touching().get(&id_hash).copied();
         let store = self.clone();
         let row = self
             .db
@@ -194,25 +226,29 @@ impl SessionStore for DbSessionStore {
                 let Some(row) = row else {
                     return Ok(None);
                 };
+                let last_seen = row
+                    .last_seen_at
+                    .max(being_written.unwrap_or(row.last_seen_at));
                 let expired =
-                    now >= row.last_seen_at + store.idle || now >= row.created_at + store.absolute;
+                    now >= last_seen + store.idle || now >= row.created_at + store.absolute;
                 if expired {
                     sessions::delete(conn, &id_hash)?;
                     return Ok(Some(Err(())));
                 }
-                if (now - row.last_seen_at).num_seconds() >= TOUCH_INTERVAL_SECS {
-                    // Best effort: a full disk or a busy database must not sign the user
-                    // out or fail a read-only page; the next request touches it again.
-                    let expires_at = store.expires_at(row.created_at, now);
-                    let touched = sessions::touch(conn, &id_hash, now, expires_at);
-                    if let Err(e) = touched {
-                        tracing::warn!(error = %e, "could not record session activity");
-                    }
-                }
-                Ok::<_, DbError>(Some(Ok(row.state)))
+                let touch = ((now - last_seen).num_seconds() >= TOUCH_INTERVAL_SECS)
+                    .then(|| (id_hash, store.expires_at(row.created_at, now)));
+                Ok::<_, DbError>(Some(Ok((row.state, touch))))
             })
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
+        let row = row.map(|loaded| {
+            loaded.map(|(state, touch)| {
+                if let Some((id_hash, expires_at)) = touch {
+                    self.touch_later(id_hash, now, expires_at);
+                }
+                state
+            })
+        });
         match row {
             None => Ok(None),
             // Ended for inactivity or age: hand back a state that only says so, so the

@@ -1,8 +1,10 @@
-//! Role checks over the whole admin router. The routes come from the route tables the
-//! app is built from (`routes::admin::all_routes()`), so a new admin page is covered the
-//! moment it is added.
+//! Role checks over the whole admin router, and key checks over the whole `/api/v1`
+//! router. The routes come from the route tables the app is built from
+//! (`routes::admin::all_routes()`, `routes::api_routes()`), so a new admin page or API
+//! route is covered the moment it is added.
 
 use medport::web::routes::admin::all_routes;
+use medport::web::routes::api_routes;
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
@@ -86,7 +88,59 @@ async fn signed_out_visitors_are_sent_to_sign_in(backend: Backend) {
     assert_eq!(res.status(), 401);
 }
 
+/// An API route with its placeholders filled in.
+fn api_path(path: &str) -> String {
+    path.replace("{id}", "0195f7a4-0000-7000-8000-000000000000")
+        .replace("{uid}", "1.2.826.0.1.3680043.99.1")
+}
+
+/// The scope a route needs: reading needs `read`, anything else `upload`.
+fn scope_needed(method: &str) -> &'static str {
+    match method {
+        "GET" => "read",
+        "DELETE" | "POST" => "upload",
+        other => panic!("route table has an unexpected method {other}"),
+    }
+}
+
+async fn every_api_route_needs_a_key_with_its_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let me = app.sign_in_as("uploader").await;
+    let routes = api_routes();
+    assert!(routes.len() >= 9, "api routes: {routes:?}");
+    let (anonymous, _) = app.new_browser();
+    for r in &routes {
+        let url = app.url(&api_path(r.path));
+        let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap();
+        let res = anonymous.request(method, url).send().await.unwrap();
+        if r.path == "/api/v1/openapi.json" {
+            assert_eq!(res.status(), 200, "public documentation");
+            continue;
+        }
+        let body = crate::helpers::api_error(res, 401).await;
+        assert_eq!(body["error"], "unauthorized", "{} {}", r.method, r.path);
+
+        let other_scope = match scope_needed(r.method) {
+            "read" => "upload",
+            _ => "read",
+        };
+        let key = app.create_api_key(&me.id, other_scope);
+        let denied = app.audit_rows("access.denied").len();
+        let res = crate::helpers::api_send(&app, r.method, &api_path(r.path), &key).await;
+        let body = crate::helpers::api_error(res, 403).await;
+        assert_eq!(body["error"], "forbidden", "{} {}", r.method, r.path);
+        assert_eq!(
+            app.audit_rows("access.denied").len(),
+            denied + 1,
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+}
+
 both_backends!(
+    every_api_route_needs_a_key_with_its_scope,
     uploaders_get_403_on_every_admin_route,
     auditors_read_the_audit_log_but_change_nothing,
     admins_pass_the_role_check_on_every_admin_route,

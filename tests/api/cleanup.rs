@@ -31,6 +31,7 @@ fn report(expired: u64, failed: u64) -> CleanupReport {
 
 both_backends!(
     an_expired_tus_upload_is_aborted_in_s3_and_marked_expired,
+    an_expired_small_upload_leaves_nothing_in_s3,
     a_failed_abort_is_retried_with_backoff_until_it_succeeds,
     uploads_not_due_or_held_by_a_request_are_left_alone,
     two_workers_never_clean_the_same_upload,
@@ -41,9 +42,10 @@ async fn an_expired_tus_upload_is_aborted_in_s3_and_marked_expired(backend: Back
     let (app, bucket) = spawn_on_s3(backend).await;
     app.sign_in_as("uploader").await;
     let tus = Tus::with_key(&app, &api_key(&app, &["upload"]).await);
-    let data = dicom(300_000, 5);
+    // Larger than a part, so it has a multipart upload; less than a part sent, so the
+    // bytes wait in a tail object beside it.
+    let data = dicom(9 * 1024 * 1024, 5);
     let id = tus.create_ok("scan.dcm", data.len() as u64, None).await;
-    // Less than a part: the bytes wait in a tail object beside the multipart upload.
     let res = tus.patch(&id, 0, data[..4000].to_vec()).await;
     assert_eq!(res.status(), 204);
     let ctx = context(&app, Some(&bucket));
@@ -90,6 +92,42 @@ async fn an_expired_tus_upload_is_aborted_in_s3_and_marked_expired(backend: Back
     );
     // A second pass finds nothing more to do.
     assert_eq!(run_once(&ctx).await.unwrap(), report(0, 0));
+}
+
+/// A file that fits in one part has no multipart upload: until its last byte its bytes wait
+/// in a tail object, and it is stored whole in one request. Expiry removes the tail and an
+/// object a request stored whole just before a crash kept its offset from moving.
+async fn an_expired_small_upload_leaves_nothing_in_s3(backend: Backend) {
+    let (app, bucket) = spawn_on_s3(backend).await;
+    app.sign_in_as("uploader").await;
+    let tus = Tus::with_key(&app, &api_key(&app, &["upload"]).await);
+    let data = dicom(300_000, 5);
+    let id = tus.create_ok("scan.dcm", data.len() as u64, None).await;
+    assert_eq!(tus.patch(&id, 0, data[..4000].to_vec()).await.status(), 204);
+    let ctx = context(&app, Some(&bucket));
+    let upload = ctx
+        .db
+        .run({
+            let id = medport::domain::ids::UploadId::parse(&id).unwrap();
+            move |conn| medport::app::uploads::model::find(conn, &id)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(upload.storage_upload_id, None, "no multipart upload");
+    let key = upload.object_key.clone();
+    assert_eq!(s3_multipart_uploads(&bucket, &key).await, 0);
+    // What a crash between storing the whole file and moving the offset leaves.
+    crate::scanning::put_object(&default_store(&ctx).await, &key, &data).await;
+    assert_eq!(s3_objects_under(&bucket, key.as_str()).await.len(), 2);
+
+    past_expiry(&app);
+    assert_eq!(run_once(&ctx).await.unwrap(), report(1, 0));
+    assert_eq!(row(&app, &id).status, "expired");
+    assert_eq!(
+        s3_objects_under(&bucket, key.as_str()).await,
+        Vec::<String>::new()
+    );
 }
 
 async fn a_failed_abort_is_retried_with_backoff_until_it_succeeds(backend: Backend) {

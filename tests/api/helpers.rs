@@ -296,6 +296,37 @@ pub async fn api_get(app: &TestApp, path: &str, key: &str) -> reqwest::Response 
         .unwrap()
 }
 
+/// A request from a script with `method`, without a body.
+pub async fn api_send(app: &TestApp, method: &str, path: &str, key: &str) -> reqwest::Response {
+    let (client, _) = app.new_browser();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    client
+        .request(method, app.url(path))
+        .header("Authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// An API error answer: asserts `status` and the JSON shape every API error has
+/// (`error`, a snake_case code, and `message`, a sentence); returns the body.
+pub async fn api_error(res: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(res.status(), status, "{}", res.url());
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(content_type, "application/json", "{}", res.url());
+    let body: serde_json::Value = res.json().await.unwrap();
+    let code = body["error"].as_str().unwrap_or_default();
+    assert!(
+        !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.ends_with('.')),
+        "{body}"
+    );
+    body
+}
+
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")

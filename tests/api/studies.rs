@@ -10,4 +10,4 @@ mod history;
 mod list;
 mod problems;
 mod scale;
-mod support;
+pub(crate) mod support;

@@ -21,6 +21,8 @@ conformance!(
     delete_is_idempotent,
     a_body_of_the_wrong_length_records_nothing,
     an_empty_object,
+    put_stores_a_whole_object_in_one_request,
+    put_replaces_an_object_and_leaves_no_upload_behind,
 );
 
 pub(crate) async fn multipart_round_trip_with_a_short_last_part(store: &BlobStore) {
@@ -345,4 +347,47 @@ pub(crate) async fn an_empty_object(store: &BlobStore) {
     assert!(read_all(store, &key, None).await.is_empty());
     let result = store.get(&key, Some(ByteRange::from(0))).await;
     assert!(matches!(result, Err(StorageError::RangeNotSatisfiable)));
+}
+
+pub(crate) async fn put_stores_a_whole_object_in_one_request(store: &BlobStore) {
+    for len in [0, 1, 64 * 1024 + 7, 8 * MIB] {
+        let bytes = data(len as u64 + 11, len);
+        let key = fresh_key();
+        let put = store.put(&key, bytes.clone().into()).await.unwrap();
+        assert_eq!(put.object.size, len as u64);
+        assert_eq!(put.part.size, len as u64);
+        assert_eq!(put.part.number.get(), 1);
+        let head = store.head(&key).await.unwrap().expect("visible once put");
+        assert_eq!(head.size, len as u64);
+        assert_eq!(
+            head.sse, put.object.sse,
+            "the answer reports the encryption in force"
+        );
+        assert!(head.sse.is_some(), "stored encrypted");
+        assert_eq!(sha256(&read_all(store, &key, None).await), sha256(&bytes));
+        if len > 10 {
+            let range = ByteRange::inclusive(3, 9);
+            assert_eq!(read_all(store, &key, Some(range)).await, bytes[3..10]);
+        }
+    }
+}
+
+pub(crate) async fn put_replaces_an_object_and_leaves_no_upload_behind(store: &BlobStore) {
+    let key = fresh_key();
+    store.put(&key, data(5, 1000).into()).await.unwrap();
+    let second = data(6, 2000);
+    store.put(&key, second.clone().into()).await.unwrap();
+    assert_eq!(read_all(store, &key, None).await, second);
+    let open: Vec<_> = store
+        .list_multipart_uploads_under(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(
+        open.is_empty(),
+        "a put leaves no multipart upload: {open:?}"
+    );
+    store.delete(&key).await.unwrap();
+    assert!(store.head(&key).await.unwrap().is_none());
 }

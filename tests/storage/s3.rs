@@ -256,6 +256,8 @@ mod conformance {
         delete_is_idempotent,
         a_body_of_the_wrong_length_records_nothing,
         an_empty_object,
+        put_stores_a_whole_object_in_one_request,
+        put_replaces_an_object_and_leaves_no_upload_behind,
     );
 
     /// Every check in the suite runs here too: a check added there and not here fails.

@@ -4,6 +4,7 @@
 //! listed; a second copy of an instance is recorded as a duplicate (same bytes) or a
 //! conflict (other bytes), and only the first copy counts in its study.
 
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use secrecy::ExposeSecret;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -82,21 +83,30 @@ pub struct Prepared {
     sealed: Option<Vec<u8>>,
 }
 
-/// Reads `upload`'s header back from storage (streamed, up to Pixel Data) and seals its
-/// patient attributes. A storage error is returned; a file that does not parse is not an
-/// error but an `unreadable` row to write.
+/// Reads `upload`'s header (up to Pixel Data) from `held`, the file's bytes when the caller
+/// still has them, or else back from storage, streamed; then seals its patient attributes.
+/// A storage error is returned; a file that does not parse is not an error but an
+/// `unreadable` row to write.
 pub async fn prepare(
     ctx: &UploadContext,
     store: &BlobStore,
     upload: &Upload,
     sha256: &str,
+    held: Option<Bytes>,
 ) -> Result<Prepared, AppError> {
-    let (_, stream) = store.get(&upload.object_key, None).await?;
-    let reader = StreamReader::new(stream.map_err(std::io::Error::other));
-    let bridge = SyncIoBridge::new(reader);
-    let parsed = tokio::task::spawn_blocking(move || dicom::read(std::io::BufReader::new(bridge)))
-        .await
-        .map_err(|e| AppError::internal(format!("DICOM reader stopped: {e}")))?;
+    let parsed = match held {
+        Some(bytes) => {
+            tokio::task::spawn_blocking(move || dicom::read(std::io::Cursor::new(bytes)))
+        }
+        None => {
+            let (_, stream) = store.get(&upload.object_key, None).await?;
+            let reader = StreamReader::new(stream.map_err(std::io::Error::other));
+            let bridge = SyncIoBridge::new(reader);
+            tokio::task::spawn_blocking(move || dicom::read(std::io::BufReader::new(bridge)))
+        }
+    }
+    .await
+    .map_err(|e| AppError::internal(format!("DICOM reader stopped: {e}")))?;
     let sealed = match &parsed {
         Ok(Parsed::Instance(header)) if !header.patient.is_empty() => {
             Some(seal_patient(ctx, upload.id.as_str(), &header.patient)?)
@@ -137,7 +147,7 @@ pub async fn index(
     upload: &Upload,
     sha256: &str,
 ) -> Result<IndexState, AppError> {
-    let prepared = prepare(ctx, store, upload, sha256).await?;
+    let prepared = prepare(ctx, store, upload, sha256, None).await?;
     let now = ctx.clock.now_naive();
     ctx.db
         .run(move |conn| crate::infra::db::write_tx(conn, |conn| prepared.record(conn, now)))

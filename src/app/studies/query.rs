@@ -2,7 +2,7 @@
 //! verdict, and one study with its series, files, problems and the DICOMDIR entries that
 //! were never sent. Patient attributes are opened only when the scope allows it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDateTime;
 
@@ -13,7 +13,11 @@ use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::DicomUid;
-use crate::infra::db::repo::studies::{self as repo, DirectoryRow, EntryRow, FileRow};
+/// A counted instance as the API lists it.
+pub use crate::infra::db::repo::studies::InstanceRef;
+use crate::infra::db::repo::studies::{
+    self as repo, DirectoryRow, EntryRow, FileRow, SeriesRow, StoredRow, StudyRow,
+};
 use crate::infra::db::repo::users;
 use crate::infra::db::{DbConnection, DbError};
 use crate::infra::dicom::PatientAttributes;
@@ -107,13 +111,53 @@ impl StudyFile {
     }
 }
 
+/// Which of a study's counted instances to read: a page of them, or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePage {
+    pub offset: u64,
+    pub limit: Option<u64>,
+}
+
+impl FilePage {
+    /// Files on one page of the study page.
+    pub const SIZE: u64 = 250;
+
+    /// Every instance (the API and the ZIP).
+    pub const fn all() -> Self {
+        Self {
+            offset: 0,
+            limit: None,
+        }
+    }
+
+    /// No instances: the study's counts, series and problems only.
+    pub const fn none() -> Self {
+        Self {
+            offset: 0,
+            limit: Some(0),
+        }
+    }
+
+    /// Page `number` (1-based; 0 counts as 1) of [`Self::SIZE`] files.
+    pub fn number(number: u64) -> Self {
+        Self {
+            offset: number.saturating_sub(1).saturating_mul(Self::SIZE),
+            limit: Some(Self::SIZE),
+        }
+    }
+}
+
 /// One study with everything its page shows.
 #[derive(Debug, Clone)]
 pub struct StudyDetail {
     pub summary: StudySummary,
     pub series: Vec<Series>,
-    /// Every file, counted or not, by series and instance number.
+    /// The counted instances asked for (`FilePage`), by series and instance number.
     pub files: Vec<StudyFile>,
+    /// Which instances `files` holds.
+    pub page: FilePage,
+    /// Duplicates, conflicts, unreadable files and files not stored, by series and number.
+    pub problems: Vec<StudyFile>,
     /// Paths DICOMDIRs list that were never stored.
     pub missing: Vec<String>,
     /// The DICOMDIRs that concern the study.
@@ -124,11 +168,11 @@ pub struct StudyDetail {
 
 impl StudyDetail {
     pub fn instances(&self) -> impl Iterator<Item = &StudyFile> {
-        self.files.iter().filter(|f| f.counted())
+        self.files.iter()
     }
 
     pub fn problems(&self) -> impl Iterator<Item = &StudyFile> {
-        self.files.iter().filter(|f| f.is_problem())
+        self.problems.iter()
     }
 }
 
@@ -167,18 +211,35 @@ fn as_entries<'a>(directories: &'a [DirectoryRow], entries: &'a [EntryRow]) -> V
         .collect()
 }
 
-/// One study in scope, or `NotFound` (also for a study that exists only outside it).
+/// Stored rows as the completeness check reads them.
+fn as_stored(rows: &[StoredRow]) -> Vec<Stored<'_>> {
+    rows.iter()
+        .filter_map(|s| {
+            Some(Stored {
+                study: s.study_uid.as_deref()?,
+                sop: s.sop_instance_uid.as_deref(),
+                path: s.relative_path.as_deref(),
+                batch: s.batch_id.as_deref(),
+            })
+        })
+        .collect()
+}
+
+/// One study in scope with `page` of its instances, or `NotFound` (also for a study that
+/// exists only outside the scope).
 pub async fn detail(
     ctx: &UploadContext,
     scope: &StudyScope,
     uid: &DicomUid,
+    page: FilePage,
 ) -> Result<StudyDetail, AppError> {
     let (scope, uid) = (scope.clone(), uid.clone());
     let open = scope.opens_patient();
     let (mut detail, sealed) = ctx
         .db
         .run(move |conn| {
-            let detail = read_detail(conn, &scope, uid.as_str())?.ok_or(AppError::NotFound)?;
+            let detail =
+                read_detail(conn, &scope, uid.as_str(), page)?.ok_or(AppError::NotFound)?;
             let sealed = if open {
                 repo::first_sealed_patient(conn, scope.owner_id(), uid.as_str())?
             } else {
@@ -193,56 +254,86 @@ pub async fn detail(
     Ok(detail)
 }
 
-/// The study's rows, read in a handful of queries whatever its size.
+/// One study in scope with every counted instance as the API lists it (a few columns per
+/// instance, read in one query), or `NotFound`.
+pub async fn with_instances(
+    ctx: &UploadContext,
+    scope: &StudyScope,
+    uid: &DicomUid,
+) -> Result<(StudyDetail, Vec<InstanceRef>), AppError> {
+    let (scope, uid) = (scope.clone(), uid.clone());
+    ctx.db
+        .run(move |conn| {
+            let detail = read_detail(conn, &scope, uid.as_str(), FilePage::none())?
+                .ok_or(AppError::NotFound)?;
+            let instances = repo::instance_refs(conn, scope.owner_id(), uid.as_str())?;
+            Ok::<_, AppError>((detail, instances))
+        })
+        .await
+}
+
+/// The study's counts and series from SQL aggregates, and only the instances `page` asks
+/// for: a handful of queries, and rows read in proportion to the page, not the study.
 pub(crate) fn read_detail(
     conn: &mut DbConnection,
     scope: &StudyScope,
     uid: &str,
+    page: FilePage,
 ) -> Result<Option<StudyDetail>, DbError> {
     let owner = scope.owner_id();
-    let rows = repo::files(conn, owner, uid)?;
-    if rows.is_empty() {
+    let counts = repo::one(conn, owner, uid)?;
+    let uncounted = repo::uncounted(conn, owner, uid)?;
+    if counts.is_none() && uncounted.is_empty() {
         return Ok(None);
     }
-    let batches: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.batch_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let batches = repo::batches_of(conn, owner, uid)?;
     let unreadable = repo::unreadable_in(conn, owner, &batches)?;
     let directories = repo::directories_for(conn, owner, uid, &batches)?;
-    let entries = entries_of(conn, &directories)?;
-    let uploader_ids: Vec<&str> = rows
+    let missing = if directories.is_empty() {
+        Vec::new()
+    } else {
+        let entries = entries_of(conn, &directories)?;
+        let stored = repo::stored_in(conn, owner, &[uid.to_string()], &[])?;
+        completeness::missing(
+            &as_entries(&directories, &entries),
+            &as_stored(&stored),
+            Some(uid),
+        )
+        .remove(uid)
+        .unwrap_or_default()
+    };
+    let facets = repo::facets_of(conn, owner, uid)?;
+    let ids: Vec<&str> = facets
         .iter()
-        .filter(|r| counts(r))
-        .map(|r| r.user_id.as_str())
+        .map(|(_, user)| user.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let emails = users::emails_by_id(conn, &uploader_ids)?;
-
-    let counted: Vec<&FileRow> = rows.iter().filter(|r| counts(r)).collect();
-    let stored: Vec<Stored<'_>> = counted
+    let emails = users::emails_by_id(conn, &ids)?;
+    let modalities: BTreeSet<String> = facets.iter().filter_map(|(m, _)| m.clone()).collect();
+    let uploaders: BTreeSet<String> = facets
         .iter()
-        .map(|r| Stored {
-            study: uid,
-            sop: r.sop_instance_uid.as_deref(),
-            path: r.relative_path.as_deref(),
-            batch: r.batch_id.as_deref(),
-        })
+        .map(|(_, user)| emails.get(user).cloned().unwrap_or_else(|| user.clone()))
         .collect();
-    let missing = completeness::missing(&as_entries(&directories, &entries), &stored, Some(uid))
-        .remove(uid)
-        .unwrap_or_default();
-    let summary = summarise(uid, &counted, &emails, missing.len());
-    let series = series_of(&counted);
-    let mut files: Vec<StudyFile> = rows
+    let summary = match counts {
+        Some(row) => StudySummary::from_row(row, modalities, uploaders, missing.len()),
+        None => StudySummary::empty(uid, missing.len()),
+    };
+    let mut series: Vec<Series> = repo::series(conn, owner, uid)?
+        .into_iter()
+        .filter_map(Series::from_row)
+        .collect();
+    series.sort_by(|a, b| (a.number, &a.series_uid).cmp(&(b.number, &b.series_uid)));
+    let files = repo::instances(conn, owner, uid, page.offset, page.limit)?
+        .into_iter()
+        .map(StudyFile::from_row)
+        .collect();
+    let mut problems: Vec<StudyFile> = uncounted
         .into_iter()
         .chain(unreadable)
         .map(StudyFile::from_row)
         .collect();
-    files.sort_by(|a, b| {
+    problems.sort_by(|a, b| {
         (
             a.series_number,
             &a.series_uid,
@@ -260,6 +351,8 @@ pub(crate) fn read_detail(
         summary,
         series,
         files,
+        page,
+        problems,
         missing,
         directories: directories
             .into_iter()
@@ -273,70 +366,55 @@ pub(crate) fn read_detail(
     }))
 }
 
-/// The rule `repo::studies` applies in SQL, for rows read whole.
-fn counts(row: &FileRow) -> bool {
-    row.state == IndexState::Indexed.as_str() && row.status == UploadStatus::Completed.as_str()
-}
-
-fn summarise(
-    uid: &str,
-    counted: &[&FileRow],
-    emails: &HashMap<String, String>,
-    missing: usize,
-) -> StudySummary {
-    let series: BTreeSet<&str> = counted
-        .iter()
-        .filter_map(|r| r.series_uid.as_deref())
-        .collect();
-    let modalities: BTreeSet<String> = counted.iter().filter_map(|r| r.modality.clone()).collect();
-    let uploaders: BTreeSet<String> = counted
-        .iter()
-        .map(|r| {
-            emails
-                .get(&r.user_id)
-                .cloned()
-                .unwrap_or_else(|| r.user_id.clone())
-        })
-        .collect();
-    StudySummary {
-        study_uid: uid.to_string(),
-        instances: counted.len() as u64,
-        series: series.len() as u64,
-        bytes: counted
-            .iter()
-            .map(|r| u64::try_from(r.declared_size).unwrap_or(0))
-            .sum(),
-        study_date: counted.iter().filter_map(|r| r.study_date.clone()).min(),
-        description: counted
-            .iter()
-            .filter_map(|r| r.study_description.clone())
-            .max(),
-        modalities: modalities.into_iter().collect(),
-        first_upload: counted.iter().map(|r| r.created_at).min(),
-        last_completion: counted.iter().filter_map(|r| r.completed_at).max(),
-        uploaders: uploaders.into_iter().collect(),
-        missing,
+impl StudySummary {
+    fn from_row(
+        row: StudyRow,
+        modalities: impl IntoIterator<Item = String>,
+        uploaders: impl IntoIterator<Item = String>,
+        missing: usize,
+    ) -> Self {
+        Self {
+            study_uid: row.study_uid.unwrap_or_default(),
+            instances: u64::try_from(row.instances).unwrap_or(0),
+            series: u64::try_from(row.series).unwrap_or(0),
+            bytes: u64::try_from(row.bytes).unwrap_or(0),
+            study_date: row.study_date,
+            description: row.description,
+            modalities: modalities.into_iter().collect(),
+            first_upload: row.first_upload,
+            last_completion: row.last_completion,
+            uploaders: uploaders.into_iter().collect(),
+            missing,
+        }
     }
-}
 
-fn series_of(counted: &[&FileRow]) -> Vec<Series> {
-    let mut by_uid: BTreeMap<&str, Series> = BTreeMap::new();
-    for row in counted {
-        let Some(uid) = row.series_uid.as_deref() else {
-            continue;
-        };
-        let s = by_uid.entry(uid).or_insert_with(|| Series {
-            series_uid: uid.to_string(),
-            number: row.series_number,
-            description: row.series_description.clone(),
-            modality: row.modality.clone(),
+    /// A study none of whose files counts (all duplicates, conflicts or unfinished).
+    fn empty(uid: &str, missing: usize) -> Self {
+        Self {
+            study_uid: uid.to_string(),
             instances: 0,
+            series: 0,
             bytes: 0,
-        });
-        s.instances += 1;
-        s.bytes += u64::try_from(row.declared_size).unwrap_or(0);
+            study_date: None,
+            description: None,
+            modalities: Vec::new(),
+            first_upload: None,
+            last_completion: None,
+            uploaders: Vec::new(),
+            missing,
+        }
     }
-    let mut out: Vec<Series> = by_uid.into_values().collect();
-    out.sort_by(|a, b| (a.number, &a.series_uid).cmp(&(b.number, &b.series_uid)));
-    out
+}
+
+impl Series {
+    fn from_row(row: SeriesRow) -> Option<Self> {
+        Some(Self {
+            series_uid: row.series_uid?,
+            number: row.number,
+            description: row.description,
+            modality: row.modality,
+            instances: u64::try_from(row.instances).unwrap_or(0),
+            bytes: u64::try_from(row.bytes).unwrap_or(0),
+        })
+    }
 }

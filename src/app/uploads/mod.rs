@@ -7,8 +7,11 @@
 //! `upload.rescan`, `file.download`.
 
 pub mod batches;
+pub mod cancel;
 pub mod cleanup;
 pub mod context;
+pub mod details;
+pub mod download;
 pub mod filename;
 pub mod hasher;
 pub mod layout;

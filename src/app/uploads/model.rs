@@ -9,7 +9,7 @@ use crate::domain::ids::{ApiKeyId, BatchId, BucketId, UploadId, UserId};
 use crate::domain::role::Role;
 use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::{DbConnection, DbError};
-use crate::infra::storage::blob::ObjectKey;
+use crate::infra::storage::blob::{MultipartId, ObjectKey};
 
 /// Where an upload is in its life. Stored as the lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,6 +208,17 @@ impl Upload {
             batch_id: row.batch_id.map(BatchId::from_db),
             relative_path: row.relative_path.map(RelativePath::from_db),
         })
+    }
+
+    /// The multipart upload its bytes go to; `None` for a file stored whole (below).
+    pub fn multipart(&self) -> Option<MultipartId> {
+        self.storage_upload_id.clone().map(MultipartId::new)
+    }
+
+    /// Stored whole with one request at its last byte (`layout::stored_whole`): no
+    /// multipart upload was opened for it.
+    pub fn stored_whole(&self) -> bool {
+        self.storage_upload_id.is_none() && self.declared_size <= self.part_size
     }
 
     /// Downloadable: completed (which, with scanning on, means scanned clean).

@@ -3,6 +3,8 @@
 //!
 //! - `create_multipart` -> `upload_part` (streamed; a part number uploaded again replaces the
 //!   earlier one) -> `complete` with the caller's own part list (or `abort`).
+//! - `put`: a small object whole, in one request, as if it were a one-part upload (it reports
+//!   that part too, so the caller records it like any other).
 //! - Parts are numbered 1..=10,000; every part but the last must be at least
 //!   [`MIN_PART_SIZE`]; a part is at most [`MAX_PART_SIZE`].
 //! - An object becomes visible only when `complete` succeeds, and then whole.
@@ -63,6 +65,13 @@ pub struct ObjectInfo {
     /// binary SHA-256 digests of the parts, then `-<part count>`. `None` when the backend
     /// does not report one.
     pub checksum_sha256: Option<String>,
+}
+
+/// What `put` stored: the object, and the one part it counts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub object: ObjectInfo,
+    pub part: PartInfo,
 }
 
 /// The `sse` the local store reports: its own AES-256-GCM encryption at rest.
@@ -195,6 +204,15 @@ impl BlobStore {
         }
     }
 
+    /// Stores `bytes` (at most [`MAX_PART_SIZE`]) as the whole object at `key`, replacing any
+    /// object there; visible only once it succeeded, and then whole.
+    pub async fn put(&self, key: &ObjectKey, bytes: Bytes) -> Result<Put> {
+        match self {
+            Self::Local(store) => store.put(key, bytes).await,
+            Self::S3(store) => store.put(key, bytes).await,
+        }
+    }
+
     /// Discards an upload and its parts. A missing upload is success.
     pub async fn abort(&self, key: &ObjectKey, id: &MultipartId) -> Result<()> {
         match self {
@@ -294,6 +312,7 @@ mod tests {
             let body = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
             assert_send(store.upload_part(&key, &id, n, body, 0));
             assert_send(store.complete(&key, &id, &[]));
+            assert_send(store.put(&key, Bytes::new()));
             assert_send(store.get(&key, None));
             assert_send(store.list_multipart_uploads());
         }

@@ -74,7 +74,7 @@ pub use self::write::BATCH as WRITE_BATCH_BYTES;
 use crate::infra::crypto::secrets::Keyring;
 use crate::infra::storage::blob::{
     ByteRange, MAX_PART_SIZE, MultipartId, ObjectInfo, ObjectKey, ObjectStream, PartInfo,
-    PartNumber, Result, StorageError,
+    PartNumber, Put, Result, StorageError,
 };
 
 const FORMAT_MARKER: &str = "medport-local-store 1\n";
@@ -270,6 +270,27 @@ impl LocalStore {
             },
             other => other,
         }
+    }
+
+    /// A one-part upload made and completed at once: on local disk the multipart steps cost
+    /// no round trips, and the object gets the same format and crash safety as any other.
+    pub async fn put(&self, key: &ObjectKey, bytes: Bytes) -> Result<Put> {
+        let id = self.create_multipart(key).await?;
+        let number = PartNumber::new(1).ok_or_else(|| StorageError::Io("part 1".into()))?;
+        let size = bytes.len() as u64;
+        let stored = async {
+            let body = stream::iter([Ok::<_, io::Error>(bytes)]);
+            let part = self.upload_part(key, &id, number, body, size).await?;
+            let object = self.complete(key, &id, std::slice::from_ref(&part)).await?;
+            Ok(Put { object, part })
+        }
+        .await;
+        if stored.is_err()
+            && let Err(e) = self.abort(key, &id).await
+        {
+            tracing::warn!(error = %e, key = %key, "could not discard a failed one-part upload");
+        }
+        stored
     }
 
     pub async fn abort(&self, key: &ObjectKey, id: &MultipartId) -> Result<()> {

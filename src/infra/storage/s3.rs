@@ -25,15 +25,17 @@
 //! bare `UNSIGNED-PAYLOAD` (74 against 96 MiB/s), so to a literal loopback address, where
 //! the bytes never leave the machine, parts go unsigned (`signs_part_bodies`).
 //!
-//! Encryption. The bucket's `Encryption` is requested at `CreateMultipartUpload` (`sse`) and
-//! checked with `HeadObject` after `CompleteMultipartUpload`. If the object is not encrypted
-//! as asked, it is deleted and completion fails with `Config`: an object stored against the
-//! bucket's policy is never reported as complete.
+//! Encryption. The bucket's `Encryption` is requested at `CreateMultipartUpload` and
+//! `PutObject` (`sse`), and checked with `HeadObject` after `CompleteMultipartUpload` or in
+//! `PutObject`'s answer. If the object is not encrypted as asked, it is deleted and the write
+//! fails with `Config`: an object stored against the bucket's policy is never reported as
+//! complete.
 
 mod body;
 mod config;
 mod error;
 mod multipart;
+mod put;
 mod recent;
 mod resolver;
 mod security;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::studies::{study_uid, zip_response};
 use crate::app::error::AppError;
-use crate::app::studies::query::{self, StudyDetail, StudySummary};
+use crate::app::studies::query::{self, InstanceRef, StudyDetail, StudySummary};
 use crate::app::studies::{StudyScope, archive};
 use crate::app::uploads::UploadContext;
 use crate::domain::api_key::Scope;
@@ -92,7 +92,7 @@ struct OneStudy {
 }
 
 impl OneStudy {
-    fn new(d: &StudyDetail) -> Self {
+    fn new(d: &StudyDetail, instances: Vec<InstanceRef>) -> Self {
         Self {
             common: Common::new(&d.summary),
             series: d
@@ -107,16 +107,16 @@ impl OneStudy {
                     bytes: s.bytes,
                 })
                 .collect(),
-            instances: d
-                .instances()
-                .map(|f| Instance {
-                    upload_id: f.upload_id.clone(),
-                    sop_instance_uid: f.sop_instance_uid.clone(),
-                    series_instance_uid: f.series_uid.clone(),
-                    instance_number: f.instance_number,
-                    relative_path: f.relative_path.clone(),
-                    size: f.size,
-                    sha256: f.sha256.clone(),
+            instances: instances
+                .into_iter()
+                .map(|i| Instance {
+                    upload_id: i.upload_id,
+                    sop_instance_uid: i.sop_instance_uid,
+                    series_instance_uid: i.series_uid,
+                    instance_number: i.instance_number,
+                    relative_path: i.relative_path,
+                    size: u64::try_from(i.declared_size).unwrap_or(0),
+                    sha256: i.sha256,
                 })
                 .collect(),
             missing: d.missing.clone(),
@@ -156,10 +156,10 @@ pub async fn show(
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&principal).await?;
-    let detail = query::detail(&ctx, &scope, &study_uid(&path)?).await?;
+    let (detail, instances) = query::with_instances(&ctx, &scope, &study_uid(&path)?).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(OneStudy::new(&detail)))
+        .json(OneStudy::new(&detail, instances)))
 }
 
 pub async fn download(

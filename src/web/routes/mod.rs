@@ -3,8 +3,10 @@
 mod account;
 pub mod admin;
 mod api;
+mod api_docs;
 mod api_keys;
 mod api_studies;
+mod api_uploads;
 mod auth;
 mod batches;
 pub mod dicomweb;
@@ -45,7 +47,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(account::configure)
         .configure(api_keys::configure)
         .configure(api::configure)
+        .configure(api_uploads::configure)
         .configure(api_studies::configure)
+        .configure(api_docs::configure)
         .configure(admin::configure)
         .configure(uploads::configure)
         .configure(upload_form::configure)
@@ -93,6 +97,19 @@ macro_rules! route_table {
     };
     (@guard GET) => { actix_web::guard::Get() };
     (@guard POST) => { actix_web::guard::Post() };
+    (@guard DELETE) => { actix_web::guard::Delete() };
+}
+
+/// Every route under `/api/v1`, from the route tables the app is built from (the access
+/// tests and the OpenAPI check walk it).
+pub fn api_routes() -> Vec<RouteSpec> {
+    [
+        api::ROUTES,
+        api_uploads::ROUTES,
+        api_studies::ROUTES,
+        api_docs::ROUTES,
+    ]
+    .concat()
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

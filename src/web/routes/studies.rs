@@ -7,9 +7,11 @@ mod views;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 
 use super::uploads::{Reach, Viewer};
 use crate::app::error::AppError;
+use crate::app::studies::query::FilePage;
 use crate::app::studies::{StudyScope, archive, query};
 use crate::app::uploads::UploadContext;
 use crate::domain::DicomUid;
@@ -56,13 +58,34 @@ pub async fn index(
     render(StatusCode::OK, &page)
 }
 
+/// `?page=N` of the study page's file list.
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    page: Option<String>,
+}
+
+/// The page number asked for: 1 when absent, else a whole number from 1.
+fn page_number(raw: Option<&str>) -> Result<u64, AppError> {
+    match raw.map(str::trim).filter(|p| !p.is_empty()) {
+        None => Ok(1),
+        Some(p) => p
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1 && p.bytes().all(|b| b.is_ascii_digit()))
+            .map(u64::from)
+            .ok_or_else(|| AppError::BadRequest("The page must be a whole number from 1.".into())),
+    }
+}
+
 pub async fn show(
     user: CurrentUser,
     path: web::Path<String>,
+    query: web::Query<ShowQuery>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let (scope, uid) = (scope_of(&user)?, study_uid(&path)?);
-    let detail = query::detail(&ctx, &scope, &uid).await?;
+    let page = FilePage::number(page_number(query.page.as_deref())?);
+    let detail = query::detail(&ctx, &scope, &uid, page).await?;
     let page = StudyPage::new(
         Layout::for_user(&user, STUDIES_PATH),
         &detail,

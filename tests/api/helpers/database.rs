@@ -76,3 +76,92 @@ fn postgres_contains(url: &str, needle: &str) -> bool {
 fn quoted(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
+
+/// Watches the database for writes from the moment it is made: on SQLite, `PRAGMA
+/// data_version` of a connection of its own (it moves whenever another connection commits);
+/// on PostgreSQL, each table's row count and newest row version (`xmin`: an insert or an
+/// update, even one that leaves the values as they were, makes a newer one).
+pub struct WriteWatch {
+    conn: WatchConn,
+    start: Vec<(String, i64, i64)>,
+}
+
+enum WatchConn {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(PgConnection),
+}
+
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Versions {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    newest: i64,
+}
+
+impl TestApp {
+    pub fn watch_writes(&self) -> WriteWatch {
+        let mut conn = if self.database_url.starts_with("postgres") {
+            WatchConn::Postgres(PgConnection::establish(&self.database_url).unwrap())
+        } else {
+            WatchConn::Sqlite(
+                diesel::SqliteConnection::establish(self.sqlite_path().to_str().unwrap()).unwrap(),
+            )
+        };
+        let start = conn.versions();
+        WriteWatch { conn, start }
+    }
+}
+
+impl WatchConn {
+    fn versions(&mut self) -> Vec<(String, i64, i64)> {
+        match self {
+            Self::Sqlite(conn) => {
+                let version: Versions = diesel::sql_query(
+                    "SELECT 0 AS rows, data_version AS newest FROM pragma_data_version",
+                )
+                .get_result(conn)
+                .unwrap();
+                vec![("data_version".to_string(), version.rows, version.newest)]
+            }
+            Self::Postgres(conn) => {
+                let tables: Vec<TableName> = diesel::sql_query(
+                    "SELECT table_name::text AS name FROM information_schema.tables \
+                     WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+                )
+                .load(conn)
+                .unwrap();
+                tables
+                    .into_iter()
+                    .map(|t| {
+                        let v: Versions = diesel::sql_query(format!(
+                            "SELECT count(*) AS rows, \
+                             coalesce(max(xmin::text::bigint), 0) AS newest FROM {}",
+                            quoted(&t.name)
+                        ))
+                        .get_result(conn)
+                        .unwrap();
+                        (t.name, v.rows, v.newest)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl WriteWatch {
+    /// What changed since the watch began: the tables (or, on SQLite, the database) written.
+    pub fn written(&mut self) -> Vec<String> {
+        let now = self.conn.versions();
+        now.iter()
+            .filter(|v| !self.start.contains(v))
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    }
+}

@@ -80,6 +80,56 @@ async fn uploads_to_s3_are_byte_identical(backend: Backend) {
     assert!(keys.iter().all(|k| !k.contains(".tail.")), "{keys:?}");
 }
 
+/// A file up to one part (8 MiB) is stored whole with one request at its last byte, never
+/// through a multipart upload: sent at once, or in pieces that wait in tail objects.
+async fn files_that_fit_in_one_part_are_stored_whole_on_s3(backend: Backend) {
+    let (app, bucket) = spawn_on_s3(backend).await;
+    app.uploader().await;
+    let tus = Tus::with_session(&app).await;
+    let cases = [
+        (pdf(8 * MIB, 3), 8 * MIB),
+        (pdf(8 * MIB, 4), 3 * MIB + 1),
+        (pdf(64 * 1024, 5), 64 * 1024),
+        (pdf(64 * 1024, 6), 10_000),
+    ];
+    for (data, chunk) in &cases {
+        let id = tus.upload("small.pdf", data, None, *chunk).await;
+        assert_eq!(status_of(&app, &id), "completed");
+        assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(data)));
+        assert_eq!(stored_bytes(&app, Some(&bucket), &id).await, *data);
+        let storage_id: Option<String> = uploads::table
+            .find(&id)
+            .select(uploads::storage_upload_id)
+            .first(&mut *app.db.conn().unwrap())
+            .unwrap();
+        assert_eq!(storage_id, None, "no multipart upload was opened");
+    }
+    // One byte more than a part goes through a multipart upload of two parts.
+    let data = pdf(8 * MIB + 1, 7);
+    let id = tus.upload("larger.pdf", &data, None, data.len()).await;
+    assert_eq!(stored_bytes(&app, Some(&bucket), &id).await, data);
+    let parts: i64 = upload_parts::table
+        .filter(upload_parts::upload_id.eq(&id))
+        .count()
+        .get_result(&mut *app.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(parts, 2);
+    let pending = s3_client()
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+    let objects = s3_client()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(objects.contents().len(), cases.len() + 1, "no tail is left");
+}
+
 async fn a_second_writer_waits_for_the_lease(backend: Backend) {
     let app = TestApp::spawn_with(backend, Options::default()).await;
     app.uploader().await;
@@ -156,6 +206,7 @@ async fn head_waits_for_a_writer_still_storing(backend: Backend) {
 crate::both_backends!(
     a_chunked_upload_resumes_from_the_stored_tail,
     uploads_to_s3_are_byte_identical,
+    files_that_fit_in_one_part_are_stored_whole_on_s3,
     a_second_writer_waits_for_the_lease,
     head_waits_for_a_writer_still_storing,
 );

@@ -36,6 +36,19 @@ async fn sse_s3_is_requested_and_verified_after_completion() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_s3_is_requested_and_verified_on_a_whole_object_put() {
+    let store = store_with(Encryption::SseS3).await;
+    let key = key("sse-put");
+    let bytes = data(70_000, 3);
+    let put = store.put(&key, bytes.clone().into()).await.unwrap();
+    assert_eq!(put.object.sse.as_deref(), Some("AES256"));
+    let head = store.head(&key).await.unwrap().unwrap();
+    assert_eq!(head.sse.as_deref(), Some("AES256"));
+    assert_eq!(head.size, 70_000);
+    assert_eq!(read_all(&store, &key, None).await, bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_without_the_required_encryption_is_never_reported_complete() {
     // An upload created without SSE (an older setting, or a server that ignored the
     // header) and completed by a store that requires SSE-S3: refused, and the unencrypted

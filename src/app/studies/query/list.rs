@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{StudySummary, as_entries, entries_of};
+use super::{StudySummary, as_entries, as_stored, entries_of};
 use crate::app::error::AppError;
-use crate::app::studies::completeness::{self, Stored};
+use crate::app::studies::completeness;
 use crate::app::studies::scope::StudyScope;
 use crate::app::uploads::UploadContext;
 use crate::infra::db::repo::studies as repo;
@@ -43,26 +43,18 @@ fn summaries(conn: &mut DbConnection, scope: &StudyScope) -> Result<Vec<StudySum
     let mut out: Vec<StudySummary> = rows
         .into_iter()
         .filter_map(|row| {
-            let study_uid = row.study_uid?;
-            Some(StudySummary {
-                instances: u64::try_from(row.instances).unwrap_or(0),
-                series: u64::try_from(row.series).unwrap_or(0),
-                bytes: u64::try_from(row.bytes).unwrap_or(0),
-                study_date: row.study_date,
-                description: row.description,
-                modalities: modalities
-                    .get(study_uid.as_str())
-                    .map(|m| m.iter().map(|m| m.to_string()).collect())
-                    .unwrap_or_default(),
-                first_upload: row.first_upload,
-                last_completion: row.last_completion,
-                uploaders: uploaders
-                    .get(study_uid.as_str())
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default(),
-                missing: missing.get(&study_uid).map_or(0, Vec::len),
-                study_uid,
-            })
+            let study_uid = row.study_uid.clone()?;
+            let study = study_uid.as_str();
+            Some(StudySummary::from_row(
+                row,
+                modalities
+                    .get(study)
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m.to_string()),
+                uploaders.get(study).into_iter().flatten().cloned(),
+                missing.get(study).map_or(0, Vec::len),
+            ))
         })
         .collect();
     out.sort_by(|a, b| {
@@ -99,20 +91,9 @@ fn missing_everywhere(
     let studies: Vec<String> = studies.into_iter().collect();
     let batches: Vec<String> = batches.into_iter().collect();
     let stored = repo::stored_in(conn, owner, &studies, &batches)?;
-    let stored: Vec<Stored<'_>> = stored
-        .iter()
-        .filter_map(|s| {
-            Some(Stored {
-                study: s.study_uid.as_deref()?,
-                sop: s.sop_instance_uid.as_deref(),
-                path: s.relative_path.as_deref(),
-                batch: s.batch_id.as_deref(),
-            })
-        })
-        .collect();
     Ok(completeness::missing(
         &as_entries(&directories, &entries),
-        &stored,
+        &as_stored(&stored),
         None,
     ))
 }

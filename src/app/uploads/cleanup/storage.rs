@@ -110,16 +110,20 @@ enum Leftover {
     BadKey,
 }
 
-/// Aborts the multipart upload (a missing one counts as done), deletes the tail object
+/// Aborts the multipart upload (a missing one counts as done) or deletes the object of a
+/// file stored whole, deletes the tail object
 /// kept past the last whole part, if any, then everything else the upload left: multipart
 /// uploads under its key that no row names and the tails written down for it.
 async fn remove_leftovers(store: &BlobStore, job: &Job, tails: &[u64]) -> Result<(), Leftover> {
     let key = job.key().ok_or(Leftover::BadKey)?;
-    if let Some(id) = &job.storage_upload_id {
-        store
+    match &job.storage_upload_id {
+        Some(id) => store
             .abort(&key, &MultipartId::new(id.as_str()))
             .await
-            .map_err(Leftover::Storage)?;
+            .map_err(Leftover::Storage)?,
+        // A file stored whole has an object only once its last byte was stored; one here
+        // belongs to a request whose commit never landed.
+        None => store.delete(&key).await.map_err(Leftover::Storage)?,
     }
     let (_, tail_len) = layout::split(job.offset, job.part_size);
     if tail_len != 0 {

@@ -7,6 +7,10 @@
 //! file up to 78 GiB) whatever the file's size. Parts are recorded strictly in order: the
 //! offset only ever covers a prefix of the file that is durable.
 //!
+//! A file that fits in one part (`layout::stored_whole`) has no multipart upload: its bytes
+//! are stored whole with one request when the last one arrives, so that it costs storage one
+//! write instead of five round trips.
+//!
 //! With an `Upload-Checksum` nothing of the request becomes durable until the whole body
 //! matched it: parts are sent but not recorded, so a mismatch (460) leaves the offset, the
 //! recorded parts and the old tail exactly as they were.
@@ -31,11 +35,13 @@ use crate::app::uploads::tus_headers::UploadChecksum;
 use crate::domain::ids::UploadId;
 use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, StorageError};
 
-use super::finish;
+use super::finish::{self, StoredWhole};
 use super::in_flight::{InFlight, Sending};
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
-use super::storage_io::{abort_quietly, delete_quietly, put_part, put_small, read_small};
+use super::storage_io::{
+    abort_quietly, delete_quietly, put_part, put_small, put_whole, read_small,
+};
 
 /// Parts sent to storage concurrently per upload. One is not enough to keep an S3 server
 /// busy (each part waits for its round trip); more only costs memory. Only parts still being
@@ -151,7 +157,10 @@ struct Writer<'a> {
     lease: &'a Lease,
     upload: Upload,
     store: BlobStore,
-    multipart: MultipartId,
+    /// `None` for a file stored whole at its last byte.
+    multipart: Option<MultipartId>,
+    /// A file stored whole by this request.
+    stored_whole: Option<StoredWhole>,
     part_size: u64,
     /// Start offset of the part being filled; `buf` holds its bytes.
     part_start: u64,
@@ -233,11 +242,12 @@ impl<'a> Writer<'a> {
             })
             .await?;
         let store = ctx.store_for(&bucket).await?;
-        let multipart = upload
-            .storage_upload_id
-            .clone()
-            .map(MultipartId::new)
-            .ok_or_else(|| AppError::Unavailable("the upload is not ready in storage".into()))?;
+        let multipart = upload.multipart();
+        if multipart.is_none() && !upload.stored_whole() {
+            return Err(AppError::Unavailable(
+                "the upload is not ready in storage".into(),
+            ));
+        }
         let hasher = state
             .as_deref()
             .and_then(FileHasher::restore)
@@ -278,6 +288,7 @@ impl<'a> Writer<'a> {
             hasher,
             store,
             multipart,
+            stored_whole: None,
             old_tail,
             in_flight: InFlight::new(),
             unrecorded: Vec::new(),
@@ -324,7 +335,8 @@ impl<'a> Writer<'a> {
             self.hasher.update(&piece);
             self.buf.extend_from_slice(&piece);
             self.check_type(audited).await?;
-            if self.buf.len() as u64 == self.part_size {
+            // A file stored whole fits in its one buffer; `end` stores it.
+            if self.buf.len() as u64 == self.part_size && self.multipart.is_some() {
                 self.flush_part().await?;
             }
         }
@@ -358,7 +370,9 @@ impl<'a> Writer<'a> {
 
     /// Refuses the file: abort storage, mark `rejected`, audit; the answer is 415.
     async fn reject(&mut self, reason: &str, audited: &Audited) -> AppError {
-        abort_quietly(&self.store, &self.upload.object_key, &self.multipart).await;
+        if let Some(multipart) = &self.multipart {
+            abort_quietly(&self.store, &self.upload.object_key, multipart).await;
+        }
         if let Some((tail, _)) = self.old_tail.take() {
             delete_quietly(&self.store, &tail).await;
         }
@@ -413,7 +427,10 @@ impl<'a> Writer<'a> {
         let room = self.ctx.part_budget.reserve(bytes.len() as u64).await;
         let store = self.store.clone();
         let key = self.upload.object_key.clone();
-        let multipart = self.multipart.clone();
+        let multipart = self
+            .multipart
+            .clone()
+            .ok_or_else(|| AppError::internal("a part for an upload stored whole"))?;
         let buffers = self.ctx.part_buffers.clone();
         self.in_flight.spawn(part_end, snapshot, room, async move {
             let stored = put_part(&store, &key, &multipart, number, bytes.clone()).await;
@@ -521,14 +538,32 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Sends what is left in the buffer at the end of a request: the file's last part when
-    /// the file is complete, otherwise a tail object the next request starts from.
+    /// Sends what is left in the buffer at the end of a request: the file's last part (or,
+    /// for a file stored whole, the file) when the file is complete, otherwise a tail object
+    /// the next request starts from.
     async fn store_rest(
-        &self,
+        &mut self,
         rest: Bytes,
         finished: bool,
         end: u64,
     ) -> Result<Option<StoredPart>, AppError> {
+        let Some(multipart) = self.multipart.clone() else {
+            if !finished {
+                self.store_tail(rest, end).await?;
+                return Ok(None);
+            }
+            // The digest so far is the file's, and so its one part's: no second pass.
+            let sha256 = self.hasher.clone().finish_hex();
+            let put = put_whole(&self.store, &self.upload.object_key, rest.clone()).await?;
+            self.stored_whole = Some(StoredWhole {
+                info: put.object,
+                bytes: rest,
+            });
+            return Ok(Some(StoredPart {
+                info: put.part,
+                sha256,
+            }));
+        };
         // A file that is an exact number of parts has none left to send; an empty file
         // still needs its one (empty) part.
         if finished && (!rest.is_empty() || end == 0) {
@@ -537,13 +572,19 @@ impl<'a> Writer<'a> {
             let stored = put_part(
                 &self.store,
                 &self.upload.object_key,
-                &self.multipart,
+                &multipart,
                 number,
                 rest,
             )
             .await?;
             return Ok(Some(stored));
         }
+        self.store_tail(rest, end).await?;
+        Ok(None)
+    }
+
+    /// Keeps the bytes past the last whole part for the next request.
+    async fn store_tail(&self, rest: Bytes, end: u64) -> Result<(), AppError> {
         if !rest.is_empty() {
             let key = tail_key(&self.upload.object_key, end)
                 .ok_or_else(|| AppError::internal("tail key"))?;
@@ -554,7 +595,7 @@ impl<'a> Writer<'a> {
                 .await?;
             put_small(&self.store, &key, rest).await?;
         }
-        Ok(None)
+        Ok(())
     }
 
     async fn end(mut self, ended: Ended, audited: &Audited) -> Result<Appended, AppError> {
@@ -599,7 +640,16 @@ impl<'a> Writer<'a> {
             self.record(end, &state, parts).await?;
         }
         if finished {
-            finish::complete(self.ctx, self.lease, &self.upload, &self.store, audited).await?;
+            let stored = self.stored_whole.take();
+            finish::complete(
+                self.ctx,
+                self.lease,
+                &self.upload,
+                &self.store,
+                stored,
+                audited,
+            )
+            .await?;
         }
         Ok(Appended {
             offset: self.committed,

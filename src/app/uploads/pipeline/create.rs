@@ -1,6 +1,7 @@
 //! Starting an upload: authorise the bucket, check type and size against it, reserve the
-//! space, then open the multipart upload in storage. Nothing is stored before every check
-//! has passed.
+//! space, then open the multipart upload in storage (unless the file is small enough to be
+//! stored whole with one request, see `layout::stored_whole`). Nothing is stored before
+//! every check has passed.
 
 use chrono::TimeDelta;
 use serde_json::json;
@@ -12,7 +13,7 @@ use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
 use crate::app::uploads::batches;
 use crate::app::uploads::hasher::FileHasher;
-use crate::app::uploads::layout::part_size_for;
+use crate::app::uploads::layout::{part_size_for, stored_whole};
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
 use crate::infra::storage::blob::ObjectKey;
@@ -27,7 +28,8 @@ pub fn audited(who: &Uploader) -> Audited {
     }
 }
 
-/// Creates the upload and its multipart upload in storage; returns the new row.
+/// Creates the upload and, for a file larger than one part, its multipart upload in
+/// storage; returns the new row.
 pub async fn create(
     ctx: &UploadContext,
     who: &Uploader,
@@ -78,9 +80,28 @@ pub async fn create(
             })
             .await?;
     }
-    let opened = match ctx.store_for(&bucket).await {
+    if !stored_whole(request.size) {
+        open_multipart(ctx, &bucket, &id, &object_key, &who_audit).await?;
+    }
+    ctx.db
+        .run(move |conn| model::find(conn, &id))
+        .await?
+        .ok_or_else(|| AppError::internal("new upload vanished"))
+}
+
+/// Opens the upload's multipart upload and writes its id down; when storage fails the row
+/// is aborted (releasing the reservation) and the client may simply try again.
+async fn open_multipart(
+    ctx: &UploadContext,
+    bucket: &Bucket,
+    id: &UploadId,
+    object_key: &ObjectKey,
+    who_audit: &Audited,
+) -> Result<(), AppError> {
+    let now = ctx.clock.now_naive();
+    let opened = match ctx.store_for(bucket).await {
         Ok(store) => store
-            .create_multipart(&object_key)
+            .create_multipart(object_key)
             .await
             .map_err(AppError::from),
         Err(e) => Err(e),
@@ -90,13 +111,12 @@ pub async fn create(
             let row_id = id.clone();
             ctx.db
                 .run(move |conn| records::set_storage_id(conn, &row_id, multipart.as_str()))
-                .await?;
+                .await
         }
         Err(e) => {
-            // The reservation is released; the client may simply try again.
             let row_id = id.clone();
             let event = who_audit
-                .on("upload.abort", Outcome::Failure, &id)
+                .on("upload.abort", Outcome::Failure, id)
                 .details(json!({ "reason": "storage unavailable at creation" }));
             ctx.db
                 .run(move |conn| {
@@ -112,13 +132,9 @@ pub async fn create(
                     )
                 })
                 .await?;
-            return Err(e);
+            Err(e)
         }
     }
-    ctx.db
-        .run(move |conn| model::find(conn, &id))
-        .await?
-        .ok_or_else(|| AppError::internal("new upload vanished"))
 }
 
 /// The bucket, if this user may upload there and it takes this type; else 404 / 415, both

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use serde_json::json;
 
 use crate::app::audit::{Actor, Outcome};
@@ -23,13 +25,22 @@ use super::leftovers;
 use super::records::{self, Audited};
 use super::storage_io::delete_quietly;
 
+/// A file the request stored whole: what storage reported, and its bytes, still in memory,
+/// so that a DICOM header is read from them rather than fetched back.
+pub struct StoredWhole {
+    pub info: ObjectInfo,
+    pub bytes: Bytes,
+}
+
 /// Completes a fully received upload (its lease held by the caller; the commit of its last
-/// byte already moved it to `completing`).
+/// byte already moved it to `completing`). `stored` is what storage reported for a file this
+/// request stored whole.
 pub async fn complete(
     ctx: &UploadContext,
     lease: &Lease,
     upload: &Upload,
     store: &BlobStore,
+    stored: Option<StoredWhole>,
     audited: &Audited,
 ) -> Result<(), AppError> {
     let bucket_id = upload.bucket_id.clone();
@@ -37,7 +48,7 @@ pub async fn complete(
         .db
         .run(move |conn| bucket_queries::get(conn, &bucket_id))
         .await?;
-    assemble_and_verify(ctx, lease, upload, &bucket, store, audited).await
+    assemble_and_verify(ctx, lease, upload, &bucket, store, stored, audited).await
 }
 
 async fn assemble_and_verify(
@@ -46,6 +57,7 @@ async fn assemble_and_verify(
     upload: &Upload,
     bucket: &Bucket,
     store: &BlobStore,
+    stored: Option<StoredWhole>,
     audited: &Audited,
 ) -> Result<(), AppError> {
     let id = upload.id.clone();
@@ -62,12 +74,24 @@ async fn assemble_and_verify(
             upload.id, upload.declared_size
         )));
     }
-    let multipart = upload
-        .storage_upload_id
-        .clone()
-        .map(MultipartId::new)
-        .ok_or_else(|| AppError::internal("completing an upload without a storage id"))?;
-    let info = assemble(store, upload, &multipart, &parts).await?;
+    let (info, held) = match upload.multipart() {
+        Some(multipart) => (assemble(store, upload, &multipart, &parts).await?, None),
+        None if upload.stored_whole() => match stored {
+            Some(StoredWhole { info, bytes }) => (info, Some(bytes)),
+            // Resumed after a crash: the object's own record says what was stored.
+            None => {
+                let info = store.head(&upload.object_key).await?.ok_or_else(|| {
+                    AppError::internal(format!("upload {}: no object stored whole", upload.id))
+                })?;
+                (info, None)
+            }
+        },
+        None => {
+            return Err(AppError::internal(
+                "completing an upload without a storage id",
+            ));
+        }
+    };
     let sha256 = state
         .as_deref()
         .and_then(FileHasher::restore)
@@ -126,13 +150,15 @@ async fn assemble_and_verify(
     // complete and listed, and the cleanup worker's next pass reads it again.
     let index = match upload.is_dicom() {
         false => None,
-        true => match crate::app::studies::index::prepare(ctx, store, upload, &sha256).await {
-            Ok(prepared) => Some(prepared),
-            Err(e) => {
-                tracing::warn!(upload = %upload.id, error = %e, "DICOM header not read");
-                None
+        true => {
+            match crate::app::studies::index::prepare(ctx, store, upload, &sha256, held).await {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    tracing::warn!(upload = %upload.id, error = %e, "DICOM header not read");
+                    None
+                }
             }
-        },
+        }
     };
     ctx.db
         .run(move |conn| {
@@ -260,7 +286,7 @@ pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(),
             actor: Actor::system(),
             origin: Default::default(),
         };
-        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, &audited).await
+        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, None, &audited).await
     }
     .await;
     lease.release(ctx).await;
@@ -280,8 +306,11 @@ pub async fn terminate(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Re
             .run(move |conn| bucket_queries::get(conn, &bucket_id))
             .await?;
         let store = ctx.store_for(&bucket).await?;
-        if let Some(multipart) = upload.storage_upload_id.clone().map(MultipartId::new) {
-            store.abort(&upload.object_key, &multipart).await?;
+        match upload.multipart() {
+            Some(multipart) => store.abort(&upload.object_key, &multipart).await?,
+            // Stored whole only at the last byte; an object here is from a request whose
+            // commit never landed.
+            None => delete_quietly(&store, &upload.object_key).await,
         }
         if split(upload.offset, upload.part_size).1 > 0
             && let Some(tail) = tail_key(&upload.object_key, upload.offset)

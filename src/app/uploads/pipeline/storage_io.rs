@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 
 use crate::app::uploads::hasher::sha256_hex;
 use crate::infra::storage::blob::{
-    BlobStore, MultipartId, ObjectKey, PartInfo, PartNumber, StorageError,
+    BlobStore, MultipartId, ObjectKey, PartNumber, Put, StorageError,
 };
 
 use super::records::StoredPart;
@@ -60,28 +60,33 @@ pub async fn put_part(
     }
 }
 
-/// Stores a small object (a partial tail) whole: a one-part multipart upload, so every
-/// backend needs only the multipart contract.
+/// Stores a small object (a partial tail) whole.
 pub async fn put_small(
     store: &BlobStore,
     key: &ObjectKey,
     bytes: Bytes,
 ) -> Result<(), StorageError> {
-    let multipart = store.create_multipart(key).await?;
-    let number = PartNumber::new(1).ok_or_else(|| StorageError::Io("part 1".into()))?;
-    let stored = match put_part(store, key, &multipart, number, bytes).await {
-        Ok(stored) => stored,
-        Err(e) => {
-            abort_quietly(store, key, &multipart).await;
-            return Err(e);
+    put_whole(store, key, bytes).await.map(drop)
+}
+
+/// Stores an object whole with one request, retrying transient failures with backoff like a
+/// part (the body is in memory).
+pub async fn put_whole(
+    store: &BlobStore,
+    key: &ObjectKey,
+    bytes: Bytes,
+) -> Result<Put, StorageError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match store.put(key, bytes.clone()).await {
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "storing an object failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
+            }
+            other => return other,
         }
-    };
-    let parts: [PartInfo; 1] = [stored.info];
-    if let Err(e) = store.complete(key, &multipart, &parts).await {
-        abort_quietly(store, key, &multipart).await;
-        return Err(e);
     }
-    Ok(())
 }
 
 /// Reads a small object whole into `into`.

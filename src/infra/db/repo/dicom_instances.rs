@@ -142,3 +142,20 @@ pub fn set_sealed_patient(
         .execute(conn)?;
     Ok(())
 }
+
+/// What the index says about one upload: (state, study, series, SOP instance UIDs).
+pub type InstanceUids = (String, Option<String>, Option<String>, Option<String>);
+
+/// The index row of one upload, UIDs only (no patient attributes), if it has one.
+pub fn uids_of(conn: &mut DbConnection, upload_id: &str) -> Result<Option<InstanceUids>, DbError> {
+    Ok(dicom_instances::table
+        .find(upload_id)
+        .select((
+            dicom_instances::state,
+            dicom_instances::study_uid,
+            dicom_instances::series_uid,
+            dicom_instances::sop_instance_uid,
+        ))
+        .first(conn)
+        .optional()?)
+}

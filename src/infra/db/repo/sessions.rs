@@ -153,19 +153,24 @@ pub fn find_stored(conn: &mut DbConnection, id_hash: &str) -> Result<Option<Stor
         .optional()?)
 }
 
-/// Records activity on a session: when it was last seen and when it now expires.
+/// Records activity on a session: when it was last seen and when it now expires. Only ever
+/// moves forward, so writes made in the background may land in any order.
 pub fn touch(
     conn: &mut DbConnection,
     id_hash: &str,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    Ok(diesel::update(sessions::table.find(id_hash))
-        .set((
-            sessions::last_seen_at.eq(now),
-            sessions::expires_at.eq(expires_at),
-        ))
-        .execute(conn)?)
+    Ok(diesel::update(
+        sessions::table
+            .find(id_hash)
+            .filter(sessions::last_seen_at.lt(now)),
+    )
+    .set((
+        sessions::last_seen_at.eq(now),
+        sessions::expires_at.eq(expires_at),
+    ))
+    .execute(conn)?)
 }
 
 /// Writes a session's state and the columns copied from it; returns how many rows changed

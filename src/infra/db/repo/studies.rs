@@ -65,11 +65,9 @@ pub struct StudyRow {
     pub last_completion: Option<NaiveDateTime>,
 }
 
-/// Every study in scope, with its counts.
-pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow>, DbError> {
-    let rows = scoped!(counted!(), owner, |q| q
-        .group_by(dicom_instances::study_uid)
-        .select((
+macro_rules! study_columns {
+    () => {
+        (
             dicom_instances::study_uid,
             count_star(),
             count(dicom_instances::series_uid).aggregate_distinct(),
@@ -79,9 +77,97 @@ pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow
             max(dicom_instances::study_description),
             min(uploads::created_at),
             max(uploads::completed_at),
-        ))
+        )
+    };
+}
+
+/// Every study in scope, with its counts.
+pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow>, DbError> {
+    let rows = scoped!(counted!(), owner, |q| q
+        .group_by(dicom_instances::study_uid)
+        .select(study_columns!())
         .load::<StudyRow>(conn))?;
     Ok(rows)
+}
+
+/// One study's counts; `None` when nothing of it counts.
+pub fn one(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Option<StudyRow>, DbError> {
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let row = scoped!(base, owner, |q| q
+        .group_by(dicom_instances::study_uid)
+        .select(study_columns!())
+        .first::<StudyRow>(conn)
+        .optional())?;
+    Ok(row)
+}
+
+/// One series as the study page lists it (counted instances only).
+#[derive(Debug, Clone, Queryable)]
+pub struct SeriesRow {
+    pub series_uid: Option<String>,
+    pub number: Option<i32>,
+    pub description: Option<String>,
+    pub modality: Option<String>,
+    pub instances: i64,
+    pub bytes: i64,
+}
+
+/// The study's series with their counts, by number then UID.
+pub fn series(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<SeriesRow>, DbError> {
+    let base = counted!()
+        .filter(dicom_instances::study_uid.eq(study))
+        .filter(dicom_instances::series_uid.is_not_null());
+    let rows = scoped!(base, owner, |q| q
+        .group_by(dicom_instances::series_uid)
+        .select((
+            dicom_instances::series_uid,
+            min(dicom_instances::series_number),
+            max(dicom_instances::series_description),
+            max(dicom_instances::modality),
+            count_star(),
+            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
+        ))
+        .load::<SeriesRow>(conn))?;
+    Ok(rows)
+}
+
+/// The study's distinct (modality, uploader id) pairs over its counted instances.
+pub fn facets_of(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<(Option<String>, String)>, DbError> {
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .select((dicom_instances::modality, dicom_instances::user_id))
+        .distinct()
+        .load(conn))?;
+    Ok(rows)
+}
+
+/// The batches the study's uploads came in (any state).
+pub fn batches_of(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<String>, DbError> {
+    let base = dicom_instances::table
+        .inner_join(uploads::table)
+        .filter(dicom_instances::study_uid.eq(study))
+        .filter(uploads::batch_id.is_not_null());
+    let rows: Vec<Option<String>> = scoped!(base, owner, |q| q
+        .select(uploads::batch_id)
+        .distinct()
+        .load(conn))?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 /// A (study, modality, uploader id) triple as the facets query returns it.
@@ -157,24 +243,91 @@ macro_rules! file_columns {
     };
 }
 
-/// Every upload whose header names `study` (indexed, duplicate or conflicting), in any
-/// upload status, by series then instance number.
-pub fn files(
+macro_rules! file_order {
+    () => {
+        (
+            dicom_instances::series_number.asc(),
+            dicom_instances::series_uid.asc(),
+            dicom_instances::instance_number.asc(),
+            uploads::relative_path.asc(),
+            uploads::id.asc(),
+        )
+    };
+}
+
+/// The study's counted instances by series then instance number: `limit` of them from
+/// `offset`, or all with no limit.
+pub fn instances(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+    offset: u64,
+    limit: Option<u64>,
+) -> Result<Vec<FileRow>, DbError> {
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    // An OFFSET needs a LIMIT on SQLite; i64::MAX stands for none on both backends.
+    let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .order(file_order!())
+        .select(file_columns!())
+        .limit(limit)
+        .offset(offset)
+        .load::<FileRow>(conn))?;
+    Ok(rows)
+}
+
+/// A counted instance as the API lists it: only the columns it answers with.
+#[derive(Debug, Clone, Queryable)]
+pub struct InstanceRef {
+    pub upload_id: String,
+    pub sop_instance_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub instance_number: Option<i32>,
+    pub relative_path: Option<String>,
+    pub declared_size: i64,
+    pub sha256: Option<String>,
+}
+
+/// Every counted instance of the study, by series then instance number, in a few columns.
+pub fn instance_refs(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<InstanceRef>, DbError> {
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .order(file_order!())
+        .select((
+            uploads::id,
+            dicom_instances::sop_instance_uid,
+            dicom_instances::series_uid,
+            dicom_instances::instance_number,
+            uploads::relative_path,
+            uploads::declared_size,
+            uploads::sha256,
+        ))
+        .load::<InstanceRef>(conn))?;
+    Ok(rows)
+}
+
+/// Uploads whose header names `study` but that do not count in it: duplicates, conflicts,
+/// and files not (or not yet) stored.
+pub fn uncounted(
     conn: &mut DbConnection,
     owner: Option<&str>,
     study: &str,
 ) -> Result<Vec<FileRow>, DbError> {
     let base = dicom_instances::table
         .inner_join(uploads::table)
-        .filter(dicom_instances::study_uid.eq(study));
+        .filter(dicom_instances::study_uid.eq(study))
+        .filter(
+            dicom_instances::state
+                .ne(INDEXED)
+                .or(uploads::status.ne(COMPLETED)),
+        );
     let rows = scoped!(base, owner, |q| q
-        .order((
-            dicom_instances::series_number.asc(),
-            dicom_instances::series_uid.asc(),
-            dicom_instances::instance_number.asc(),
-            uploads::relative_path.asc(),
-            uploads::id.asc(),
-        ))
+        .order(file_order!())
         .select(file_columns!())
         .load::<FileRow>(conn))?;
     Ok(rows)

@@ -5,7 +5,7 @@ use askama::Template;
 
 use crate::app::buckets::size::human;
 use crate::app::studies::index::IndexState;
-use crate::app::studies::query::{Series, StudyDetail, StudyFile, StudySummary};
+use crate::app::studies::query::{FilePage, Series, StudyDetail, StudyFile, StudySummary};
 use crate::infra::dicom::PatientAttributes;
 use crate::web::timestamp::Timestamp;
 use crate::web::views::Layout;
@@ -174,6 +174,10 @@ pub struct StudyPage {
     pub study: StudyRow,
     pub series: Vec<SeriesRow>,
     pub files: Vec<FileRow>,
+    /// Which files the page shows, when they take more than one page.
+    pub files_range: Option<String>,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
     pub problems: Vec<FileRow>,
     pub missing: Vec<String>,
     pub directories: usize,
@@ -186,25 +190,49 @@ pub struct StudyPage {
 impl StudyPage {
     pub fn new(layout: Layout, d: &StudyDetail, show_uploader: bool, may_fetch: bool) -> Self {
         let study = StudyRow::new(&d.summary);
+        let (prev_href, next_href, files_range) = pages(&study.href, d);
         Self {
+            prev_href,
+            next_href,
+            files_range,
             layout,
             zip_href: (may_fetch && d.summary.instances > 0)
                 .then(|| format!("{}/archive", study.href)),
             study,
             series: d.series.iter().map(SeriesRow::new).collect(),
             files: d.instances().map(FileRow::new).collect(),
-            problems: d
-                .files
-                .iter()
-                .filter(|f| !f.counted())
-                .map(FileRow::new)
-                .collect(),
+            problems: d.problems().map(FileRow::new).collect(),
             missing: d.missing.clone(),
             directories: d.directories.len(),
             patient: d.patient.as_ref().map(patient_rows),
             show_uploader,
         }
     }
+}
+
+/// Links to the neighbouring pages of the file list, and which files this page shows, when
+/// the study's instances take more than one page.
+fn pages(href: &str, d: &StudyDetail) -> (Option<String>, Option<String>, Option<String>) {
+    let (total, size) = (d.summary.instances, FilePage::SIZE);
+    if total <= size && d.page.offset == 0 {
+        return (None, None, None);
+    }
+    let number = d.page.offset / size + 1;
+    let link = |n: u64| match n {
+        1 => href.to_string(),
+        n => format!("{href}?page={n}"),
+    };
+    let prev = (number > 1).then(|| link(number - 1));
+    let next = (d.page.offset + size < total).then(|| link(number + 1));
+    let range = match d.files.len() as u64 {
+        0 => format!("Page {number} is past the last of the {total} stored instances."),
+        shown => format!(
+            "Showing stored instances {}–{} of {total}.",
+            d.page.offset + 1,
+            d.page.offset + shown
+        ),
+    };
+    (prev, next, Some(range))
 }
 
 #[cfg(test)]
