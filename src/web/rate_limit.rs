@@ -96,7 +96,8 @@ impl Limiters {
         // A folder of small files is one creation (with its body) per file: creation is
         // upload traffic too, or a CD of 2,000 files would meet the general limit.
         let tus = path.starts_with("/tus/") && matches!(method.as_str(), "PATCH" | "HEAD" | "POST");
-        if tus || path == "/tus" || path.starts_with("/batches") {
+        let stow = *method == Method::POST && crate::web::request_body::is_stow(path);
+        if tus || stow || path == "/tus" || path.starts_with("/batches") {
             return Some(&self.upload);
         }
         if *method != Method::POST {
@@ -254,6 +255,19 @@ mod tests {
             );
         }
         assert!(l.class_of(&Method::GET, "/uploads").is_none());
+        // STOW-RS stores files like tus; searching and retrieving DICOMweb do not.
+        for path in ["/dicomweb/studies", "/dicomweb/studies/1.2.3"] {
+            assert!(
+                l.class_of(&Method::POST, path)
+                    .is_some_and(|c| std::ptr::eq(c, &l.upload)),
+                "{path}"
+            );
+            assert!(l.class_of(&Method::GET, path).is_none(), "{path}");
+        }
+        assert!(
+            l.class_of(&Method::POST, "/dicomweb/studies/1.2.3/series")
+                .is_none()
+        );
         assert!(
             l.class_of(&Method::POST, "/login")
                 .is_some_and(|c| std::ptr::eq(c, &l.login))

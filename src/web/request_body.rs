@@ -4,8 +4,8 @@
 //! - Every body is read through [`body_timeout`](crate::web::body_timeout): a client
 //!   that stalls or trickles gets an error instead of holding its request open. For an
 //!   upload the pipeline then keeps what arrived, so the client resumes from there.
-//! - Routes that do not take files (everything but `POST /uploads` and `/tus/...`) accept
-//!   at most [`LIMIT`] bytes: a larger `Content-Length` is refused with 413 before anything
+//! - Routes that do not take files (everything but `POST /uploads`, `/tus/...` and STOW-RS)
+//!   accept at most [`LIMIT`] bytes: a larger `Content-Length` is refused with 413 before anything
 //!   runs, and a body without one (chunked) is read here up to the limit, then handed on
 //!   from memory. One status for every route, whatever its handler would make of the body.
 
@@ -47,12 +47,23 @@ pub async fn request_body(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// The upload routes: the plain form upload and everything under `/tus/`.
+/// The upload routes: the plain form upload, everything under `/tus/` and STOW-RS.
 fn takes_files(req: &ServiceRequest) -> bool {
     let path = req.path();
-    (req.method() == Method::POST && path == "/uploads")
+    (req.method() == Method::POST && (path == "/uploads" || is_stow(path)))
         || path == "/tus"
         || path.starts_with("/tus/")
+}
+
+/// `/dicomweb/studies` and `/dicomweb/studies/{study}` (STOW-RS when POSTed).
+pub fn is_stow(path: &str) -> bool {
+    match path.strip_prefix("/dicomweb/studies") {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('/')
+            .is_some_and(|study| !study.is_empty() && !study.contains('/')),
+        None => false,
+    }
 }
 
 /// `None` when absent; an unreadable value counts as too large (the server would refuse
@@ -95,5 +106,25 @@ fn unreadable(e: &PayloadError) -> AppError {
         AppError::refused(408, "The request arrived too slowly. Please try again.")
     } else {
         AppError::BadRequest("The request could not be read. Please try again.".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stow;
+
+    #[test]
+    fn only_the_stow_paths_take_files() {
+        assert!(is_stow("/dicomweb/studies"));
+        assert!(is_stow("/dicomweb/studies/1.2.3"));
+        for other in [
+            "/dicomweb/studies/",
+            "/dicomweb/studies/1.2.3/series",
+            "/dicomweb/studiesx",
+            "/dicomweb",
+            "/api/v1/studies",
+        ] {
+            assert!(!is_stow(other), "{other}");
+        }
     }
 }

@@ -8,6 +8,7 @@ mod phi;
 mod qido;
 mod qido_bad;
 mod rate;
+mod stow;
 mod support;
 mod wado;
 mod wado_accept;

@@ -5,6 +5,7 @@ mod actors;
 mod audit;
 mod database;
 pub mod dicom;
+pub mod dicomweb;
 mod forms;
 mod postgres;
 mod process;

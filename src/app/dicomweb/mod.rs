@@ -3,11 +3,12 @@
 //! counted instances are visible (completed uploads, the same rule as the study ZIP), and
 //! patient attributes come from the sealed record, opened for that owner only. The answers
 //! are built in the DICOM JSON model (`json`, PS3.18 F.2); the search's parameters are
-//! parsed in `search`.
+//! parsed in `search`. STOW-RS stores instances through the one upload pipeline (`stow`).
 
 pub mod json;
 pub mod qido;
 pub mod search;
+pub mod stow;
 pub mod wado;
 
 use crate::app::error::AppError;

@@ -127,6 +127,18 @@ pub fn dicomdir(study: &str, files: &[(Vec<&str>, &str)]) -> Vec<u8> {
     part10(object, "1.2.840.10008.1.3.10", &format!("{study}.999"))
 }
 
+/// Runs `scripts/dicom-fixtures.sh` into `out` and returns the CD's manifest.
+pub fn pydicom_cd(out: &std::path::Path) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dicom-fixtures.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .status()
+        .expect("the fixture script runs");
+    assert!(status.success(), "scripts/dicom-fixtures.sh failed");
+    serde_json::from_slice(&std::fs::read(out.join("cd.json")).unwrap()).unwrap()
+}
+
 fn part10(object: InMemDicomObject, sop_class: &str, sop: &str) -> Vec<u8> {
     let meta = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(sop_class)

@@ -6,20 +6,9 @@ use std::path::Path;
 
 use super::support::{File, api_json, send_batch, unzip};
 use crate::both_backends;
+use crate::helpers::dicom::pydicom_cd;
 use crate::helpers::{Backend, TestApp};
 use crate::tus_support::{api_key, sha256_hex};
-
-/// Runs `scripts/dicom-fixtures.sh` into `out` and returns the CD's manifest.
-fn pydicom_cd(out: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dicom-fixtures.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .arg(out)
-        .status()
-        .expect("the fixture script runs");
-    assert!(status.success(), "scripts/dicom-fixtures.sh failed");
-    serde_json::from_slice(&std::fs::read(out.join("cd.json")).unwrap()).unwrap()
-}
 
 /// Every file under `dir`, as `CD/<path>`.
 fn files_under(dir: &Path) -> Vec<File> {

@@ -17,6 +17,7 @@ pub mod leftovers;
 mod part_buffers;
 mod records;
 pub mod request;
+mod room;
 mod storage_io;
 
 pub use append::{Appended, append, append_whole, writable};
@@ -25,3 +26,4 @@ pub use finish::{resume_completion, terminate};
 pub use in_flight::PartBudget;
 pub use part_buffers::PartBuffers;
 pub use request::{RawRequest, UploadRequest};
+pub use room::room_left;

@@ -54,7 +54,7 @@ fn to_i64(v: u64) -> Result<i64, AppError> {
 }
 
 /// Bytes the bucket holds or has promised to uploads in progress.
-fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError> {
+pub(super) fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError> {
     let held: Vec<&str> = UploadStatus::ALL
         .into_iter()
         .filter(|s| s.holds_space())

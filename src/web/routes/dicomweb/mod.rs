@@ -1,10 +1,11 @@
 //! DICOMweb (PS3.18) under `/dicomweb`, for a Bearer API key: QIDO-RS searches (`qido`)
-//! and WADO-RS retrievals (`wado`) with scope `read`. Only the key owner's instances are
+//! and WADO-RS retrievals (`wado`) with scope `read`, STOW-RS (`stow`) with scope `upload`. Only the key owner's instances are
 //! visible; an administrator's key is not special. Failures answer JSON
 //! `{"error", "message"}`, as every API does, never an HTML page.
 
 mod negotiate;
 mod qido;
+pub mod stow;
 mod wado;
 
 use actix_web::http::StatusCode;
@@ -25,11 +26,12 @@ const DICOM_JSON: &str = "application/dicom+json";
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     qido::configure(cfg);
     wado::configure(cfg);
+    stow::configure(cfg);
 }
 
 /// Every DICOMweb route, for the tests that walk them.
 pub fn all_routes() -> Vec<RouteSpec> {
-    [qido::ROUTES, wado::ROUTES].concat()
+    [qido::ROUTES, wado::ROUTES, stow::ROUTES].concat()
 }
 
 /// Why a DICOMweb request failed: the key (401, raised by the extractor) or the request.
