@@ -78,6 +78,33 @@ def studies(found):
     return sorted(value(ds, "0020000D") for ds in found)
 
 
+class SentParts:
+    """Keeps the bodies of the multipart requests the client sends (STOW-RS), split into
+    parts at their boundary, as the server receives them."""
+
+    def __init__(self, client):
+        self.bodies = []
+        client._session.hooks["response"].append(self.keep)
+
+    def keep(self, response, *args, **kwargs):
+        request = response.request
+        if request.method == "POST" and request.headers.get("content-type", "").startswith("multipart/related"):
+            self.bodies.append((request.headers["content-type"], request.body))
+
+    def digests(self):
+        out = []
+        for content_type, body in self.bodies:
+            boundary = content_type.split("boundary=", 1)[1].split(";", 1)[0].strip('"')
+            delimiter = b"--" + boundary.encode()
+            for chunk in body.split(delimiter)[1:]:
+                if chunk.startswith(b"--"):
+                    break
+                headers, _, payload = chunk.partition(b"\r\n\r\n")
+                expect(payload.endswith(b"\r\n"), "a part ends with CRLF before the delimiter")
+                out.append(hashlib.sha256(payload[:-2]).hexdigest())
+        return out
+
+
 class RawParts:
     """Keeps the multipart responses the client receives, so the bytes of each part can
     be compared with the files; the parts are split by the client's own decoder."""
@@ -112,8 +139,15 @@ def check(args):
 
     if args.store:
         datasets = [pydicom.dcmread(f["path"]) for f in files]
+        sent = SentParts(client)
         client.store_instances(datasets=datasets)
         summary["stored"] = len(datasets)
+        # The client encodes each dataset itself, which need not reproduce the file byte
+        # for byte: what must come back is what it sent, part for part, in order.
+        digests = sent.digests()
+        expect(len(digests) == len(files), f"{len(digests)} parts sent for {len(files)} files")
+        for f, digest in zip(files, digests):
+            f["sha256"] = digest
 
     def search(expected, **kwargs):
         found = client.search_for_studies(**kwargs)

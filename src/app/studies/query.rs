@@ -2,7 +2,7 @@
 //! verdict, and one study with its series, files, problems and the DICOMDIR entries that
 //! were never sent. Patient attributes are opened only when the scope allows it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDateTime;
 
@@ -16,7 +16,7 @@ use crate::domain::DicomUid;
 /// A counted instance as the API lists it.
 pub use crate::infra::db::repo::studies::InstanceRef;
 use crate::infra::db::repo::studies::{
-    self as repo, DirectoryRow, EntryRow, FileRow, SeriesRow, StoredRow, StudyRow,
+    self as repo, DirectoryRow, EntryRow, FileRow, SliceRow, StoredRow, StudyRow,
 };
 use crate::infra::db::repo::users;
 use crate::infra::db::{DbConnection, DbError};
@@ -281,12 +281,20 @@ pub(crate) fn read_detail(
     page: FilePage,
 ) -> Result<Option<StudyDetail>, DbError> {
     let owner = scope.owner_id();
-    let counts = repo::one(conn, owner, uid)?;
-    let uncounted = repo::uncounted(conn, owner, uid)?;
-    if counts.is_none() && uncounted.is_empty() {
+    let slices = repo::slices(conn, owner, uid)?;
+    let counted: i64 = slices.iter().map(|s| s.instances).sum();
+    let unstored = repo::indexed_count(conn, owner, uid)? > counted;
+    let uncounted = repo::uncounted(conn, owner, uid, unstored)?;
+    if slices.is_empty() && uncounted.is_empty() {
         return Ok(None);
     }
-    let batches = repo::batches_of(conn, owner, uid)?;
+    let batches: Vec<String> = slices
+        .iter()
+        .filter_map(|s| s.batch_id.clone())
+        .chain(uncounted.iter().filter_map(|r| r.batch_id.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let unreadable = repo::unreadable_in(conn, owner, &batches)?;
     let directories = repo::directories_for(conn, owner, uid, &batches)?;
     let missing = if directories.is_empty() {
@@ -302,28 +310,15 @@ pub(crate) fn read_detail(
         .remove(uid)
         .unwrap_or_default()
     };
-    let facets = repo::facets_of(conn, owner, uid)?;
-    let ids: Vec<&str> = facets
+    let ids: Vec<&str> = slices
         .iter()
-        .map(|(_, user)| user.as_str())
+        .map(|s| s.user_id.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     let emails = users::emails_by_id(conn, &ids)?;
-    let modalities: BTreeSet<String> = facets.iter().filter_map(|(m, _)| m.clone()).collect();
-    let uploaders: BTreeSet<String> = facets
-        .iter()
-        .map(|(_, user)| emails.get(user).cloned().unwrap_or_else(|| user.clone()))
-        .collect();
-    let summary = match counts {
-        Some(row) => StudySummary::from_row(row, modalities, uploaders, missing.len()),
-        None => StudySummary::empty(uid, missing.len()),
-    };
-    let mut series: Vec<Series> = repo::series(conn, owner, uid)?
-        .into_iter()
-        .filter_map(Series::from_row)
-        .collect();
-    series.sort_by(|a, b| (a.number, &a.series_uid).cmp(&(b.number, &b.series_uid)));
+    let summary = StudySummary::from_slices(uid, &slices, &emails, missing.len());
+    let series = Series::from_slices(&slices);
     let files = repo::instances(conn, owner, uid, page.offset, page.limit)?
         .into_iter()
         .map(StudyFile::from_row)
@@ -388,33 +383,76 @@ impl StudySummary {
         }
     }
 
-    /// A study none of whose files counts (all duplicates, conflicts or unfinished).
-    fn empty(uid: &str, missing: usize) -> Self {
+    /// The study's summary from its slices (none when nothing of it counts: all
+    /// duplicates, conflicts or unfinished files).
+    fn from_slices(
+        uid: &str,
+        slices: &[SliceRow],
+        emails: &HashMap<String, String>,
+        missing: usize,
+    ) -> Self {
+        let series: BTreeSet<&str> = slices
+            .iter()
+            .filter_map(|s| s.series_uid.as_deref())
+            .collect();
+        let modalities: BTreeSet<String> =
+            slices.iter().filter_map(|s| s.modality.clone()).collect();
+        let uploaders: BTreeSet<String> = slices
+            .iter()
+            .map(|s| {
+                emails
+                    .get(&s.user_id)
+                    .cloned()
+                    .unwrap_or_else(|| s.user_id.clone())
+            })
+            .collect();
+        let size = |v: i64| u64::try_from(v).unwrap_or(0);
         Self {
             study_uid: uid.to_string(),
-            instances: 0,
-            series: 0,
-            bytes: 0,
-            study_date: None,
-            description: None,
-            modalities: Vec::new(),
-            first_upload: None,
-            last_completion: None,
-            uploaders: Vec::new(),
+            instances: slices.iter().map(|s| size(s.instances)).sum(),
+            series: series.len() as u64,
+            bytes: slices.iter().map(|s| size(s.bytes)).sum(),
+            study_date: slices.iter().filter_map(|s| s.study_date.clone()).min(),
+            description: slices
+                .iter()
+                .filter_map(|s| s.study_description.clone())
+                .max(),
+            modalities: modalities.into_iter().collect(),
+            first_upload: slices.iter().filter_map(|s| s.first_upload).min(),
+            last_completion: slices.iter().filter_map(|s| s.last_completion).max(),
+            uploaders: uploaders.into_iter().collect(),
             missing,
         }
     }
 }
 
 impl Series {
-    fn from_row(row: SeriesRow) -> Option<Self> {
-        Some(Self {
-            series_uid: row.series_uid?,
-            number: row.number,
-            description: row.description,
-            modality: row.modality,
-            instances: u64::try_from(row.instances).unwrap_or(0),
-            bytes: u64::try_from(row.bytes).unwrap_or(0),
-        })
+    /// The series of the study's slices, by number then UID.
+    fn from_slices(slices: &[SliceRow]) -> Vec<Self> {
+        let mut by_uid: BTreeMap<&str, Self> = BTreeMap::new();
+        for slice in slices {
+            let Some(uid) = slice.series_uid.as_deref() else {
+                continue;
+            };
+            let s = by_uid.entry(uid).or_insert_with(|| Self {
+                series_uid: uid.to_string(),
+                number: slice.series_number,
+                description: None,
+                modality: None,
+                instances: 0,
+                bytes: 0,
+            });
+            s.number = match (s.number, slice.series_number) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            s.description = s.description.clone().max(slice.series_description.clone());
+            s.modality = s.modality.clone().max(slice.modality.clone());
+            s.instances += u64::try_from(slice.instances).unwrap_or(0);
+            s.bytes += u64::try_from(slice.bytes).unwrap_or(0);
+        }
+        let mut out: Vec<Self> = by_uid.into_values().collect();
+        out.sort_by(|a, b| (a.number, &a.series_uid).cmp(&(b.number, &b.series_uid)));
+        out
     }
 }

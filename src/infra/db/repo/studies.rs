@@ -90,86 +90,6 @@ pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow
     Ok(rows)
 }
 
-/// One study's counts; `None` when nothing of it counts.
-pub fn one(
-    conn: &mut DbConnection,
-    owner: Option<&str>,
-    study: &str,
-) -> Result<Option<StudyRow>, DbError> {
-    let base = counted!().filter(dicom_instances::study_uid.eq(study));
-    let row = scoped!(base, owner, |q| q
-        .group_by(dicom_instances::study_uid)
-        .select(study_columns!())
-        .first::<StudyRow>(conn)
-        .optional())?;
-    Ok(row)
-}
-
-/// One series as the study page lists it (counted instances only).
-#[derive(Debug, Clone, Queryable)]
-pub struct SeriesRow {
-    pub series_uid: Option<String>,
-    pub number: Option<i32>,
-    pub description: Option<String>,
-    pub modality: Option<String>,
-    pub instances: i64,
-    pub bytes: i64,
-}
-
-/// The study's series with their counts, by number then UID.
-pub fn series(
-    conn: &mut DbConnection,
-    owner: Option<&str>,
-    study: &str,
-) -> Result<Vec<SeriesRow>, DbError> {
-    let base = counted!()
-        .filter(dicom_instances::study_uid.eq(study))
-        .filter(dicom_instances::series_uid.is_not_null());
-    let rows = scoped!(base, owner, |q| q
-        .group_by(dicom_instances::series_uid)
-        .select((
-            dicom_instances::series_uid,
-            min(dicom_instances::series_number),
-            max(dicom_instances::series_description),
-            max(dicom_instances::modality),
-            count_star(),
-            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
-        ))
-        .load::<SeriesRow>(conn))?;
-    Ok(rows)
-}
-
-/// The study's distinct (modality, uploader id) pairs over its counted instances.
-pub fn facets_of(
-    conn: &mut DbConnection,
-    owner: Option<&str>,
-    study: &str,
-) -> Result<Vec<(Option<String>, String)>, DbError> {
-    let base = counted!().filter(dicom_instances::study_uid.eq(study));
-    let rows = scoped!(base, owner, |q| q
-        .select((dicom_instances::modality, dicom_instances::user_id))
-        .distinct()
-        .load(conn))?;
-    Ok(rows)
-}
-
-/// The batches the study's uploads came in (any state).
-pub fn batches_of(
-    conn: &mut DbConnection,
-    owner: Option<&str>,
-    study: &str,
-) -> Result<Vec<String>, DbError> {
-    let base = dicom_instances::table
-        .inner_join(uploads::table)
-        .filter(dicom_instances::study_uid.eq(study))
-        .filter(uploads::batch_id.is_not_null());
-    let rows: Vec<Option<String>> = scoped!(base, owner, |q| q
-        .select(uploads::batch_id)
-        .distinct()
-        .load(conn))?;
-    Ok(rows.into_iter().flatten().collect())
-}
-
 /// A (study, modality, uploader id) triple as the facets query returns it.
 pub type Facet = (Option<String>, Option<String>, String);
 
@@ -185,6 +105,79 @@ pub fn facets(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<Facet>
         .distinct()
         .load(conn))?;
     Ok(rows)
+}
+
+// A study's slices group by columns of both tables.
+diesel::allow_columns_to_appear_in_same_group_by_clause!(
+    dicom_instances::series_uid,
+    dicom_instances::user_id,
+    dicom_instances::modality,
+    uploads::batch_id,
+);
+
+/// One slice of a study's counted instances: those of one series, uploader, modality and
+/// batch, with their counts and the values the study page summarises.
+#[derive(Debug, Clone, Queryable)]
+pub struct SliceRow {
+    pub series_uid: Option<String>,
+    pub user_id: String,
+    pub modality: Option<String>,
+    pub batch_id: Option<String>,
+    pub instances: i64,
+    pub bytes: i64,
+    pub series_number: Option<i32>,
+    pub series_description: Option<String>,
+    pub study_date: Option<String>,
+    pub study_description: Option<String>,
+    pub first_upload: Option<NaiveDateTime>,
+    pub last_completion: Option<NaiveDateTime>,
+}
+
+/// The study's counted instances in slices (a handful of rows whatever the study's size):
+/// its counts, series, modalities, uploaders and batches, in one pass over its instances.
+pub fn slices(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<Vec<SliceRow>, DbError> {
+    let base = counted!().filter(dicom_instances::study_uid.eq(study));
+    let rows = scoped!(base, owner, |q| q
+        .group_by((
+            dicom_instances::series_uid,
+            dicom_instances::user_id,
+            dicom_instances::modality,
+            uploads::batch_id,
+        ))
+        .select((
+            dicom_instances::series_uid,
+            dicom_instances::user_id,
+            dicom_instances::modality,
+            uploads::batch_id,
+            count_star(),
+            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
+            min(dicom_instances::series_number),
+            max(dicom_instances::series_description),
+            min(dicom_instances::study_date),
+            max(dicom_instances::study_description),
+            min(uploads::created_at),
+            max(uploads::completed_at),
+        ))
+        .load::<SliceRow>(conn))?;
+    Ok(rows)
+}
+
+/// How many of the study's index rows are `indexed`, whatever their upload's status (read
+/// from the index alone): more than the counted ones means some are not, or not yet, stored.
+pub fn indexed_count(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    study: &str,
+) -> Result<i64, DbError> {
+    let base = dicom_instances::table
+        .filter(dicom_instances::study_uid.eq(study))
+        .filter(dicom_instances::state.eq(INDEXED));
+    let n = scoped!(base, owner, |q| q.select(count_star()).first(conn))?;
+    Ok(n)
 }
 
 /// One DICOM upload of a study (any state), as the study page lists it.
@@ -243,14 +236,15 @@ macro_rules! file_columns {
     };
 }
 
+/// By series, then instance number: the order of `dicom_instances_study_order_idx`, so a
+/// page of instances is read in order rather than sorted.
 macro_rules! file_order {
     () => {
         (
             dicom_instances::series_number.asc(),
             dicom_instances::series_uid.asc(),
             dicom_instances::instance_number.asc(),
-            uploads::relative_path.asc(),
-            uploads::id.asc(),
+            dicom_instances::upload_id.asc(),
         )
     };
 }
@@ -311,25 +305,32 @@ pub fn instance_refs(
     Ok(rows)
 }
 
-/// Uploads whose header names `study` but that do not count in it: duplicates, conflicts,
-/// and files not (or not yet) stored.
+/// Uploads whose header names `study` but that do not count in it: duplicates and
+/// conflicts, and, with `unstored`, indexed files whose upload is not (or not yet) stored
+/// (the caller knows from the counts whether there are any: finding them reads every
+/// instance's upload).
 pub fn uncounted(
     conn: &mut DbConnection,
     owner: Option<&str>,
     study: &str,
+    unstored: bool,
 ) -> Result<Vec<FileRow>, DbError> {
     let base = dicom_instances::table
         .inner_join(uploads::table)
-        .filter(dicom_instances::study_uid.eq(study))
-        .filter(
-            dicom_instances::state
-                .ne(INDEXED)
-                .or(uploads::status.ne(COMPLETED)),
-        );
-    let rows = scoped!(base, owner, |q| q
+        .filter(dicom_instances::study_uid.eq(study));
+    let mut rows = scoped!(base, owner, |q| q
+        .filter(dicom_instances::state.ne(INDEXED))
         .order(file_order!())
         .select(file_columns!())
         .load::<FileRow>(conn))?;
+    if unstored {
+        rows.extend(scoped!(base, owner, |q| q
+            .filter(dicom_instances::state.eq(INDEXED))
+            .filter(uploads::status.ne(COMPLETED))
+            .order(file_order!())
+            .select(file_columns!())
+            .load::<FileRow>(conn))?);
+    }
     Ok(rows)
 }
 

@@ -1,0 +1,1 @@
+DROP INDEX dicom_instances_study_order_idx;
