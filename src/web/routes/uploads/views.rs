@@ -169,10 +169,17 @@ pub struct BatchView {
     pub size_bytes: u64,
     pub bucket: String,
     pub owner: Option<String>,
+    /// At most [`BatchView::LISTED`], the files with a problem first.
     pub files: Vec<BatchFileView>,
+    /// Every file of the batch, listed or not.
+    pub file_total: usize,
 }
 
 impl BatchView {
+    /// Files listed in the history row: a CD of thousands would make the history page
+    /// megabytes long. The study pages list every file.
+    pub const LISTED: usize = 100;
+
     pub fn new(batch: &BatchStatus, bucket: Option<&str>, owner: Option<String>) -> Self {
         let size_bytes = batch.files.iter().map(|f| f.size).sum();
         Self {
@@ -186,9 +193,13 @@ impl BatchView {
             size_bytes,
             bucket: bucket.unwrap_or("(deleted bucket)").to_string(),
             owner,
+            file_total: batch.files.len(),
             files: batch
                 .files
                 .iter()
+                .filter(|f| f.problem.is_some())
+                .chain(batch.files.iter().filter(|f| f.problem.is_none()))
+                .take(Self::LISTED)
                 .map(|f| {
                     let status = UploadStatus::parse(f.status);
                     BatchFileView {
@@ -212,13 +223,66 @@ impl BatchView {
     }
 
     pub fn file_count(&self) -> usize {
-        self.files.len()
+        self.file_total
+    }
+
+    /// Files of the batch the row does not list.
+    pub fn unlisted(&self) -> usize {
+        self.file_total - self.files.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::uploads::batches::{Batch, BatchFile};
+    use crate::domain::ids::{BatchId, BucketId, UserId};
+
+    fn file(n: usize, problem: bool) -> BatchFile {
+        BatchFile {
+            upload_id: format!("u{n}"),
+            filename: format!("IM{n}"),
+            relative_path: Some(format!("CD/IM{n}")),
+            size: 10,
+            status: "completed",
+            sha256: None,
+            dicom: None,
+            problem: problem.then(|| "A duplicate".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_large_batch_lists_its_first_files_and_every_problem_first() {
+        let t = NaiveDateTime::parse_from_str("2026-12-06 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let files: Vec<BatchFile> = (0..250).map(|n| file(n, n % 50 == 49)).collect();
+        let status = BatchStatus {
+            batch: Batch {
+                id: BatchId::from_db("b".into()),
+                user_id: UserId::from_db("u".into()),
+                bucket: BucketId::from_db("system".into()),
+                declared_files: 250,
+                declared_bytes: 2500,
+                started_at: t,
+                finished_at: None,
+            },
+            stored: 245,
+            duplicates: 5,
+            problems: 5,
+            files,
+        };
+        let view = BatchView::new(&status, Some("Default"), None);
+        assert_eq!(view.file_count(), 250);
+        assert_eq!(view.files.len(), BatchView::LISTED);
+        assert_eq!(view.unlisted(), 150);
+        let problems: Vec<&str> = view.files[..5].iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            problems,
+            ["CD/IM49", "CD/IM99", "CD/IM149", "CD/IM199", "CD/IM249"]
+        );
+        assert!(view.files[5..].iter().all(|f| f.problem.is_none()));
+        assert_eq!(view.files[5].name, "CD/IM0");
+        assert_eq!(view.size_bytes, 2500, "the size counts every file");
+    }
 
     #[test]
     fn live_means_in_progress_with_recent_news() {
