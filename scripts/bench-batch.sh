@@ -37,42 +37,7 @@ release_medport
 
 bench_workdir batch
 suffix="$(date +%s)-$$"
-bucket="medport-bench-batch-$suffix"
-database=""
-cleanup() {
-    stop_started
-    rm -rf "$work"
-    if [ "$setup" = pg-s3 ]; then
-        python3 scripts/bench-upload.py drop "$bucket" || true
-        [ -z "$database" ] || psql -q "$MEDPORT_TEST_POSTGRES" -c "DROP DATABASE IF EXISTS \"$database\"" >/dev/null 2>&1 || true
-    fi
-}
-trap cleanup EXIT
-
-export MEDPORT_DATA_DIR="$work/data"
-if [ "$setup" = pg-s3 ]; then
-    python3 -c 'import boto3' 2>/dev/null || pip install --quiet boto3
-    scripts/test-services.sh postgres s3 >/dev/null
-    # shellcheck disable=SC1091
-    source target/test-services.env
-    export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
-        MEDPORT_TEST_S3_REGION
-    python3 scripts/bench-upload.py bucket "$bucket"
-    database="medport_bench_batch_$$"
-    psql -q "$MEDPORT_TEST_POSTGRES" -c "CREATE DATABASE \"$database\"" >/dev/null
-    export DATABASE_URL="${MEDPORT_TEST_POSTGRES%/*}/$database"
-    export MEDPORT_S3_ENDPOINT="$MEDPORT_TEST_S3_ENDPOINT" MEDPORT_S3_REGION="$MEDPORT_TEST_S3_REGION"
-    export MEDPORT_S3_BUCKET="$bucket" MEDPORT_S3_PATH_STYLE=true
-    export MEDPORT_S3_ACCESS_KEY_ID="$MEDPORT_TEST_S3_ACCESS_KEY"
-    export MEDPORT_S3_SECRET_ACCESS_KEY="$MEDPORT_TEST_S3_SECRET_KEY"
-    export MEDPORT_ALLOW_LOOPBACK_ENDPOINTS=true
-fi
-export RUST_LOG=warn
-port="$(free_port)"
-export MEDPORT_BIND="127.0.0.1:$port"
-# A batch of thousands of requests from one client must measure the pipeline, not the
-# per-account request limit.
-export MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE=1000000 MEDPORT_RATE_LIMIT_UPLOAD_PER_MINUTE=1000000
+bench_backends batch "$setup"
 
 log "generating $count DICOM files of $kib KiB"
 bash scripts/dicom-fixtures.sh "$work/fx" --bench "$count" "$kib" >/dev/null

@@ -71,3 +71,48 @@ bench_workdir() {
 stop_started() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
 }
+
+# The server's backends for SETUP (local: SQLite and the local store under `work`; pg-s3:
+# a new PostgreSQL database and S3 bucket on the test services, named after NAME and dropped
+# on exit), its address (`port`), and request limits out of the way (thousands of requests
+# from one client must measure the pipeline, not the per-account limit). Sets `bucket` and
+# `database` (and `suffix`, unless the caller chose one), and the exit trap that stops medport and removes `work`.
+bench_backends() {
+    local name="$1"
+    bench_setup="$2"
+    suffix="${suffix:-$(date +%s)-$$}"
+    bucket="medport-bench-$name-$suffix"
+    database=""
+    trap bench_cleanup EXIT
+    export MEDPORT_DATA_DIR="$work/data"
+    if [ "$bench_setup" = pg-s3 ]; then
+        python3 -c 'import boto3' 2>/dev/null || pip install --quiet boto3
+        scripts/test-services.sh postgres s3 >/dev/null
+        # shellcheck disable=SC1091
+        source target/test-services.env
+        export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
+            MEDPORT_TEST_S3_REGION
+        python3 scripts/bench-upload.py bucket "$bucket"
+        database="medport_bench_${name}_$$"
+        psql -q "$MEDPORT_TEST_POSTGRES" -c "CREATE DATABASE \"$database\"" >/dev/null
+        export DATABASE_URL="${MEDPORT_TEST_POSTGRES%/*}/$database"
+        export MEDPORT_S3_ENDPOINT="$MEDPORT_TEST_S3_ENDPOINT" MEDPORT_S3_REGION="$MEDPORT_TEST_S3_REGION"
+        export MEDPORT_S3_BUCKET="$bucket" MEDPORT_S3_PATH_STYLE=true
+        export MEDPORT_S3_ACCESS_KEY_ID="$MEDPORT_TEST_S3_ACCESS_KEY"
+        export MEDPORT_S3_SECRET_ACCESS_KEY="$MEDPORT_TEST_S3_SECRET_KEY"
+        export MEDPORT_ALLOW_LOOPBACK_ENDPOINTS=true
+    fi
+    export RUST_LOG=warn
+    port="$(free_port)"
+    export MEDPORT_BIND="127.0.0.1:$port"
+    export MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE=1000000 MEDPORT_RATE_LIMIT_UPLOAD_PER_MINUTE=1000000
+}
+
+bench_cleanup() {
+    stop_started
+    rm -rf "$work"
+    if [ "$bench_setup" = pg-s3 ]; then
+        python3 scripts/bench-upload.py drop "$bucket" || true
+        [ -z "$database" ] || psql -q "$MEDPORT_TEST_POSTGRES" -c "DROP DATABASE IF EXISTS \"$database\"" >/dev/null 2>&1 || true
+    fi
+}

@@ -49,15 +49,7 @@ async fn an_expired_tus_upload_is_aborted_in_s3_and_marked_expired(backend: Back
     let res = tus.patch(&id, 0, data[..4000].to_vec()).await;
     assert_eq!(res.status(), 204);
     let ctx = context(&app, Some(&bucket));
-    let upload = ctx
-        .db
-        .run({
-            let id = medport::domain::ids::UploadId::parse(&id).unwrap();
-            move |conn| medport::app::uploads::model::find(conn, &id)
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let upload = upload_of(&ctx, &id).await;
     let key = upload.object_key.clone();
     assert_eq!(s3_multipart_uploads(&bucket, &key).await, 1);
     assert!(!s3_objects_under(&bucket, key.as_str()).await.is_empty());
@@ -105,15 +97,7 @@ async fn an_expired_small_upload_leaves_nothing_in_s3(backend: Backend) {
     let id = tus.create_ok("scan.dcm", data.len() as u64, None).await;
     assert_eq!(tus.patch(&id, 0, data[..4000].to_vec()).await.status(), 204);
     let ctx = context(&app, Some(&bucket));
-    let upload = ctx
-        .db
-        .run({
-            let id = medport::domain::ids::UploadId::parse(&id).unwrap();
-            move |conn| medport::app::uploads::model::find(conn, &id)
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let upload = upload_of(&ctx, &id).await;
     assert_eq!(upload.storage_upload_id, None, "no multipart upload");
     let key = upload.object_key.clone();
     assert_eq!(s3_multipart_uploads(&bucket, &key).await, 0);
@@ -128,6 +112,19 @@ async fn an_expired_small_upload_leaves_nothing_in_s3(backend: Backend) {
         s3_objects_under(&bucket, key.as_str()).await,
         Vec::<String>::new()
     );
+}
+
+/// The upload row, typed.
+async fn upload_of(
+    ctx: &medport::app::uploads::UploadContext,
+    id: &str,
+) -> medport::app::uploads::model::Upload {
+    let id = medport::domain::ids::UploadId::parse(id).unwrap();
+    ctx.db
+        .run(move |conn| medport::app::uploads::model::find(conn, &id))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn a_failed_abort_is_retried_with_backoff_until_it_succeeds(backend: Backend) {

@@ -136,16 +136,7 @@ pub async fn retrieve(
     let (parts, stores) = ctx
         .db
         .run(move |conn| {
-            let mut uploads: Vec<Upload> = model::find_many(conn, &ids)?
-                .into_iter()
-                .filter(Upload::is_downloadable)
-                .collect();
-            let order: BTreeMap<&str, usize> = ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id.as_str(), i))
-                .collect();
-            uploads.sort_by_key(|u| order.get(u.id.as_str()).copied().unwrap_or(usize::MAX));
+            let uploads = model::downloadable_in_order(conn, &ids)?;
             let bucket_ids: HashSet<BucketId> =
                 uploads.iter().map(|u| u.bucket_id.clone()).collect();
             let stores = bucket_ids

@@ -75,16 +75,12 @@ pub async fn open(
                     .iter()
                     .map(|d| UploadId::from_db(d.upload_id.clone())),
             );
-            let mut uploads: Vec<Upload> = model::find_many(conn, &ids)?
-                .into_iter()
-                .filter(Upload::is_downloadable)
-                .collect();
+            let uploads = model::downloadable_in_order(conn, &ids)?;
             let order: BTreeMap<&str, usize> = ids
                 .iter()
                 .enumerate()
                 .map(|(i, id)| (id.as_str(), i))
                 .collect();
-            uploads.sort_by_key(|u| order.get(u.id.as_str()).copied().unwrap_or(usize::MAX));
             let series: BTreeMap<&str, Option<i32>> = detail
                 .files
                 .iter()

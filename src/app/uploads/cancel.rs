@@ -3,20 +3,14 @@
 //! cancelled: a 409 with its reason, where tus (which only knows unfinished uploads) says 404.
 
 use crate::app::error::AppError;
-use crate::app::uploads::{UploadContext, UploadStatus, Uploader, model, pipeline};
+use crate::app::uploads::{UploadContext, UploadStatus, Uploader, pipeline};
 use crate::domain::ids::UploadId;
 
 /// Cancels `who`'s unfinished upload `id`: its stored parts are removed and the row is kept
 /// as history (`aborted`). 404 when it is not theirs; 409 once it is finished.
 pub async fn cancel(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Result<(), AppError> {
     who.require_upload(&ctx.db).await?;
-    let lookup = id.clone();
-    let upload = ctx
-        .db
-        .run(move |conn| model::find(conn, &lookup))
-        .await?
-        .filter(|u| u.user_id == who.user_id)
-        .ok_or(AppError::NotFound)?;
+    let upload = who.own_upload(&ctx.db, id).await?;
     match upload.status {
         UploadStatus::Active => pipeline::terminate(ctx, who, id).await,
         UploadStatus::Completing => Err(AppError::conflict(

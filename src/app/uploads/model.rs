@@ -258,6 +258,24 @@ pub fn find_many(conn: &mut DbConnection, ids: &[UploadId]) -> Result<Vec<Upload
         .collect()
 }
 
+/// The downloadable uploads among `ids` (the caller has scoped them), in the order of `ids`.
+pub fn downloadable_in_order(
+    conn: &mut DbConnection,
+    ids: &[UploadId],
+) -> Result<Vec<Upload>, AppError> {
+    let order: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut uploads: Vec<Upload> = find_many(conn, ids)?
+        .into_iter()
+        .filter(Upload::is_downloadable)
+        .collect();
+    uploads.sort_by_key(|u| order.get(u.id.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(uploads)
+}
+
 /// One upload if `user` may see it (owner or admin), else `None`.
 pub fn find_visible(
     conn: &mut DbConnection,

@@ -30,6 +30,20 @@ impl std::fmt::Debug for Uploader {
 }
 
 impl Uploader {
+    /// One of this uploader's own uploads; 404 for anyone else's, as for one that does not
+    /// exist, so ids reveal nothing.
+    pub async fn own_upload(
+        &self,
+        db: &crate::infra::db::Database,
+        id: &crate::domain::ids::UploadId,
+    ) -> Result<crate::app::uploads::model::Upload, AppError> {
+        let lookup = id.clone();
+        db.run(move |conn| crate::app::uploads::model::find(conn, &lookup))
+            .await?
+            .filter(|u| u.user_id == self.user_id)
+            .ok_or(AppError::NotFound)
+    }
+
     /// A signed-in browser (the CSRF layer has already checked its token).
     pub fn signed_in(user_id: UserId, email: String, role: Role, origin: Origin) -> Self {
         Self {

@@ -168,13 +168,7 @@ async fn current_offset(ctx: &UploadContext, id: &UploadId) -> Result<u64, AppEr
 /// The upload as its owner sees it over tus. Finished uploads report their full length;
 /// refused and cancelled ones are gone (404); expired ones 410.
 async fn owned(ctx: &UploadContext, who: &Uploader, id: &UploadId) -> Result<Upload, AppError> {
-    let lookup = id.clone();
-    let upload = ctx
-        .db
-        .run(move |conn| model::find(conn, &lookup))
-        .await?
-        .filter(|u| u.user_id == who.user_id)
-        .ok_or(AppError::NotFound)?;
+    let upload = who.own_upload(&ctx.db, id).await?;
     let expired =
         upload.status == UploadStatus::Active && upload.expires_at <= ctx.clock.now_naive();
     match upload.status {

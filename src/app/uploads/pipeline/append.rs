@@ -64,13 +64,7 @@ pub async fn writable(
     who: &Uploader,
     id: &UploadId,
 ) -> Result<Upload, AppError> {
-    let lookup = id.clone();
-    let upload = ctx
-        .db
-        .run(move |conn| crate::app::uploads::model::find(conn, &lookup))
-        .await?
-        .filter(|u| u.user_id == who.user_id)
-        .ok_or(AppError::NotFound)?;
+    let upload = who.own_upload(&ctx.db, id).await?;
     match upload.status {
         UploadStatus::Active if upload.expires_at > ctx.clock.now_naive() => Ok(upload),
         UploadStatus::Active | UploadStatus::Expired | UploadStatus::CleanupFailed => {
