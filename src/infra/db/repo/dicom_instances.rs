@@ -123,16 +123,20 @@ pub fn insert_entries(conn: &mut DbConnection, entries: &[NewEntry<'_>]) -> Resu
     Ok(())
 }
 
+/// The rows that hold a seal (the queries ask for those only; the column is nullable).
+fn sealed_only(rows: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, Vec<u8>)> {
+    rows.into_iter()
+        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
+        .collect()
+}
+
 /// Every PHI seal there is, for key rotation.
 pub fn sealed_patients(conn: &mut DbConnection) -> Result<Vec<(String, Vec<u8>)>, DbError> {
     let rows: Vec<(String, Option<Vec<u8>>)> = dicom_instances::table
         .filter(dicom_instances::patient_sealed.is_not_null())
         .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
-        .collect())
+    Ok(sealed_only(rows))
 }
 
 pub fn set_sealed_patient(
@@ -181,10 +185,7 @@ pub fn stale_blind(
         .limit(limit)
         .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
-        .collect())
+    Ok(sealed_only(rows))
 }
 
 /// Writes a row's blind indexes and the key id they were computed under.
