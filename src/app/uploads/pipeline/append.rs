@@ -39,9 +39,7 @@ use super::finish::{self, StoredWhole};
 use super::in_flight::{InFlight, Sending};
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
-use super::storage_io::{
-    abort_quietly, delete_quietly, put_part, put_small, put_whole, read_small,
-};
+use super::storage_io::{abort_quietly, delete_quietly, put_part, read_small};
 
 /// Parts sent to storage concurrently per upload. One is not enough to keep an S3 server
 /// busy (each part waits for its round trip); more only costs memory. Only parts still being
@@ -548,7 +546,10 @@ impl<'a> Writer<'a> {
             }
             // The digest so far is the file's, and so its one part's: no second pass.
             let sha256 = self.hasher.clone().finish_hex();
-            let put = put_whole(&self.store, &self.upload.object_key, rest.clone()).await?;
+            let put = self
+                .store
+                .put(&self.upload.object_key, rest.clone())
+                .await?;
             self.stored_whole = Some(StoredWhole {
                 info: put.object,
                 bytes: rest,
@@ -587,7 +588,7 @@ impl<'a> Writer<'a> {
                 .db
                 .run(move |conn| records::note_tail(conn, &id, end))
                 .await?;
-            put_small(&self.store, &key, rest).await?;
+            self.store.put(&key, rest).await?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Storage steps with the pipeline's own retry: a part body is held in memory while it is
 //! sent, so a part that failed on a transient error is simply sent again (S3's `UploadPart`
-//! is tried once by the store, see `storage::s3`).
+//! is tried once by the store, see `storage::s3`). A whole object (`BlobStore::put`) needs no
+//! retry here: its body is in memory for the S3 client, which retries it itself.
 
 use std::time::Duration;
 
@@ -8,9 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 
 use crate::app::uploads::hasher::sha256_hex;
-use crate::infra::storage::blob::{
-    BlobStore, MultipartId, ObjectKey, PartNumber, Put, StorageError,
-};
+use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartNumber, StorageError};
 
 use super::records::StoredPart;
 
@@ -56,35 +55,6 @@ pub async fn put_part(
                 tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
             }
             Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Stores a small object (a partial tail) whole.
-pub async fn put_small(
-    store: &BlobStore,
-    key: &ObjectKey,
-    bytes: Bytes,
-) -> Result<(), StorageError> {
-    put_whole(store, key, bytes).await.map(drop)
-}
-
-/// Stores an object whole with one request, retrying transient failures with backoff like a
-/// part (the body is in memory).
-pub async fn put_whole(
-    store: &BlobStore,
-    key: &ObjectKey,
-    bytes: Bytes,
-) -> Result<Put, StorageError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match store.put(key, bytes.clone()).await {
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "storing an object failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 << (attempt - 1))).await;
-            }
-            other => return other,
         }
     }
 }
