@@ -162,8 +162,16 @@ export async function folderUpload(browser, world) {
   // What the page asks of the server.
   const batches = [];
   const created = [];
+  // Set when the reloaded document commits, not when the reload is asked for: the old page
+  // may still create an upload in between, and that file is not stored, so it is sent again.
+  let reloading = false;
   let reloaded = false;
   let creationsAfterReload = 0;
+  page.on("framenavigated", (frame) => {
+    if (reloading && frame === page.mainFrame()) {
+      reloaded = true;
+    }
+  });
   page.on("response", async (res) => {
     const req = res.request();
     if (req.method() === "POST" && /\/batches$/.test(res.url()) && res.status() === 201) {
@@ -240,7 +248,7 @@ export async function folderUpload(browser, world) {
   const inFlightBefore = await mostInFlight(page);
   const startedBefore = created.map((c) => c.url);
   assert.ok(beforeReload.done < INSTANCES, `the reload comes mid-batch (${beforeReload.text})`);
-  reloaded = true;
+  reloading = true;
   await page.reload();
   await page.waitForLoadState("load");
   await page.getByText("A folder upload from this browser did not finish").waitFor();
