@@ -54,6 +54,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Check the configuration and everything it points at: one line each, ✓ or ✗ with a
+    /// fix. Exit code 1 when anything failed. Creates nothing; each bucket gets a test
+    /// object that is written, read back and deleted.
+    Check {
+        /// Free space the data directory's disk must still have, in MiB.
+        #[arg(long, default_value_t = crate::app::check::DEFAULT_MIN_FREE / (1024 * 1024))]
+        min_free_mib: u64,
+    },
     /// Abort unfinished uploads that have expired (the server does this on its own every
     /// `cleanup_interval_seconds`; this runs one pass now).
     Cleanup {
@@ -126,6 +134,10 @@ pub async fn main() -> ExitCode {
     // Before anything is created: the data directory's files are this account's alone.
     data_dir::restrict_umask();
     let cli = Cli::parse();
+    if let Some(Command::Check { min_free_mib }) = cli.command {
+        // A bad setting or data directory is a finding here, not a refusal to run.
+        return check(cli.config.as_deref(), min_free_mib).await;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -167,6 +179,28 @@ pub async fn main() -> ExitCode {
             command: SessionsCommand::RevokeAll,
         } => blocking(move || sessions_revoke_all(settings)).await,
         Command::Cleanup { .. } => cleanup_once(settings).await,
+        Command::Check { .. } => ExitCode::FAILURE,
+    }
+}
+
+async fn check(config: Option<&std::path::Path>, min_free_mib: u64) -> ExitCode {
+    use crate::app::check;
+    let report = match Settings::load(config) {
+        Ok(settings) => {
+            let options = check::Options {
+                min_free: min_free_mib.saturating_mul(1024 * 1024),
+            };
+            check::run(settings, &options).await
+        }
+        Err(e) => check::unreadable_configuration(&e.to_string()),
+    };
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -188,10 +222,20 @@ async fn serve(settings: Settings) -> ExitCode {
     }
     let backend = settings.database.backend_name();
     let bind = settings.bind;
+    let create_admin = crate::app::accounts::first_run::create_admin_command(&settings);
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(e),
     };
+    let needs_admin = app
+        .db()
+        .run(crate::app::accounts::first_run::needs_first_admin)
+        .await;
+    if let Ok(true) = needs_admin {
+        tracing::warn!(
+            "no administrator yet: create the first one on this machine, with this server's settings, by running `{create_admin}` (use your own email address; type the password on the next line)"
+        );
+    }
     let host = if bind.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {

@@ -83,6 +83,16 @@ impl PublicUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// `localhost` or a loopback address: a URL only this machine can use.
+    pub fn is_loopback(&self) -> bool {
+        match self.0.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +127,10 @@ pub struct Settings {
     /// Every uploader may use the system default bucket without a grant.
     pub default_bucket_open_to_all: bool,
     pub uploads: UploadSettings,
+    /// The configuration file that was read, so hints can name it.
+    pub config_file: Option<PathBuf>,
+    /// Bearer token that opens `/metrics` to other machines (loopback needs none).
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -145,6 +159,8 @@ impl Settings {
             default_bucket: DefaultBucket::Local,
             default_bucket_open_to_all: true,
             uploads: UploadSettings::default(),
+            config_file: None,
+            metrics_token: None,
         }
     }
 
@@ -164,19 +180,15 @@ impl Settings {
         let explicit = config_file
             .map(Path::to_path_buf)
             .or_else(|| env.get("MEDPORT_CONFIG").map(PathBuf::from));
-        let file = match explicit {
-            Some(path) => Some(read_file(&path)?),
-            None => {
-                let default = Path::new("medport.toml");
-                if default.exists() {
-                    Some(read_file(default)?)
-                } else {
-                    None
-                }
-            }
-        };
+        let path = explicit.or_else(|| {
+            let default = PathBuf::from("medport.toml");
+            default.exists().then_some(default)
+        });
+        let file = path.as_deref().map(read_file).transpose()?;
         let raw = Raw::merge(file.unwrap_or_default(), env);
-        raw.validate()
+        let mut settings = raw.validate()?;
+        settings.config_file = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        Ok(settings)
     }
 }
 
@@ -248,6 +260,7 @@ struct Raw {
     session_absolute_hours: Option<Val>,
     workers: Option<Val>,
     trusted_proxies: Option<Val>,
+    metrics_token: Option<Val>,
     storage: buckets::RawStorage,
     uploads: uploads::RawUploads,
     rate_limits: rate_limits::RawRateLimits,
@@ -306,6 +319,8 @@ impl Raw {
                 from_file("trusted_proxies", file.trusted_proxies.map(|v| v.join(","))),
                 "MEDPORT_TRUSTED_PROXIES",
             ),
+            // A secret: from the environment only, like the master key.
+            metrics_token: over(None, "MEDPORT_METRICS_TOKEN"),
             storage,
             uploads,
             rate_limits,
@@ -375,6 +390,16 @@ impl Raw {
         }
         if let Some(v) = &self.workers {
             s.workers = Some(parse_in_range(v, 1, 256)? as usize);
+        }
+        if let Some(v) = &self.metrics_token {
+            let token = v.value.trim();
+            if token.len() < 32 || !token.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    &v.origin,
+                    "expected at least 32 printable characters without spaces (openssl rand -hex 32)",
+                ));
+            }
+            s.metrics_token = Some(SecretString::from(token.to_string()));
         }
         if let Some(v) = &self.trusted_proxies {
             s.trusted_proxies = v
@@ -538,6 +563,14 @@ pub fn describe(settings: &Settings) -> Vec<(String, String)> {
                 .clone()
                 .unwrap_or_else(|| "(scanning off)".into()),
         ),
+        (
+            "metrics".into(),
+            if settings.metrics_token.is_some() {
+                "this machine, or with the bearer token".into()
+            } else {
+                "this machine only".into()
+            },
+        ),
     ]
 }
 
@@ -552,8 +585,12 @@ mod tests {
             .collect()
     }
 
+    /// The error of loading `pairs` over an empty config file.
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
-        match Settings::load_from(Some(Path::new("/nonexistent/none.toml")), &env(pairs)) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("medport.toml");
+        std::fs::write(&file, "").unwrap();
+        match Settings::load_from(Some(&file), &env(pairs)) {
             Err(e) => e,
             Ok(_) => panic!("expected an error"),
         }
@@ -613,8 +650,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
+        let missing = Path::new("/nonexistent/none.toml");
         assert_eq!(
-            err(&[("MEDPORT_BIND", "nope")]).setting,
+            Settings::load_from(Some(missing), &env(&[("MEDPORT_BIND", "nope")]))
+                .unwrap_err()
+                .setting,
             "config file /nonexistent/none.toml"
         );
         let dir = tempfile::tempdir().unwrap();
@@ -672,6 +712,21 @@ mod tests {
         assert!(!dbg.contains(pw) && !dbg.contains(&key), "{dbg}");
         let shown = format!("{:?}", describe(&s));
         assert!(!shown.contains(pw), "{shown}");
+    }
+
+    #[test]
+    fn a_weak_metrics_token_is_refused_without_being_echoed() {
+        for weak in ["short-token", &format!("{} with a space", "x".repeat(32))] {
+            let e = err(&[("MEDPORT_METRICS_TOKEN", weak)]).to_string();
+            assert!(e.contains("MEDPORT_METRICS_TOKEN"), "{e}");
+            assert!(!e.contains(weak), "{e}");
+        }
+        let strong = "0123456789abcdef".repeat(4);
+        let s = load(&[("MEDPORT_METRICS_TOKEN", &strong)]);
+        assert_eq!(
+            s.metrics_token.map(|t| t.expose_secret().to_string()),
+            Some(strong)
+        );
     }
 
     #[test]

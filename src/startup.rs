@@ -208,8 +208,9 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
     let server = HttpServer::new(move || {
         App::new()
             // The last `wrap` runs first: security headers outermost, so every response,
-            // even an error from any inner layer, gets them; then the request id; then
-            // error pages, which show that id; then the session, the rate limit (which
+            // even an error from any inner layer, gets them; then the request id; then the
+            // request metrics, which see every final status; then error pages, which show
+            // that id; then the session, the rate limit (which
             // needs the session to count a signed-in user per account), body deadlines
             // and limits, and the CSRF check, which needs the session.
             .wrap(from_fn(csrf_protect))
@@ -217,6 +218,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .wrap(from_fn(rate_limit))
             .wrap(cookie.middleware(session_db.clone(), options.clock.clone(), &session_settings))
             .wrap(from_fn(error_pages))
+            .wrap(from_fn(crate::web::request_metrics::request_metrics))
             .wrap(TracingLogger::<crate::web::request_span::RequestSpan>::new())
             .wrap(from_fn(security_headers))
             .app_data(policy.clone())

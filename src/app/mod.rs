@@ -5,9 +5,11 @@
 pub mod accounts;
 pub mod audit;
 pub mod buckets;
+pub mod check;
 pub mod dicomweb;
 pub mod error;
 pub mod incident;
 pub mod key_rotation;
+pub mod metrics;
 pub mod studies;
 pub mod uploads;

@@ -75,6 +75,22 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     Ok(())
 }
 
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// The permission bits of `path` (`0o700`), for reports.
+pub fn mode_of(path: &Path) -> io::Result<u32> {
+    fs::metadata(path).map(|meta| mode_bits(&meta))
+}
+
+/// Whether group or others may read, write or enter `mode`'s file.
+pub fn open_to_others(mode: u32) -> bool {
+    mode & OPEN_TO_OTHERS != 0
+}
+
 /// Creates `dir` and any missing parents with mode 0700 (existing ones are left as they are).
 pub fn create_private_dirs(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)

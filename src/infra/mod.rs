@@ -7,4 +7,5 @@ pub mod crypto;
 pub mod data_dir;
 pub mod db;
 pub mod dicom;
+pub mod metrics;
 pub mod storage;

@@ -59,6 +59,16 @@ pub fn ip(req: &HttpRequest) -> Option<IpAddr> {
     )
 }
 
+/// A visitor on this machine: the socket peer is loopback and nothing forwarded the
+/// request. A reverse proxy on this host always adds `X-Forwarded-For`, so a visitor it
+/// forwards never counts, whether or not the proxy is trusted.
+pub fn is_on_this_machine(req: &HttpRequest) -> bool {
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    !forwarded && req.peer_addr().is_some_and(|peer| peer.ip().is_loopback())
+}
+
 pub fn ip_of_service_request(req: &ServiceRequest) -> Option<IpAddr> {
     ip(req.request())
 }

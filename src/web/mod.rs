@@ -14,6 +14,7 @@ pub mod error_pages;
 pub mod extractors;
 pub mod rate_limit;
 pub mod request_body;
+pub mod request_metrics;
 pub mod request_span;
 pub mod respond;
 pub mod routes;

@@ -83,6 +83,8 @@ pub struct LoginPage {
     pub error: Option<String>,
     pub email: String,
     pub next: String,
+    /// The command that creates the first administrator, shown only on this machine.
+    pub first_run: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]

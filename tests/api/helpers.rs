@@ -22,7 +22,7 @@ use secrecy::SecretString;
 pub use self::actors::{SignedIn, browser_signed_in, secret_from_page};
 pub use self::forms::{csrf_token_at, extract_csrf};
 pub use self::postgres::{CutProxy, PgTestDb, postgres_base_url};
-pub use self::process::{medport, medport_in, serve_with_log, spawn_until_ready};
+pub use self::process::{medport, medport_command, medport_in, serve_with_log, spawn_until_ready};
 pub use crate::common::s3::{S3Env, s3_client, s3_env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! what administrators change about other accounts.
 
 pub mod api_keys;
+pub mod first_run;
 pub mod password_change;
 pub mod passwords;
 pub mod recovery_codes;

@@ -228,6 +228,9 @@ fn one_part(
     .inspect(move |chunk| {
         if let Ok(chunk) = chunk {
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            crate::infra::metrics::metrics()
+                .bytes_downloaded
+                .inc_by(chunk.len() as u64);
         }
     });
     // Verified at completion; a different length now is damage, never sent as fine.

@@ -206,6 +206,9 @@ async fn write_zip(
         while let Some(chunk) = object.next().await {
             let chunk = chunk?;
             written += chunk.len() as u64;
+            crate::infra::metrics::metrics()
+                .bytes_downloaded
+                .inc_by(chunk.len() as u64);
             out.write_all(&chunk).await.map_err(AppError::internal)?;
         }
         if written != member.upload.declared_size {

@@ -166,6 +166,11 @@ impl Downloadable {
 
         let upload_id = upload.id.clone();
         let stream = stream
+            .inspect_ok(|chunk| {
+                crate::infra::metrics::metrics()
+                    .bytes_downloaded
+                    .inc_by(chunk.len() as u64);
+            })
             .inspect_err(move |e| {
                 // The client sees a cut-off download (the length was promised); the cause
                 // is here.

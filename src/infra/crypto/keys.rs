@@ -75,6 +75,16 @@ impl MasterKey {
         self.bytes.expose_secret()
     }
 
+    /// Loads an existing key and never creates one (`medport check` only looks).
+    pub fn load_existing(source: &MasterKeySource) -> Result<Self, KeyError> {
+        match source {
+            MasterKeySource::Inline(hex_key) => {
+                parse_hex(hex_key.expose_secret()).ok_or(KeyError::Inline)
+            }
+            MasterKeySource::File(path) | MasterKeySource::DataDir(path) => read_key_file(path),
+        }
+    }
+
     pub fn load_or_create(source: &MasterKeySource) -> Result<Self, KeyError> {
         match source {
             MasterKeySource::Inline(hex_key) => {

@@ -235,6 +235,15 @@ impl Database {
         checkout(&self.pool, &self.unavailable)
     }
 
+    /// Connections of the pool: (in use, idle).
+    pub fn pool_usage(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+        )
+    }
+
     /// True while connections cannot be had.
     pub fn is_unavailable(&self) -> bool {
         self.unavailable.load(Ordering::Relaxed)
@@ -280,6 +289,20 @@ impl Database {
         Ok(applied)
     }
 
+    /// The migrations this build has that the database has not applied, by name.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn()?;
+        let names = match &mut *conn {
+            DbConnection::Sqlite(c) => c
+                .pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+            DbConnection::Postgresql(c) => c
+                .pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.name().to_string()).collect()),
+        };
+        names.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
     /// Reverts every migration (for tests and tooling that check down migrations).
     pub fn revert_all(&self) -> Result<usize, DbError> {
         let mut conn = self.conn()?;
@@ -323,7 +346,11 @@ impl Database {
 }
 
 fn checkout(pool: &Pool, unavailable: &AtomicBool) -> Result<PooledConn, DbError> {
-    match pool.get() {
+    let waiting = &crate::infra::metrics::metrics().db_waiting;
+    waiting.inc();
+    let got = pool.get();
+    waiting.dec();
+    match got {
         Ok(conn) => {
             unavailable.store(false, Ordering::Relaxed);
             Ok(conn)

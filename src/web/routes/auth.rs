@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::app::accounts::second_factor::{self, SecondFactor};
-use crate::app::accounts::{passwords, throttle, users};
+use crate::app::accounts::{first_run, passwords, throttle, users};
 use crate::app::audit::refusals::{self, Refusals};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
@@ -49,15 +49,28 @@ fn user_agent(req: &HttpRequest) -> Option<String> {
 }
 
 pub async fn login_page(
+    req: HttpRequest,
     session: Session,
     query: web::Query<LoginQuery>,
     current: Option<CurrentUser>,
+    db: web::Data<Database>,
+    settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
     if current.is_some() {
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/"))
             .finish());
     }
+    // Only a visitor on this machine can run the command; others learn nothing.
+    let first_run = if crate::web::client::is_on_this_machine(&req)
+        && db
+            .run(|conn| first_run::needs_first_admin(conn).map_err(AppError::from))
+            .await?
+    {
+        Some(first_run::create_admin_command(&settings))
+    } else {
+        None
+    };
     let mut layout = Layout::anonymous(session::csrf_token(&session)?);
     if session::take_expired(&session) || query.expired.is_some() {
         layout.flashes.push(Flash {
@@ -81,6 +94,7 @@ pub async fn login_page(
             next: LocalPath::or_home(query.next.as_deref())
                 .as_str()
                 .to_string(),
+            first_run,
         },
     )
 }
@@ -274,6 +288,7 @@ fn login_failed(
             error: Some(message),
             email,
             next: next.as_str().to_string(),
+            first_run: None,
         },
     )?;
     if let Some(secs) = retry_after

@@ -13,6 +13,7 @@ pub mod dicomweb;
 mod files;
 mod health;
 mod home;
+mod metrics;
 mod studies;
 mod tus;
 mod upload_form;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::index))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::resource("/login")
                 .route(web::get().to(auth::login_page))

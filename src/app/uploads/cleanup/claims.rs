@@ -132,7 +132,7 @@ pub fn mark_expired(
     token: &str,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    write_tx(conn, |conn| {
+    let expired = write_tx(conn, |conn| {
         let changed = repo::cleaned(
             conn,
             job.id.as_str(),
@@ -155,8 +155,12 @@ pub fn mark_expired(
                     "cleanup_attempts": job.attempts,
                 })),
         )?;
-        Ok(true)
-    })
+        Ok::<_, AppError>(true)
+    })?;
+    if expired {
+        crate::infra::metrics::metrics().uploads_expired.inc();
+    }
+    Ok(expired)
 }
 
 /// Storage could not be cleaned: the upload becomes `cleanup_failed` and is retried after

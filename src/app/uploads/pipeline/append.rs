@@ -33,6 +33,7 @@ use crate::app::uploads::model::{Upload, UploadStatus};
 use crate::app::uploads::sniff::{self, SniffError};
 use crate::app::uploads::tus_headers::UploadChecksum;
 use crate::domain::ids::UploadId;
+use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, StorageError};
 
 use super::finish::{self, StoredWhole};
@@ -318,6 +319,7 @@ impl<'a> Writer<'a> {
         if let Some(h) = &mut self.checksum {
             h.update(&chunk);
         }
+        metrics().bytes_uploaded.inc_by(chunk.len() as u64);
         self.settle_finished().await?;
         while !chunk.is_empty() {
             let room = usize::try_from(self.part_size)
@@ -362,6 +364,7 @@ impl<'a> Writer<'a> {
 
     /// Refuses the file: abort storage, mark `rejected`, audit; the answer is 415.
     async fn reject(&mut self, reason: &str, audited: &Audited) -> AppError {
+        metrics().refused(Refused::Content);
         if let Some(multipart) = &self.multipart {
             abort_quietly(&self.store, &self.upload.object_key, multipart).await;
         }

@@ -16,6 +16,7 @@ use crate::app::uploads::hasher::FileHasher;
 use crate::app::uploads::layout::{part_size_for, stored_whole};
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
+use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::ObjectKey;
 
 use super::records::{self, Audited, NewRow};
@@ -156,8 +157,13 @@ async fn authorised_bucket(
         .run(move |conn| buckets::visible_bucket(conn, &user, role, &lookup))
         .await?;
     let refusal = match &bucket {
-        None => Some(("bucket not visible", AppError::NotFound)),
+        None => Some((
+            Refused::BucketNotVisible,
+            "bucket not visible",
+            AppError::NotFound,
+        )),
         Some(b) if !b.extensions.allows(request.extension) => Some((
+            Refused::TypeNotAllowed,
             "type not allowed in bucket",
             AppError::refused(
                 415,
@@ -172,7 +178,8 @@ async fn authorised_bucket(
     };
     match (bucket, refusal) {
         (Some(bucket), None) => Ok(bucket),
-        (_, Some((reason, error))) => {
+        (_, Some((counted, reason, error))) => {
+            metrics().refused(counted);
             let event = Event::new(who.actor(), "upload.reject", Outcome::Denied)
                 .origin(who.origin.clone())
                 .details(json!({

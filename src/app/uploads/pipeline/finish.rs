@@ -19,6 +19,7 @@ use crate::app::uploads::layout::{split, tail_key};
 use crate::app::uploads::lease::Lease;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::domain::ids::UploadId;
+use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{BlobStore, LOCAL_SSE, MultipartId, ObjectInfo, StorageError};
 
 use super::leftovers;
@@ -172,6 +173,7 @@ async fn assemble_and_verify(
             records::verified(conn, &id, &token, &verdict)
         })
         .await?;
+    metrics().uploads_completed.inc();
     if scan {
         let (ctx, id) = (ctx.clone(), upload.id.clone());
         tokio::spawn(async move {
@@ -228,6 +230,11 @@ async fn fail(
     reason: &str,
     status: u16,
 ) -> AppError {
+    metrics().refused(if status == 460 {
+        Refused::Checksum
+    } else {
+        Refused::Verification
+    });
     let message = format!("The upload was refused: {reason}.");
     let event = audited
         .on("upload.reject", Outcome::Failure, &upload.id)

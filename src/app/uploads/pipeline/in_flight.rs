@@ -60,9 +60,11 @@ impl<T: Send + 'static> InFlight<T> {
         send: impl Future<Output = T> + Send + 'static,
     ) {
         let signal = SignalOnDrop(self.ended.clone());
+        let counted = crate::infra::metrics::PartInFlight::start();
         let task = tokio::spawn(async move {
             let _signal = signal;
             let _room = room;
+            let _counted = counted;
             send.await
         });
         self.parts.push_back(Sending { task, end, digest });
@@ -130,6 +132,13 @@ impl PartBudget {
     /// KiB free right now (for tests and diagnostics).
     pub fn available_kib(&self) -> usize {
         self.kib.available_permits()
+    }
+
+    /// The whole budget and the part of it in use, in bytes.
+    pub fn usage_bytes(&self) -> (u64, u64) {
+        let total = u64::from(self.total_kib);
+        let free = self.available_kib() as u64;
+        (total * 1024, total.saturating_sub(free) * 1024)
     }
 }
 

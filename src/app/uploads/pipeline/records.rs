@@ -16,6 +16,7 @@ use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
 use crate::infra::db::repo::{upload_parts, upload_tails, uploads as repo};
 use crate::infra::db::{DbConnection, write_tx};
+use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{ObjectKey, PartInfo, PartNumber};
 
 use super::request::UploadRequest;
@@ -118,8 +119,12 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
         Ok::<_, AppError>(Ok(()))
     })?;
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            metrics().uploads_started.inc();
+            Ok(())
+        }
         Err(free) => {
+            metrics().refused(Refused::BucketFull);
             let event = Event::new(who.actor.clone(), "upload.reject", Outcome::Denied)
                 .origin(who.origin.clone())
                 .details(json!({

@@ -33,6 +33,7 @@ pub async fn write(
     outcome: Final,
 ) -> Result<(), AppError> {
     let now = ctx.clock.now_naive();
+    let quarantined = !matches!(outcome, Final::Clean);
     let (changes, event) = describe(upload, outcome, now);
     let (id, token) = (upload.id.as_str().to_string(), lease.token().to_string());
     let applied = ctx
@@ -41,6 +42,8 @@ pub async fn write(
         .await?;
     if !applied {
         tracing::warn!(upload = %upload.id, "the upload changed under the scanner; its result was not recorded");
+    } else if quarantined {
+        crate::infra::metrics::metrics().uploads_quarantined.inc();
     }
     Ok(())
 }

@@ -604,19 +604,24 @@ pub fn verified(
 
 /// The cleanup worker's due rows that nobody holds: in `expirable` and past `expires_at`, or
 /// in `retrying` and due again; oldest first.
+macro_rules! due_rows {
+    ($expirable:expr, $retrying:expr, $now:expr) => {
+        uploads::table.filter(
+            uploads::status
+                .eq($expirable)
+                .and(uploads::expires_at.lt($now))
+                .or(uploads::status.eq($retrying).and(
+                    uploads::next_cleanup_at
+                        .is_null()
+                        .or(uploads::next_cleanup_at.le($now)),
+                )),
+        )
+    };
+}
+
 macro_rules! due {
     ($expirable:expr, $retrying:expr, $now:expr, $limit:expr) => {
-        uploads::table
-            .filter(
-                uploads::status
-                    .eq($expirable)
-                    .and(uploads::expires_at.lt($now))
-                    .or(uploads::status.eq($retrying).and(
-                        uploads::next_cleanup_at
-                            .is_null()
-                            .or(uploads::next_cleanup_at.le($now)),
-                    )),
-            )
+        due_rows!($expirable, $retrying, $now)
             .filter(
                 uploads::lease_until
                     .is_null()
@@ -626,6 +631,26 @@ macro_rules! due {
             .limit($limit)
             .select(uploads::id)
     };
+}
+
+/// How many uploads are due for cleanup at `now` (the cleanup queue's length).
+pub fn count_due_for_cleanup(
+    conn: &mut DbConnection,
+    expirable: &str,
+    retrying: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    Ok(due_rows!(expirable, retrying, now)
+        .count()
+        .get_result(conn)?)
+}
+
+/// How many uploads wait for the virus scanner.
+pub fn count_scan_waiting(conn: &mut DbConnection, scan_status: &str) -> Result<i64, DbError> {
+    Ok(uploads::table
+        .filter(uploads::scan_status.eq(scan_status))
+        .count()
+        .get_result(conn)?)
 }
 
 /// Ids of up to `limit` uploads due for cleanup at `now` (see `due!`). On PostgreSQL the
