@@ -54,6 +54,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Back up the database (SQLite: a consistent copy while the server runs), the master
+    /// key with its older keys, and the local object store, with a manifest of SHA-256s.
+    /// `backup verify DIR` checks one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        /// A new or empty directory; make it private storage, it holds the keys.
+        #[arg(long, required = true)]
+        to: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+    },
+    /// Restore a backup into a new data directory (refuses one that is not empty).
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (missing or empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Check the configuration and everything it points at: one line each, ✓ or ✗ with a
     /// fix. Exit code 1 when anything failed. Creates nothing; each bucket gets a test
     /// object that is written, read back and deleted.
@@ -68,6 +88,15 @@ pub enum Command {
         /// Run one pass, print a one-line summary and exit.
         #[arg(long, required = true)]
         once: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Check a backup against its manifest; exit code 1 naming every file that differs.
+    Verify {
+        /// The backup directory.
+        dir: PathBuf,
     },
 }
 
@@ -134,9 +163,18 @@ pub async fn main() -> ExitCode {
     // Before anything is created: the data directory's files are this account's alone.
     data_dir::restrict_umask();
     let cli = Cli::parse();
-    if let Some(Command::Check { min_free_mib }) = cli.command {
+    match &cli.command {
         // A bad setting or data directory is a finding here, not a refusal to run.
-        return check(cli.config.as_deref(), min_free_mib).await;
+        Some(Command::Check { min_free_mib }) => {
+            return check(cli.config.as_deref(), *min_free_mib).await;
+        }
+        // These read a backup, not the configured installation.
+        Some(Command::Backup {
+            command: Some(BackupCommand::Verify { dir }),
+            ..
+        }) => return backup_verify(dir),
+        Some(Command::Restore { from, data_dir }) => return restore(from, data_dir),
+        _ => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -179,7 +217,61 @@ pub async fn main() -> ExitCode {
             command: SessionsCommand::RevokeAll,
         } => blocking(move || sessions_revoke_all(settings)).await,
         Command::Cleanup { .. } => cleanup_once(settings).await,
-        Command::Check { .. } => ExitCode::FAILURE,
+        Command::Backup { to: Some(to), .. } => blocking(move || backup(settings, &to)).await,
+        // Handled before the settings are read.
+        Command::Check { .. } | Command::Backup { .. } | Command::Restore { .. } => {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn backup(settings: Settings, to: &std::path::Path) -> ExitCode {
+    // No migration and no start-up writes: the backup reads the installation as it is.
+    let db = match crate::infra::db::Database::open(&settings.database, 2) {
+        Ok(db) => db,
+        Err(e) => return fail(format!("cannot open the database: {e}")),
+    };
+    match crate::app::backup::backup(&settings, &db, to) {
+        Ok(summary) => {
+            println!("backup written to {}: {summary}", to.display());
+            println!("it holds the master key: keep it as private as the server itself");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("backup failed, nothing was kept: {e}")),
+    }
+}
+
+fn backup_verify(dir: &std::path::Path) -> ExitCode {
+    match crate::app::backup::verify(dir) {
+        Ok(manifest) => {
+            println!(
+                "backup verified: {} (taken {})",
+                manifest.summary(),
+                manifest.created_at
+            );
+            ExitCode::SUCCESS
+        }
+        Err(crate::app::backup::BackupError::Damaged(problems)) => {
+            for problem in problems {
+                println!("✗ {problem}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+    match crate::app::backup::restore(from, data_dir) {
+        Ok(summary) => {
+            println!("restored into {}: {summary}", data_dir.display());
+            println!(
+                "start medport with MEDPORT_DATA_DIR={} (and, for SQLite, no DATABASE_URL)",
+                data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("restore refused: {e}")),
     }
 }
 

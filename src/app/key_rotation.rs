@@ -37,33 +37,43 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Keys that may open older data: a pending `.next` and every `.old.*` beside the key file.
 pub fn previous_keys(source: &MasterKeySource) -> Result<Vec<MasterKey>, AppError> {
+    previous_key_files(source)
+        .into_iter()
+        .map(|(path, _)| {
+            MasterKey::load_or_create(&MasterKeySource::File(path)).map_err(AppError::internal)
+        })
+        .collect()
+}
+
+/// The files beside the key file that hold older keys (`<name>.old.<id>`) or the next one
+/// (`<name>.next`, mid-rotation), each with its name's suffix after `<name>`.
+pub fn previous_key_files(source: &MasterKeySource) -> Vec<(PathBuf, String)> {
     let Some(path) = key_file(source) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
     };
-    let mut keys = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(keys);
+        return Vec::new();
     };
     let old_prefix = format!("{name}.old.");
     let next_name = format!("{name}.next");
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(file) = file.to_str() else { continue };
-        if file.starts_with(&old_prefix) || file == next_name {
-            let key = MasterKey::load_or_create(&MasterKeySource::File(entry.path()))
-                .map_err(AppError::internal)?;
-            keys.push(key);
-        }
-    }
-    Ok(keys)
+    let mut files: Vec<(PathBuf, String)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().to_str()?.to_string();
+            (file.starts_with(&old_prefix) || file == next_name)
+                .then(|| (entry.path(), file[name.len()..].to_string()))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 /// The keyring the application uses: the current key plus every key that may still open.

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod buckets;
 pub mod check;
 pub mod dicomweb;

@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 mod audit_viewer;
 mod auth;
+mod backup;
 mod buckets;
 mod check_cli;
 mod cleanup;

@@ -303,6 +303,25 @@ impl Database {
         names.map_err(|e| DbError::Migration(e.to_string()))
     }
 
+    /// Writes a consistent copy of the SQLite database to `to` (a new file) while the
+    /// database stays in use: `VACUUM INTO` reads one snapshot, as a reader, and writes a
+    /// compact database without a WAL.
+    pub fn snapshot_sqlite_to(&self, to: &std::path::Path) -> Result<(), DbError> {
+        let mut conn = self.conn()?;
+        let DbConnection::Sqlite(c) = &mut *conn else {
+            return Err(DbError::Connect(
+                "a snapshot file is for SQLite; dump PostgreSQL with pg_dump".into(),
+            ));
+        };
+        let target = to
+            .to_str()
+            .ok_or_else(|| DbError::Connect("the backup path is not valid UTF-8".into()))?;
+        diesel::sql_query("VACUUM INTO ?")
+            .bind::<diesel::sql_types::Text, _>(target)
+            .execute(c)?;
+        Ok(())
+    }
+
     /// Reverts every migration (for tests and tooling that check down migrations).
     pub fn revert_all(&self) -> Result<usize, DbError> {
         let mut conn = self.conn()?;
