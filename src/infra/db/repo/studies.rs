@@ -355,8 +355,9 @@ pub fn unreadable_in(
     Ok(out)
 }
 
-/// The sealed patient attributes of the study's first counted instance, with its upload id
-/// (the seal is bound to it).
+/// The sealed patient attributes of the study's first counted instance in file order, with
+/// its upload id (the seal is bound to it). File order is an index's order, so this reads
+/// one row where the earliest-indexed instance took a pass over the whole study.
 pub fn first_sealed_patient(
     conn: &mut DbConnection,
     owner: Option<&str>,
@@ -366,10 +367,7 @@ pub fn first_sealed_patient(
         .filter(dicom_instances::study_uid.eq(study))
         .filter(dicom_instances::patient_sealed.is_not_null());
     let row: Option<(String, Option<Vec<u8>>)> = scoped!(base, owner, |q| q
-        .order((
-            dicom_instances::indexed_at.asc(),
-            dicom_instances::upload_id.asc()
-        ))
+        .order(file_order!())
         .select((dicom_instances::upload_id, dicom_instances::patient_sealed))
         .first(conn)
         .optional())?;
