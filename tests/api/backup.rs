@@ -30,6 +30,17 @@ fn bare(args: &[&str]) -> Output {
     medport_in(dir.path(), args, &[])
 }
 
+/// `medport restore --from FROM --data-dir TO`.
+fn restore(from: &Path, to: &Path) -> Output {
+    bare(&[
+        "restore",
+        "--from",
+        from.to_str().unwrap(),
+        "--data-dir",
+        to.to_str().unwrap(),
+    ])
+}
+
 /// A server on a restored data directory, in this process, so the usual actors work.
 async fn serve_restored(dir: &Path) -> TestApp {
     let dir = dir.to_path_buf();
@@ -49,6 +60,16 @@ async fn serve_restored(dir: &Path) -> TestApp {
     .await
 }
 
+/// A clinician's API key that may upload and read.
+fn clinician_key(app: &TestApp) -> String {
+    let user = app.create_user(
+        "clinician@example.org",
+        "uploader",
+        "a long enough test password",
+    );
+    app.create_api_key(&user, "upload,read")
+}
+
 struct Sent {
     id: String,
     data: Vec<u8>,
@@ -58,12 +79,7 @@ struct Sent {
 /// several parts) and one still in flight.
 async fn installation_in_use(app: &TestApp) -> (SignedIn, String, Vec<Sent>, Sent) {
     let admin = app.sign_in_as("admin").await;
-    let user = app.create_user(
-        "clinician@example.org",
-        "uploader",
-        "a long enough test password",
-    );
-    let key = app.create_api_key(&user, "upload,read");
+    let key = clinician_key(app);
     let tus = Tus::with_key(app, &key);
     let mut done = Vec::new();
     for (name, data) in [
@@ -136,13 +152,7 @@ async fn a_backup_taken_while_uploads_go_on_restores_whole(rotate: bool) {
     }
 
     let restored_dir = root.path().join("restored");
-    let out = bare(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        restored_dir.to_str().unwrap(),
-    ]);
+    let out = restore(&backup, &restored_dir);
     assert!(out.status.success(), "{}", text(&out));
     let out = medport_in(
         root.path(),
@@ -203,15 +213,14 @@ async fn a_backup_of_a_rotated_instance_carries_the_older_key() {
     a_backup_taken_while_uploads_go_on_restores_whole(true).await;
 }
 
-/// A backup of an app with one completed upload of `len` bytes.
-async fn backed_up(len: usize) -> (TestApp, tempfile::TempDir, PathBuf) {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    let user = app.create_user(
-        "clinician@example.org",
-        "uploader",
-        "a long enough test password",
-    );
-    let key = app.create_api_key(&user, "upload");
+/// A backup of an app on `backend` with one completed upload of `len` bytes, and what
+/// the command printed.
+async fn backed_up_on(
+    backend: Backend,
+    len: usize,
+) -> (TestApp, tempfile::TempDir, PathBuf, String) {
+    let app = TestApp::spawn(backend).await;
+    let key = clinician_key(&app);
     Tus::with_key(&app, &key)
         .upload("scan.pdf", &pdf(len, 9), None, 4 * MIB)
         .await;
@@ -219,6 +228,11 @@ async fn backed_up(len: usize) -> (TestApp, tempfile::TempDir, PathBuf) {
     let backup = root.path().join("backup");
     let out = run(&app, &["backup", "--to", backup.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
+    (app, root, backup, text(&out))
+}
+
+async fn backed_up(len: usize) -> (TestApp, tempfile::TempDir, PathBuf) {
+    let (app, root, backup, _) = backed_up_on(Backend::Sqlite, len).await;
     (app, root, backup)
 }
 
@@ -249,13 +263,7 @@ async fn a_changed_byte_is_named_and_refuses_the_restore() {
     );
 
     let target = root.path().join("restored");
-    let out = bare(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
+    let out = restore(&backup, &target);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains(&part), "{}", text(&out));
     assert!(!target.exists(), "nothing was restored");
@@ -268,13 +276,7 @@ async fn restore_and_backup_refuse_a_directory_that_is_not_empty() {
     std::fs::create_dir(&occupied).unwrap();
     std::fs::write(occupied.join("keep.txt"), "mine").unwrap();
 
-    let out = bare(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        occupied.to_str().unwrap(),
-    ]);
+    let out = restore(&backup, &occupied);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("is not empty"), "{}", text(&out));
     let left: Vec<_> = std::fs::read_dir(&occupied).unwrap().collect();
@@ -289,13 +291,7 @@ async fn restore_and_backup_refuse_a_directory_that_is_not_empty() {
     );
 
     // A directory without a manifest is not a backup.
-    let out = bare(&[
-        "restore",
-        "--from",
-        occupied.to_str().unwrap(),
-        "--data-dir",
-        root.path().join("new").to_str().unwrap(),
-    ]);
+    let out = restore(&occupied, &root.path().join("new"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("has no manifest.json"),
@@ -359,28 +355,10 @@ async fn a_full_disk_fails_cleanly_and_leaves_no_backup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_the_backup_holds_the_keys_and_objects_and_names_pg_dump() {
-    let app = TestApp::spawn(Backend::Postgres).await;
-    let user = app.create_user(
-        "clinician@example.org",
-        "uploader",
-        "a long enough test password",
-    );
-    let key = app.create_api_key(&user, "upload");
-    Tus::with_key(&app, &key)
-        .upload("letter.pdf", &pdf(100_000, 5), None, MIB)
-        .await;
-    let root = tempfile::tempdir().unwrap();
-    let backup = root.path().join("backup");
+    let (app, _root, backup, printed) = backed_up_on(Backend::Postgres, 100_000).await;
 
-    let out = run(&app, &["backup", "--to", backup.to_str().unwrap()]);
-
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("dump it with pg_dump"),
-        "{}",
-        text(&out)
-    );
-    assert!(!text(&out).contains(&app.database_url), "{}", text(&out));
+    assert!(printed.contains("dump it with pg_dump"), "{printed}");
+    assert!(!printed.contains(&app.database_url), "{printed}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["database"], "postgresql");

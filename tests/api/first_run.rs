@@ -54,13 +54,8 @@ async fn the_sign_in_page_shows_it_only_on_this_machine(backend: Backend) {
             "203.0.113.9"
         };
         let page = app
-            .client
-            .get(app.url("/login"))
-            .header("Accept", "text/html")
-            .header(header, value)
-            .send()
+            .get_html_with("/login", &[(header, value)])
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();

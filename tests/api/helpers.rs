@@ -180,12 +180,19 @@ impl TestApp {
     }
 
     pub async fn get_html(&self, path: &str) -> reqwest::Response {
-        self.client
+        self.get_html_with(path, &[]).await
+    }
+
+    /// As `get_html`, with extra request headers.
+    pub async fn get_html_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
             .get(self.url(path))
-            .header("Accept", "text/html,application/xhtml+xml")
-            .send()
-            .await
-            .unwrap()
+            .header("Accept", "text/html,application/xhtml+xml");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
     }
 
     /// A second browser: its own cookies, same server.
