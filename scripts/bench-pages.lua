@@ -5,7 +5,8 @@
 -- it into 429s after the first second.
 --
 -- Environment: MEDPORT_BENCH_COOKIE (`name=value` of the session cookie, required),
--- MEDPORT_BENCH_PATH (default /uploads).
+-- MEDPORT_BENCH_PATH (default /uploads). `/healthz`, the reference, is asked for without
+-- the cookie: the same middleware, but no session to read from the database.
 --
 -- Each thread counts the status codes it saw; `done` prints one machine-readable line:
 --   BENCH-PAGES requests=N duration_us=N rps=X p50_us=N p90_us=N p99_us=N max_us=N
@@ -45,10 +46,12 @@ function request()
    n = n + 1
    local i = n % 65536
    local headers = {
-      ["Cookie"] = cookie,
       ["X-Forwarded-For"] = base .. tostring(math.floor(i / 256)) .. "." .. tostring(i % 256),
       ["Accept"] = "text/html",
    }
+   if path ~= "/healthz" then
+      headers["Cookie"] = cookie
+   end
    return wrk.format("GET", path, headers)
 end
 

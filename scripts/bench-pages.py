@@ -9,11 +9,13 @@
                                               uploads, print the cookie as `name=value`
   phase   --port P --pid PID --name NAME --seconds S --logins-per-second R --login-email E
           --lua FILE --out FILE [--connections C] [--threads T] [--timeout S]
-          [--first-address N]
-                                              one wrk run on /uploads (cookie in
+          [--first-address N] [--path /uploads]
+                                              one wrk run on the path (cookie in
                                               MEDPORT_BENCH_COOKIE) while R sign-ins per
                                               second run; writes a JSON result
   report  FILE...                             the table; exit 1 if any page answer was not 200
+  tail    HEALTHZ PAGE [HEALTHZ PAGE...]      p99 and throughput of the page against
+                                              /healthz at the same connection count
 
 Every request carries its own X-Forwarded-For address (medport trusts 127.0.0.1 as a proxy
 in this benchmark) so the per-address rate limits never answer 429: wrk's addresses are
@@ -238,9 +240,11 @@ def machine_ticks():
 def cmd_phase(args):
     env = dict(os.environ)
     env_required("MEDPORT_BENCH_COOKIE")
+    # The Lua script builds each request and takes its path from here.
+    env["MEDPORT_BENCH_PATH"] = args.path
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s",
            f"--timeout={args.timeout}s", "--latency", "-s", args.lua,
-           f"http://127.0.0.1:{args.port}/uploads"]
+           f"http://127.0.0.1:{args.port}{args.path}"]
     logins = None
     if args.logins_per_second > 0:
         logins = Logins(args.port, args.login_email, env_required("MEDPORT_BENCH_PASSWORD"),
@@ -276,6 +280,7 @@ def cmd_phase(args):
     times = sorted(t for _, _, t in login_results)
     result = {
         "name": args.name,
+        "path": args.path,
         "seconds": args.seconds,
         "connections": args.connections,
         "threads": args.threads,
@@ -384,6 +389,31 @@ def cmd_report(args):
         sys.exit(1)
 
 
+def cmd_tail(args):
+    """The history page against /healthz (same middleware, no database), run back to back
+    at the same connection count: p99 ratio (target <= 3) and throughput ratio (>= 0.4)."""
+    results = []
+    for path in args.files:
+        with open(path) as f:
+            results.append(json.load(f))
+    verdicts = []
+    for reference, page in zip(results[0::2], results[1::2]):
+        if reference["path"] != "/healthz" or reference["connections"] != page["connections"]:
+            die(f"tail: {reference['name']} and {page['name']} are not a /healthz and page pair")
+        r, p = reference["wrk"], page["wrk"]
+        tail = p["p99_us"] / r["p99_us"] if r["p99_us"] else float("inf")
+        share = p["rps"] / r["rps"] if r["rps"] else 0.0
+        ok = tail <= 3.0 and share >= 0.4
+        verdicts.append(ok)
+        print(f"{page['name']}: {page['connections']} connections: {page['path']} p99 "
+              f"{p['p99_us'] / 1000:.1f} ms, {p['rps']:.0f} req/s; /healthz p99 "
+              f"{r['p99_us'] / 1000:.1f} ms, {r['rps']:.0f} req/s; p99 ratio {tail:.2f} "
+              f"(target <= 3), throughput ratio {share:.2f} (target >= 0.4): "
+              f"{'met' if ok else 'MISSED'}")
+    if not verdicts:
+        die("tail: no pairs")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -406,12 +436,16 @@ def main():
     s.add_argument("--lua", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--connections", type=int, default=64)
+    s.add_argument("--path", default="/uploads", help="the page wrk asks for")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--timeout", type=int, default=10)
     s = sub.add_parser("report")
     s.add_argument("files", nargs="+")
+    s = sub.add_parser("tail")
+    s.add_argument("files", nargs="+", help="/healthz then page results, pair by pair")
     args = p.parse_args()
-    {"seed": cmd_seed, "signin": cmd_signin, "phase": cmd_phase, "report": cmd_report}[args.cmd](args)
+    {"seed": cmd_seed, "signin": cmd_signin, "phase": cmd_phase, "report": cmd_report,
+     "tail": cmd_tail}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,19 @@
 #      earlier ones have finished.
 # Reports both, the ratio p99(with sign-ins) / p99(without) against the target 2.0 (bcrypt
 # must not stall other requests), how many sign-ins succeeded and the pages' status codes.
+# Before those, at each of MEDPORT_BENCH_TAIL_CONNECTIONS (default "8 64"), `/healthz` (the
+# same middleware, no database) then `/uploads`, back to back: the page's p99 against
+# /healthz's (target <= 3) and its throughput against /healthz's (target >= 0.4).
 #
 #   scripts/bench-pages.sh
 #
-# Client addresses: medport rate-limits per client address (300 requests/minute overall and 5
-# sign-in posts/minute, not configurable). As behind a load balancer, medport runs here with
+# Client addresses: medport rate-limits anonymous traffic per client address and a signed-in
+# session per account. As behind a load balancer, medport runs here with
 # MEDPORT_TRUSTED_PROXIES=127.0.0.1 and every request says where it comes from in
 # X-Forwarded-For: wrk spreads its requests over 10.1-10.2.y.z (scripts/bench-pages.lua), each
-# sign-in has its own 10.250+.y.z address. Without that the benchmark would measure 429s.
+# sign-in has its own 10.250+.y.z address. The one session wrk uses is one account, so the
+# general per-account limit is raised (MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE); the sign-in
+# limits stay as shipped. Without that the benchmark would measure 429s.
 #
 # Every page answer must be 200: the script exits 1 if wrk saw any other status (a 303 to
 # /login, a 429...), a socket error or a timeout, or if a sign-in failed. Missing the 2x target
@@ -38,7 +43,9 @@ connections="${MEDPORT_BENCH_CONNECTIONS:-64}"
 logins_per_second="${MEDPORT_BENCH_LOGINS_PER_SECOND:-5}"
 seed="${MEDPORT_BENCH_SEED:-20}"
 runs="${MEDPORT_BENCH_RUNS:-1}"
+tail_connections="${MEDPORT_BENCH_TAIL_CONNECTIONS:-8 64}"
 results=()
+tails=()
 
 log() { printf 'bench-pages: %s\n' "$*" >&2; }
 
@@ -89,6 +96,7 @@ measure() {
     export MEDPORT_DATA_DIR="$work/data-$name"
     if [ -n "$database_url" ]; then export DATABASE_URL="$database_url"; else unset DATABASE_URL; fi
     export MEDPORT_TRUSTED_PROXIES=127.0.0.1
+    export MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE=1000000
     export RUST_LOG=warn
     port="$(free_port)"
     export MEDPORT_BIND="127.0.0.1:$port"
@@ -115,7 +123,16 @@ measure() {
         --threads 2 --login-email "$login_email")
     python3 scripts/bench-pages.py phase "${common[@]}" --name "$name:warm-up" --seconds 3 \
         --out "$work/warmup-$name.json"
-    local run out
+    local run out c
+    # The tail: the page against /healthz (same middleware, no database), back to back.
+    for c in $tail_connections; do
+        for path in /healthz /uploads; do
+            out="$work/tail-$name-$c-${path#/}.json"
+            python3 scripts/bench-pages.py phase "${common[@]}" --connections "$c" --path "$path" \
+                --name "$name:$path c$c" --seconds "$seconds" --out "$out"
+            tails+=("$out")
+        done
+    done
     for run in $(seq 1 "$runs"); do
         out="$work/result-$name-$run-a.json"
         python3 scripts/bench-pages.py phase "${common[@]}" --name "$name:pages #$run" \
@@ -145,3 +162,7 @@ log "load average after: $(cat /proc/loadavg)"
 
 # The report exits 1 if any page answer was not 200 (or a sign-in failed).
 python3 scripts/bench-pages.py report "${results[@]}"
+if [ ${#tails[@]} -gt 0 ]; then
+    printf '\n== the page against /healthz\n'
+    python3 scripts/bench-pages.py tail "${tails[@]}"
+fi
