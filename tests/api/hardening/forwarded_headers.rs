@@ -106,13 +106,20 @@ async fn the_audit_trail_and_request_log_record_the_peer_address(backend: Backen
             .unwrap()
     };
     assert_eq!(ips, [Some("127.0.0.1".to_string())]);
+    // The request's log line is written as its answer completes, and read from the pipe
+    // by another thread: wait for it before stopping the server.
+    let is_sign_in = |l: &str| l.contains("http.method=POST") && l.contains("http.route=/login");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log.lock().unwrap().lines().any(is_sign_in) && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut server = server;
     server.kill().unwrap();
     server.wait().unwrap();
     let log = log.lock().unwrap().clone();
     let line = log
         .lines()
-        .find(|l| l.contains("http.method=POST") && l.contains("http.route=/login"))
+        .find(|l| is_sign_in(l))
         .unwrap_or_else(|| panic!("no request log line for the sign-in: {log}"));
     assert!(line.contains("http.client_ip=127.0.0.1"), "{line}");
     assert!(line.contains("http.host=127.0.0.1:"), "{line}");
