@@ -88,13 +88,9 @@ impl std::fmt::Display for Summary {
 /// is left that looks like a backup: what was written is removed.
 pub fn backup(settings: &Settings, db: &Database, to: &Path) -> Result<Summary, BackupError> {
     let target = copy::Target::create(to)?;
-    match write_backup(settings, db, to) {
-        Ok(summary) => {
-            target.keep();
-            Ok(summary)
-        }
-        Err(e) => Err(e),
-    }
+    let summary = write_backup(settings, db, to)?;
+    target.keep();
+    Ok(summary)
 }
 
 fn write_backup(settings: &Settings, db: &Database, to: &Path) -> Result<Summary, BackupError> {

@@ -202,7 +202,7 @@ fn data_directory(dir: &Path, min_free: u64) -> Finding {
             );
         }
     };
-    let mode = data_dir::mode_of(dir).unwrap_or(0);
+    let mode = meta.mode() & 0o7777;
     if data_dir::open_to_others(mode) {
         return Finding::fail(
             SUBJECT,
@@ -210,7 +210,7 @@ fn data_directory(dir: &Path, min_free: u64) -> Finding {
             format!("chmod 700 {shown}"),
         );
     }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
+    if !owned_by_this_account(&meta) {
         return Finding::fail(
             SUBJECT,
             format!("{shown} belongs to another account (uid {})", meta.uid()),
@@ -240,6 +240,10 @@ fn data_directory(dir: &Path, min_free: u64) -> Finding {
             "check that the data directory's file system is mounted",
         ),
     }
+}
+
+fn owned_by_this_account(meta: &std::fs::Metadata) -> bool {
+    meta.uid() == rustix::process::geteuid().as_raw()
 }
 
 /// The key when it loads, and its line.
@@ -307,7 +311,7 @@ fn master_key(source: &MasterKeySource) -> (Option<Arc<MasterKey>>, Finding) {
             ),
         );
     }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
+    if !owned_by_this_account(&meta) {
         return (
             None,
             Finding::fail(

@@ -81,11 +81,6 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-/// The permission bits of `path` (`0o700`), for reports.
-pub fn mode_of(path: &Path) -> io::Result<u32> {
-    fs::metadata(path).map(|meta| mode_bits(&meta))
-}
-
 /// Whether group or others may read, write or enter `mode`'s file.
 pub fn open_to_others(mode: u32) -> bool {
     mode & OPEN_TO_OTHERS != 0

@@ -103,6 +103,11 @@ impl ResponseError for BearerRefused {
 
 /// The key from the one `Authorization: Bearer` header, if the header is well formed.
 fn bearer_key(req: &HttpRequest) -> Result<ApiKeySecret, BearerRefused> {
+    ApiKeySecret::parse(bearer_token(req)?).ok_or(BearerRefused::Invalid)
+}
+
+/// The credentials of the one `Authorization: Bearer` header, if the header is well formed.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Result<&str, BearerRefused> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(BearerRefused::Missing);
@@ -114,7 +119,7 @@ fn bearer_key(req: &HttpRequest) -> Result<ApiKeySecret, BearerRefused> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerRefused::Missing);
     }
-    ApiKeySecret::parse(token.trim_matches(' ')).ok_or(BearerRefused::Invalid)
+    Ok(token.trim_matches(' '))
 }
 
 /// The outcome of checking a request's bearer key, kept in the request's extensions so the

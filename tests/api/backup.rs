@@ -70,6 +70,19 @@ fn clinician_key(app: &TestApp) -> String {
     app.create_api_key(&user, "upload,read")
 }
 
+/// A stored file's bytes, fetched with the API key; the answer must be 200.
+async fn content(app: &TestApp, key: &str, id: &str) -> Vec<u8> {
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/uploads/{id}/content")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{id}");
+    res.bytes().await.unwrap().to_vec()
+}
+
 struct Sent {
     id: String,
     data: Vec<u8>,
@@ -167,16 +180,8 @@ async fn a_backup_taken_while_uploads_go_on_restores_whole(rotate: bool) {
 
     let restored = serve_restored(&restored_dir).await;
     for sent in &done {
-        let res = restored
-            .client
-            .get(restored.url(&format!("/api/v1/uploads/{}/content", sent.id)))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{}", sent.id);
         assert!(
-            res.bytes().await.unwrap() == sent.data,
+            content(&restored, &key, &sent.id).await == sent.data,
             "{} byte for byte",
             sent.id
         );
@@ -188,14 +193,7 @@ async fn a_backup_taken_while_uploads_go_on_restores_whole(rotate: bool) {
     assert_eq!(offset, MIB as u64);
     tus.send_from(&in_flight.id, &in_flight.data, MIB, MIB)
         .await;
-    let res = restored
-        .client
-        .get(restored.url(&format!("/api/v1/uploads/{}/content", in_flight.id)))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.bytes().await.unwrap() == in_flight.data);
+    assert!(content(&restored, &key, &in_flight.id).await == in_flight.data);
     // Past the original's last accepted code, which the restored database remembers.
     restored.clock.advance(std::time::Duration::from_secs(90));
     restored

@@ -42,15 +42,8 @@ pub async fn metrics(
 }
 
 fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
-    let Some(given) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    given.trim().as_bytes().ct_eq(token.as_bytes()).into()
+    crate::web::api_principal::bearer_token(req)
+        .is_ok_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
 }
 
 fn refusal(mut res: actix_web::HttpResponseBuilder, reason: &'static str) -> HttpResponse {
