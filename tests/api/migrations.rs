@@ -67,6 +67,7 @@ fn schema_matches(conn: &mut DbConnection) {
         upload_batches,
         dicom_instances,
         dicomdir_entries,
+        study_slices,
         audit_events
     );
 }
@@ -80,11 +81,11 @@ fn table_count(conn: &mut DbConnection, backend: Backend) -> i64 {
     let sql = match backend {
         Backend::Sqlite => {
             "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','audit_events')"
+             AND name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','study_slices','audit_events')"
         }
         Backend::Postgres => {
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','audit_events')"
+             AND table_name IN ('users','login_throttles','sessions','api_keys','buckets','bucket_grants','uploads','upload_parts','upload_tails','upload_batches','dicom_instances','dicomdir_entries','study_slices','audit_events')"
         }
     };
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
@@ -107,7 +108,7 @@ async fn migrations_apply_are_idempotent_and_reversible(backend: Backend) {
     assert!(shipped >= 6, "{dir}: {shipped}");
     let applied = db.migrate().unwrap();
     assert_eq!(applied.len(), shipped, "{applied:?}");
-    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 13);
+    assert_eq!(table_count(&mut db.conn().unwrap(), backend), 14);
     schema_matches(&mut db.conn().unwrap());
 
     assert!(

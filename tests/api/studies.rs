@@ -8,6 +8,8 @@ mod completeness;
 mod fileset;
 mod history;
 mod list;
+mod paging;
 mod problems;
 mod scale;
+mod slices;
 pub(crate) mod support;

@@ -18,7 +18,7 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 use serde_json::json;
 use tokio_util::io::ReaderStream;
 
-use super::query::{FilePage, read_detail};
+use super::query::{FilePage, Problems, read_detail};
 use super::scope::StudyScope;
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::buckets;
@@ -62,8 +62,14 @@ pub async fn open(
     let (members, instances, stores) = ctx
         .db
         .run(move |conn| {
-            let detail = read_detail(conn, &scope_in, uid_in.as_str(), FilePage::all())?
-                .ok_or(AppError::NotFound)?;
+            let detail = read_detail(
+                conn,
+                &scope_in,
+                uid_in.as_str(),
+                FilePage::all(),
+                Problems::Skipped,
+            )?
+            .ok_or(AppError::NotFound)?;
             let mut ids: Vec<UploadId> = detail
                 .instances()
                 .map(|f| UploadId::from_db(f.upload_id.clone()))

@@ -23,7 +23,7 @@ use crate::infra::db::{DbConnection, DbError};
 use crate::infra::dicom::PatientAttributes;
 
 mod list;
-pub use list::list;
+pub use list::{ListPage, StudyList, list};
 
 /// One study in the list.
 #[derive(Debug, Clone)]
@@ -147,6 +147,14 @@ impl FilePage {
     }
 }
 
+/// Whether to read a study's problems (duplicates, conflicts, unreadable and unstored
+/// files): the page lists them; the API and the ZIP do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problems {
+    Listed,
+    Skipped,
+}
+
 /// One study with everything its page shows.
 #[derive(Debug, Clone)]
 pub struct StudyDetail {
@@ -156,7 +164,8 @@ pub struct StudyDetail {
     pub files: Vec<StudyFile>,
     /// Which instances `files` holds.
     pub page: FilePage,
-    /// Duplicates, conflicts, unreadable files and files not stored, by series and number.
+    /// Duplicates, conflicts, unreadable files and files not stored, by series and number
+    /// (none when they were not asked for).
     pub problems: Vec<StudyFile>,
     /// Paths DICOMDIRs list that were never stored.
     pub missing: Vec<String>,
@@ -238,8 +247,8 @@ pub async fn detail(
     let (mut detail, sealed) = ctx
         .db
         .run(move |conn| {
-            let detail =
-                read_detail(conn, &scope, uid.as_str(), page)?.ok_or(AppError::NotFound)?;
+            let detail = read_detail(conn, &scope, uid.as_str(), page, Problems::Listed)?
+                .ok_or(AppError::NotFound)?;
             let sealed = if open {
                 repo::first_sealed_patient(conn, scope.owner_id(), uid.as_str())?
             } else {
@@ -264,27 +273,39 @@ pub async fn with_instances(
     let (scope, uid) = (scope.clone(), uid.clone());
     ctx.db
         .run(move |conn| {
-            let detail = read_detail(conn, &scope, uid.as_str(), FilePage::none())?
-                .ok_or(AppError::NotFound)?;
+            let detail = read_detail(
+                conn,
+                &scope,
+                uid.as_str(),
+                FilePage::none(),
+                Problems::Skipped,
+            )?
+            .ok_or(AppError::NotFound)?;
             let instances = repo::instance_refs(conn, scope.owner_id(), uid.as_str())?;
             Ok::<_, AppError>((detail, instances))
         })
         .await
 }
 
-/// The study's counts and series from SQL aggregates, and only the instances `page` asks
+/// The study's counts and series from its summary rows, and only the instances `page` asks
 /// for: a handful of queries, and rows read in proportion to the page, not the study.
 pub(crate) fn read_detail(
     conn: &mut DbConnection,
     scope: &StudyScope,
     uid: &str,
     page: FilePage,
+    problems: Problems,
 ) -> Result<Option<StudyDetail>, DbError> {
     let owner = scope.owner_id();
     let slices = repo::slices(conn, owner, uid)?;
-    let counted: i64 = slices.iter().map(|s| s.instances).sum();
-    let unstored = repo::indexed_count(conn, owner, uid)? > counted;
-    let uncounted = repo::uncounted(conn, owner, uid, unstored)?;
+    // A study with nothing counted exists only through its problems, so they are read.
+    let uncounted = if problems == Problems::Listed || slices.is_empty() {
+        let counted: i64 = slices.iter().map(|s| s.instances).sum();
+        let unstored = repo::indexed_count(conn, owner, uid)? > counted;
+        repo::uncounted(conn, owner, uid, unstored)?
+    } else {
+        Vec::new()
+    };
     if slices.is_empty() && uncounted.is_empty() {
         return Ok(None);
     }
@@ -295,8 +316,11 @@ pub(crate) fn read_detail(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let unreadable = repo::unreadable_in(conn, owner, &batches)?;
-    let directories = repo::directories_for(conn, owner, uid, &batches)?;
+    let unreadable = match problems {
+        Problems::Listed => repo::unreadable_in(conn, owner, &batches)?,
+        Problems::Skipped => Vec::new(),
+    };
+    let directories = repo::directories_for(conn, owner, &[uid.to_string()], &batches)?;
     let missing = if directories.is_empty() {
         Vec::new()
     } else {

@@ -171,6 +171,25 @@ diesel::table! {
     }
 }
 
+// Kept by database triggers (migration 000008); read, never written, by the code.
+diesel::table! {
+    study_slices (study_uid, series_uid, user_id, modality, batch_id) {
+        study_uid -> Text,
+        series_uid -> Text,
+        user_id -> Text,
+        modality -> Text,
+        batch_id -> Text,
+        instances -> BigInt,
+        bytes -> BigInt,
+        series_number -> Nullable<Integer>,
+        series_description -> Nullable<Text>,
+        study_date -> Nullable<Text>,
+        study_description -> Nullable<Text>,
+        first_upload -> Nullable<Timestamp>,
+        last_completion -> Nullable<Timestamp>,
+    }
+}
+
 diesel::table! {
     upload_parts (upload_id, part_number) {
         upload_id -> Text,
@@ -230,5 +249,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     upload_batches,
     dicom_instances,
     dicomdir_entries,
+    study_slices,
     audit_events,
 );

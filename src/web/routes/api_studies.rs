@@ -3,11 +3,11 @@
 //! attributes are returned, so none are decrypted.
 
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::studies::{study_uid, zip_response};
 use crate::app::error::AppError;
-use crate::app::studies::query::{self, InstanceRef, StudyDetail, StudySummary};
+use crate::app::studies::query::{self, InstanceRef, ListPage, StudyDetail, StudySummary};
 use crate::app::studies::{StudyScope, archive};
 use crate::app::uploads::UploadContext;
 use crate::domain::api_key::Scope;
@@ -54,9 +54,39 @@ struct Study {
     series: u64,
 }
 
+/// One window of the list: `total` studies in all, `studies` from `offset`.
 #[derive(Serialize)]
 struct Studies {
     studies: Vec<Study>,
+    total: u64,
+    offset: u64,
+    limit: u64,
+}
+
+/// `?limit=` (1 to 1,000; larger is lowered; 100 when absent) and `?offset=`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+impl ListQuery {
+    fn window(&self) -> Result<ListPage, AppError> {
+        let number = |name: &str, raw: Option<&str>, default: u64, least: u64| match raw {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= least && raw.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("{name} must be a whole number from {least}."))
+                }),
+        };
+        Ok(ListPage::window(
+            number("offset", self.offset.as_deref(), 0, 0)?,
+            number("limit", self.limit.as_deref(), ListPage::API_DEFAULT, 1)?,
+        ))
+    }
 }
 
 #[derive(Serialize)]
@@ -132,14 +162,19 @@ async fn scope_of(principal: &ApiPrincipal) -> Result<StudyScope, AppError> {
 
 pub async fn list(
     principal: ApiPrincipal,
+    query: web::Query<ListQuery>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&principal).await?;
-    let studies = query::list(&ctx, &scope).await?;
+    let list = query::list(&ctx, &scope, query.window()?).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(Studies {
-            studies: studies
+            total: list.total,
+            offset: list.page.offset,
+            limit: list.page.limit,
+            studies: list
+                .studies
                 .iter()
                 .map(|s| Study {
                     common: Common::new(s),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::uploads::{Reach, Viewer};
 use crate::app::error::AppError;
-use crate::app::studies::query::FilePage;
+use crate::app::studies::query::{FilePage, ListPage};
 use crate::app::studies::{StudyScope, archive, query};
 use crate::app::uploads::UploadContext;
 use crate::domain::DicomUid;
@@ -19,7 +19,7 @@ use crate::web::extractors::CurrentUser;
 use crate::web::respond::render;
 use crate::web::views::Layout;
 pub(crate) use views::dicom_date;
-use views::{StudiesPage, StudyPage, StudyRow};
+use views::{StudiesPage, StudyPage};
 
 crate::route_table! {
     GET "/studies" => index,
@@ -44,24 +44,26 @@ pub(crate) fn study_uid(raw: &str) -> Result<DicomUid, AppError> {
     DicomUid::parse(raw).ok_or(AppError::NotFound)
 }
 
+/// `?page=N` of the list, or of the study page's file list.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+}
+
 pub async fn index(
     user: CurrentUser,
+    query: web::Query<PageQuery>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&user)?;
-    let studies = query::list(&ctx, &scope).await?;
-    let page = StudiesPage {
-        layout: Layout::for_user(&user, STUDIES_PATH),
-        show_uploader: scope.sees_everyone(),
-        rows: studies.iter().map(StudyRow::new).collect(),
-    };
+    let page = ListPage::number(page_number(query.page.as_deref())?);
+    let list = query::list(&ctx, &scope, page).await?;
+    let page = StudiesPage::new(
+        Layout::for_user(&user, STUDIES_PATH),
+        &list,
+        scope.sees_everyone(),
+    );
     render(StatusCode::OK, &page)
-}
-
-/// `?page=N` of the study page's file list.
-#[derive(Deserialize)]
-pub struct ShowQuery {
-    page: Option<String>,
 }
 
 /// The page number asked for: 1 when absent, else a whole number from 1.
@@ -80,7 +82,7 @@ fn page_number(raw: Option<&str>) -> Result<u64, AppError> {
 pub async fn show(
     user: CurrentUser,
     path: web::Path<String>,
-    query: web::Query<ShowQuery>,
+    query: web::Query<PageQuery>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let (scope, uid) = (scope_of(&user)?, study_uid(&path)?);

@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use medport::infra::db::repo::dicom_instances::{NewEntry, NewInstance, insert, insert_entries};
-use medport::infra::db::repo::uploads::{NewUpload, insert as insert_upload};
-use medport::infra::db::schema::{upload_batches, uploads};
 
-use super::support::{STUDY, api_json, page};
+use super::support::{STUDY, api_json, page, write_batch, write_upload};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp};
 use crate::tus_support::api_key;
@@ -27,16 +25,7 @@ fn write_study(app: &TestApp, user: &str) {
     let mut pooled = app.db.conn().unwrap();
     let conn: &mut medport::infra::db::DbConnection = &mut pooled;
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        diesel::insert_into(upload_batches::table)
-            .values((
-                upload_batches::id.eq(&batch),
-                upload_batches::user_id.eq(user),
-                upload_batches::bucket_id.eq(medport::app::buckets::SYSTEM_BUCKET_ID),
-                upload_batches::declared_files.eq(INSTANCES as i64 + 1),
-                upload_batches::declared_bytes.eq(0),
-                upload_batches::started_at.eq(now),
-            ))
-            .execute(conn)?;
+        write_batch(conn, &batch, user, INSTANCES as i64 + 1, now)?;
         let mut entries: Vec<(String, String)> = Vec::new();
         for i in 0..=INSTANCES {
             let id = uuid::Uuid::now_v7().to_string();
@@ -45,38 +34,7 @@ fn write_study(app: &TestApp, user: &str) {
             } else {
                 format!("CD/SE{}/IM{i}", i % 10)
             };
-            let key = format!("uploads/{id}");
-            insert_upload(
-                conn,
-                &NewUpload {
-                    id: &id,
-                    user_id: user,
-                    bucket_id: medport::app::buckets::SYSTEM_BUCKET_ID,
-                    api_key_id: None,
-                    filename: path.rsplit('/').next().unwrap(),
-                    content_type: None,
-                    extension: "dcm",
-                    declared_size: 7000,
-                    upload_offset: 7000,
-                    part_size: 8 << 20,
-                    object_key: &key,
-                    status: "completed",
-                    hash_state: None,
-                    client_checksum: None,
-                    expires_at: now,
-                    created_at: now,
-                    updated_at: now,
-                    batch_id: Some(&batch),
-                    relative_path: Some(&path),
-                },
-            )
-            .unwrap();
-            diesel::update(uploads::table.find(&id))
-                .set((
-                    uploads::completed_at.eq(now),
-                    uploads::sha256.eq("00".repeat(32)),
-                ))
-                .execute(conn)?;
+            write_upload(conn, &id, user, Some(&batch), &path, "completed", now)?;
             let sop = format!("{STUDY}.{}.{i}", i % 10);
             let series = format!("{STUDY}.{}", i % 10);
             let number = i32::try_from(i % 10).unwrap();

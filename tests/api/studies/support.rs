@@ -112,3 +112,125 @@ pub async fn unzip(bytes: Vec<u8>) -> BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Writes an upload row of 7,000 bytes straight to the database, as the pipeline leaves it
+/// in `status` (completed ones with their time and digest), for tests about the queries
+/// rather than the uploads.
+pub fn write_upload(
+    conn: &mut medport::infra::db::DbConnection,
+    id: &str,
+    user: &str,
+    batch: Option<&str>,
+    path: &str,
+    status: &str,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    use medport::infra::db::repo::uploads::{NewUpload, insert};
+    use medport::infra::db::schema::uploads;
+
+    let key = format!("uploads/{id}");
+    insert(
+        conn,
+        &NewUpload {
+            id,
+            user_id: user,
+            bucket_id: medport::app::buckets::SYSTEM_BUCKET_ID,
+            api_key_id: None,
+            filename: path.rsplit('/').next().unwrap(),
+            content_type: None,
+            extension: "dcm",
+            declared_size: 7000,
+            upload_offset: 7000,
+            part_size: 8 << 20,
+            object_key: &key,
+            status,
+            hash_state: None,
+            client_checksum: None,
+            expires_at: now,
+            created_at: now,
+            updated_at: now,
+            batch_id: batch,
+            relative_path: Some(path),
+        },
+    )
+    .unwrap();
+    if status == "completed" {
+        diesel::update(uploads::table.find(id))
+            .set((
+                uploads::completed_at.eq(now),
+                uploads::sha256.eq("00".repeat(32)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Writes a batch row straight to the database (see [`write_upload`]).
+pub fn write_batch(
+    conn: &mut medport::infra::db::DbConnection,
+    id: &str,
+    user: &str,
+    files: i64,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    use medport::infra::db::schema::upload_batches;
+
+    diesel::insert_into(upload_batches::table)
+        .values((
+            upload_batches::id.eq(id),
+            upload_batches::user_id.eq(user),
+            upload_batches::bucket_id.eq(medport::app::buckets::SYSTEM_BUCKET_ID),
+            upload_batches::declared_files.eq(files),
+            upload_batches::declared_bytes.eq(0),
+            upload_batches::started_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// One DICOM upload of `study` in `status` with its index row, written straight to the
+/// database (`series` 0 stands for none: no series UID, number or modality).
+#[allow(clippy::too_many_arguments)]
+pub fn write_instance(
+    conn: &mut medport::infra::db::DbConnection,
+    user: &str,
+    batch: &str,
+    study: &str,
+    i: usize,
+    series: usize,
+    status: &str,
+    at: chrono::NaiveDateTime,
+) -> String {
+    use medport::infra::db::repo::dicom_instances::{NewInstance, insert};
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let path = format!("CD/SE{series}/IM{i}");
+    write_upload(conn, &id, user, Some(batch), &path, status, at).unwrap();
+    let (series_uid, sop) = (format!("{study}.{series}"), format!("{study}.{series}.{i}"));
+    let description = format!("Series {}", i % 3);
+    let date = format!("2026120{}", i % 9);
+    let number = i32::try_from(series).unwrap();
+    insert(
+        conn,
+        &NewInstance {
+            upload_id: &id,
+            user_id: user,
+            state: "indexed",
+            study_uid: Some(study),
+            series_uid: (series > 0).then_some(series_uid.as_str()),
+            sop_instance_uid: Some(&sop),
+            modality: (series > 0).then_some(if series == 1 { "CT" } else { "SEG" }),
+            study_date: Some(&date),
+            study_description: Some(&description),
+            series_description: Some(&description),
+            series_number: (series > 0).then_some(number),
+            instance_number: Some(i32::try_from(i).unwrap()),
+            indexed_at: at,
+            ..NewInstance::default()
+        },
+    )
+    .unwrap();
+    id
+}

@@ -3,6 +3,8 @@
 //!
 //! An instance counts in a study when its upload is completed and its row is `indexed`
 //! (duplicates, conflicts and unreadable files are listed as problems, never counted).
+//! Counts come from `study_slices`, which database triggers keep in step with the
+//! instances and their uploads; lists of instances come from the instances themselves.
 //! `owner` scopes every query: `Some(user)` is that user's rows, `None` everyone's (the
 //! caller decides who may ask for that). Aggregates are the portable ones (COUNT, MIN,
 //! MAX, SUM cast to BIGINT); lists of values are loaded as distinct pairs and grouped by
@@ -13,10 +15,13 @@ use diesel::dsl::{count, count_star, max, min, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use crate::infra::db::schema::{dicom_instances, dicomdir_entries, uploads};
+use crate::infra::db::schema::{dicom_instances, dicomdir_entries, study_slices, uploads};
 use crate::infra::db::{DbConnection, DbError};
 
 const INDEXED: &str = "indexed";
+/// Every other state, named so that the study index can be searched for them (a `!=` would
+/// read the whole study).
+const NOT_COUNTED: [&str; 4] = ["unreadable", "duplicate", "conflict", "directory"];
 const UNREADABLE: &str = "unreadable";
 const DIRECTORY: &str = "directory";
 const COMPLETED: &str = "completed";
@@ -65,59 +70,125 @@ pub struct StudyRow {
     pub last_completion: Option<NaiveDateTime>,
 }
 
-macro_rules! study_columns {
-    () => {
-        (
-            dicom_instances::study_uid,
-            count_star(),
-            count(dicom_instances::series_uid).aggregate_distinct(),
-            // SUM of a BIGINT is NUMERIC on PostgreSQL; the cast makes both backends agree.
-            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
-            min(dicom_instances::study_date),
-            max(dicom_instances::study_description),
-            min(uploads::created_at),
-            max(uploads::completed_at),
-        )
+/// Runs `$load` on `$query` over `study_slices`, narrowed to `$owner`'s rows when there is
+/// an owner.
+macro_rules! scoped_slices {
+    ($query:expr, $owner:expr, |$q:ident| $load:expr) => {
+        match $owner {
+            Some(owner) => {
+                let $q = $query.filter(study_slices::user_id.eq(owner));
+                $load
+            }
+            None => {
+                let $q = $query;
+                $load
+            }
+        }
     };
 }
 
-/// Every study in scope, with its counts.
-pub fn list(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<StudyRow>, DbError> {
-    let rows = scoped!(counted!(), owner, |q| q
-        .group_by(dicom_instances::study_uid)
-        .select(study_columns!())
+/// How many studies there are in scope.
+pub fn study_count(conn: &mut DbConnection, owner: Option<&str>) -> Result<i64, DbError> {
+    let n = scoped_slices!(study_slices::table, owner, |q| q
+        .select(count(study_slices::study_uid).aggregate_distinct())
+        .first(conn))?;
+    Ok(n)
+}
+
+/// `limit` studies in scope from `offset`, newest first upload first, with their counts
+/// summed from their slices.
+pub fn list(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<StudyRow>, DbError> {
+    let (offset, limit) = (bound(offset), bound(limit));
+    let rows = scoped_slices!(study_slices::table, owner, |q| q
+        .group_by(study_slices::study_uid)
+        .select((
+            study_slices::study_uid.nullable(),
+            sql::<BigInt>("CAST(SUM(instances) AS BIGINT)"),
+            // '' stands for no series (the slices' key cannot hold NULL).
+            sql::<BigInt>("COUNT(DISTINCT NULLIF(series_uid, ''))"),
+            sql::<BigInt>("CAST(SUM(bytes) AS BIGINT)"),
+            min(study_slices::study_date),
+            max(study_slices::study_description),
+            min(study_slices::first_upload),
+            max(study_slices::last_completion),
+        ))
+        .order((
+            min(study_slices::first_upload).desc(),
+            study_slices::study_uid.asc(),
+        ))
+        .limit(limit)
+        .offset(offset)
         .load::<StudyRow>(conn))?;
     Ok(rows)
 }
 
-/// A (study, modality, uploader id) triple as the facets query returns it.
-pub type Facet = (Option<String>, Option<String>, String);
-
-/// Distinct (study, modality, uploader) triples in scope, for the list's modality and
-/// uploader columns: one pass over the instances, grouped by the caller.
-pub fn facets(conn: &mut DbConnection, owner: Option<&str>) -> Result<Vec<Facet>, DbError> {
-    let rows = scoped!(counted!(), owner, |q| q
-        .select((
-            dicom_instances::study_uid,
-            dicom_instances::modality,
-            dicom_instances::user_id,
-        ))
-        .distinct()
-        .load(conn))?;
-    Ok(rows)
+fn bound(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-// A study's slices group by columns of both tables.
-diesel::allow_columns_to_appear_in_same_group_by_clause!(
-    dicom_instances::series_uid,
-    dicom_instances::user_id,
-    dicom_instances::modality,
-    uploads::batch_id,
-);
+/// A (study, modality, uploader id) triple as the facets query returns it.
+pub type Facet = (String, Option<String>, String);
+
+/// Distinct (study, modality, uploader) triples of `studies` in scope, for the list's
+/// modality and uploader columns, grouped by the caller.
+pub fn facets(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    studies: &[String],
+) -> Result<Vec<Facet>, DbError> {
+    let mut out = Vec::new();
+    for chunk in studies.chunks(IN_CHUNK) {
+        let base = study_slices::table.filter(study_slices::study_uid.eq_any(chunk));
+        let rows: Vec<(String, String, String)> = scoped_slices!(base, owner, |q| q
+            .select((
+                study_slices::study_uid,
+                study_slices::modality,
+                study_slices::user_id,
+            ))
+            .distinct()
+            .load(conn))?;
+        out.extend(
+            rows.into_iter()
+                .map(|(study, modality, user)| (study, none_if_empty(modality), user)),
+        );
+    }
+    Ok(out)
+}
+
+/// The batches the counted instances of `studies` in scope came in.
+pub fn batches_of(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    studies: &[String],
+) -> Result<Vec<String>, DbError> {
+    let mut out = Vec::new();
+    for chunk in studies.chunks(IN_CHUNK) {
+        let base = study_slices::table
+            .filter(study_slices::study_uid.eq_any(chunk))
+            .filter(study_slices::batch_id.ne(""));
+        out.extend(scoped_slices!(base, owner, |q| q
+            .select(study_slices::batch_id)
+            .distinct()
+            .load::<String>(conn))?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The slices' key holds '' where the header had no value.
+fn none_if_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
 
 /// One slice of a study's counted instances: those of one series, uploader, modality and
 /// batch, with their counts and the values the study page summarises.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct SliceRow {
     pub series_uid: Option<String>,
     pub user_id: String,
@@ -133,37 +204,63 @@ pub struct SliceRow {
     pub last_completion: Option<NaiveDateTime>,
 }
 
-/// The study's counted instances in slices (a handful of rows whatever the study's size):
-/// its counts, series, modalities, uploaders and batches, in one pass over its instances.
+type SliceColumns = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+/// The study's counted instances in slices (a handful of rows whatever the study's size,
+/// kept by the database as instances come and go): its counts, series, modalities,
+/// uploaders and batches.
 pub fn slices(
     conn: &mut DbConnection,
     owner: Option<&str>,
     study: &str,
 ) -> Result<Vec<SliceRow>, DbError> {
-    let base = counted!().filter(dicom_instances::study_uid.eq(study));
-    let rows = scoped!(base, owner, |q| q
-        .group_by((
-            dicom_instances::series_uid,
-            dicom_instances::user_id,
-            dicom_instances::modality,
-            uploads::batch_id,
-        ))
+    let base = study_slices::table.filter(study_slices::study_uid.eq(study));
+    let rows: Vec<SliceColumns> = scoped_slices!(base, owner, |q| q
         .select((
-            dicom_instances::series_uid,
-            dicom_instances::user_id,
-            dicom_instances::modality,
-            uploads::batch_id,
-            count_star(),
-            sql::<BigInt>("CAST(SUM(uploads.declared_size) AS BIGINT)"),
-            min(dicom_instances::series_number),
-            max(dicom_instances::series_description),
-            min(dicom_instances::study_date),
-            max(dicom_instances::study_description),
-            min(uploads::created_at),
-            max(uploads::completed_at),
+            study_slices::series_uid,
+            study_slices::user_id,
+            study_slices::modality,
+            study_slices::batch_id,
+            study_slices::instances,
+            study_slices::bytes,
+            study_slices::series_number,
+            study_slices::series_description,
+            study_slices::study_date,
+            study_slices::study_description,
+            study_slices::first_upload,
+            study_slices::last_completion,
         ))
-        .load::<SliceRow>(conn))?;
-    Ok(rows)
+        .load(conn))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SliceRow {
+            series_uid: none_if_empty(r.0),
+            user_id: r.1,
+            modality: none_if_empty(r.2),
+            batch_id: none_if_empty(r.3),
+            instances: r.4,
+            bytes: r.5,
+            series_number: r.6,
+            series_description: r.7,
+            study_date: r.8,
+            study_description: r.9,
+            first_upload: r.10,
+            last_completion: r.11,
+        })
+        .collect())
 }
 
 /// How many of the study's index rows are `indexed`, whatever their upload's status (read
@@ -319,7 +416,7 @@ pub fn uncounted(
         .inner_join(uploads::table)
         .filter(dicom_instances::study_uid.eq(study));
     let mut rows = scoped!(base, owner, |q| q
-        .filter(dicom_instances::state.ne(INDEXED))
+        .filter(dicom_instances::state.eq_any(NOT_COUNTED))
         .order(file_order!())
         .select(file_columns!())
         .load::<FileRow>(conn))?;
@@ -346,7 +443,10 @@ pub fn unreadable_in(
         let base = dicom_instances::table
             .inner_join(uploads::table)
             .filter(dicom_instances::state.eq(UNREADABLE))
-            .filter(uploads::batch_id.eq_any(chunk));
+            // Matched as an expression, not through the batch index: SQLite, which keeps no
+            // statistics here, would otherwise read every upload of the batch to find its
+            // few unreadable ones.
+            .filter(uploads::batch_id.concat("").eq_any(chunk));
         out.extend(scoped!(base, owner, |q| q
             .order((uploads::relative_path.asc(), uploads::id.asc()))
             .select(file_columns!())
@@ -405,34 +505,28 @@ macro_rules! directory_columns {
     };
 }
 
-/// Every completed DICOMDIR in scope (the list's completeness badges).
-pub fn all_directories(
-    conn: &mut DbConnection,
-    owner: Option<&str>,
-) -> Result<Vec<DirectoryRow>, DbError> {
-    let rows = scoped!(directories!(), owner, |q| q
-        .order(uploads::id.asc())
-        .select(directory_columns!())
-        .load::<DirectoryRow>(conn))?;
-    Ok(rows)
-}
-
-/// The completed DICOMDIRs that concern `study`: those sent in one of `batches` (where its
-/// instances came in) and those that list the study.
+/// The completed DICOMDIRs that concern `studies`: those sent in one of `batches` (where
+/// their instances came in) and those that list one of the studies.
 pub fn directories_for(
     conn: &mut DbConnection,
     owner: Option<&str>,
-    study: &str,
+    studies: &[String],
     batches: &[String],
 ) -> Result<Vec<DirectoryRow>, DbError> {
-    let listing: Vec<String> = dicomdir_entries::table
-        .filter(dicomdir_entries::study_uid.eq(study))
-        .select(dicomdir_entries::directory_upload_id)
-        .distinct()
-        .load(conn)?;
+    let mut listing: Vec<String> = Vec::new();
+    for chunk in studies.chunks(IN_CHUNK) {
+        listing.extend(
+            dicomdir_entries::table
+                .filter(dicomdir_entries::study_uid.eq_any(chunk))
+                .select(dicomdir_entries::directory_upload_id)
+                .distinct()
+                .load::<String>(conn)?,
+        );
+    }
     let mut out: Vec<DirectoryRow> = Vec::new();
     for chunk in batches.chunks(IN_CHUNK) {
-        let base = directories!().filter(uploads::batch_id.eq_any(chunk));
+        // As in `unreadable_in`: a batch's few DICOMDIRs, not its every upload.
+        let base = directories!().filter(uploads::batch_id.concat("").eq_any(chunk));
         out.extend(scoped!(base, owner, |q| q
             .select(directory_columns!())
             .load::<DirectoryRow>(conn))?);

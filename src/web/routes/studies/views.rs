@@ -5,7 +5,9 @@ use askama::Template;
 
 use crate::app::buckets::size::human;
 use crate::app::studies::index::IndexState;
-use crate::app::studies::query::{FilePage, Series, StudyDetail, StudyFile, StudySummary};
+use crate::app::studies::query::{
+    FilePage, ListPage, Series, StudyDetail, StudyFile, StudyList, StudySummary,
+};
 use crate::infra::dicom::PatientAttributes;
 use crate::web::timestamp::Timestamp;
 use crate::web::views::Layout;
@@ -63,7 +65,35 @@ impl StudyRow {
 pub struct StudiesPage {
     pub layout: Layout,
     pub rows: Vec<StudyRow>,
+    pub total: u64,
     pub show_uploader: bool,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+    /// Which studies the page shows, when they take more than one page.
+    pub range: Option<String>,
+}
+
+impl StudiesPage {
+    pub fn new(layout: Layout, list: &StudyList, show_uploader: bool) -> Self {
+        let (prev_href, next_href, range) = Pager {
+            href: "/studies",
+            offset: list.page.offset,
+            size: ListPage::SIZE,
+            total: list.total,
+            shown: list.studies.len() as u64,
+            what: "studies",
+        }
+        .links();
+        Self {
+            layout,
+            rows: list.studies.iter().map(StudyRow::new).collect(),
+            total: list.total,
+            show_uploader,
+            prev_href,
+            next_href,
+            range,
+        }
+    }
 }
 
 pub struct SeriesRow {
@@ -190,7 +220,15 @@ pub struct StudyPage {
 impl StudyPage {
     pub fn new(layout: Layout, d: &StudyDetail, show_uploader: bool, may_fetch: bool) -> Self {
         let study = StudyRow::new(&d.summary);
-        let (prev_href, next_href, files_range) = pages(&study.href, d);
+        let (prev_href, next_href, files_range) = Pager {
+            href: &study.href,
+            offset: d.page.offset,
+            size: FilePage::SIZE,
+            total: d.summary.instances,
+            shown: d.files.len() as u64,
+            what: "stored instances",
+        }
+        .links();
         Self {
             prev_href,
             next_href,
@@ -210,29 +248,42 @@ impl StudyPage {
     }
 }
 
-/// Links to the neighbouring pages of the file list, and which files this page shows, when
-/// the study's instances take more than one page.
-fn pages(href: &str, d: &StudyDetail) -> (Option<String>, Option<String>, Option<String>) {
-    let (total, size) = (d.summary.instances, FilePage::SIZE);
-    if total <= size && d.page.offset == 0 {
-        return (None, None, None);
+/// A list shown `size` at a time under `href?page=N`.
+struct Pager<'a> {
+    href: &'a str,
+    offset: u64,
+    size: u64,
+    total: u64,
+    shown: u64,
+    /// What the list holds, plural.
+    what: &'a str,
+}
+
+impl Pager<'_> {
+    /// Links to the neighbouring pages, and which items this page shows, when the list
+    /// takes more than one page.
+    fn links(&self) -> (Option<String>, Option<String>, Option<String>) {
+        let (total, size, offset, what) = (self.total, self.size, self.offset, self.what);
+        if total <= size && offset == 0 {
+            return (None, None, None);
+        }
+        let number = offset / size + 1;
+        let link = |n: u64| match n {
+            1 => self.href.to_string(),
+            n => format!("{}?page={n}", self.href),
+        };
+        let prev = (number > 1).then(|| link(number - 1));
+        let next = (offset + size < total).then(|| link(number + 1));
+        let range = match self.shown {
+            0 => format!("Page {number} is past the last of the {total} {what}."),
+            shown => format!(
+                "Showing {what} {}–{} of {total}.",
+                offset + 1,
+                offset + shown
+            ),
+        };
+        (prev, next, Some(range))
     }
-    let number = d.page.offset / size + 1;
-    let link = |n: u64| match n {
-        1 => href.to_string(),
-        n => format!("{href}?page={n}"),
-    };
-    let prev = (number > 1).then(|| link(number - 1));
-    let next = (d.page.offset + size < total).then(|| link(number + 1));
-    let range = match d.files.len() as u64 {
-        0 => format!("Page {number} is past the last of the {total} stored instances."),
-        shown => format!(
-            "Showing stored instances {}–{} of {total}.",
-            d.page.offset + 1,
-            d.page.offset + shown
-        ),
-    };
-    (prev, next, Some(range))
 }
 
 #[cfg(test)]

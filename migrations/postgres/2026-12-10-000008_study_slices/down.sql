@@ -1,0 +1,11 @@
+DROP INDEX dicomdir_entries_study_idx;
+CREATE INDEX dicomdir_entries_study_idx ON dicomdir_entries (study_uid);
+DROP TRIGGER study_slices_upload ON uploads;
+DROP TRIGGER study_slices_instance_changed ON dicom_instances;
+DROP TRIGGER study_slices_instance ON dicom_instances;
+DROP FUNCTION study_slices_on_upload();
+DROP FUNCTION study_slices_on_instance();
+DROP FUNCTION study_slices_add(dicom_instances, uploads);
+DROP FUNCTION study_slices_recompute(TEXT, TEXT, TEXT, TEXT);
+DROP VIEW study_slices_counted;
+DROP TABLE study_slices;
