@@ -21,8 +21,9 @@
 # MEDPORT_TRUSTED_PROXIES=127.0.0.1 and every request says where it comes from in
 # X-Forwarded-For: wrk spreads its requests over 10.1-10.2.y.z (scripts/bench-pages.lua), each
 # sign-in has its own 10.250+.y.z address. The one session wrk uses is one account, so the
-# general per-account limit is raised (MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE); the sign-in
-# limits stay as shipped. Without that the benchmark would measure 429s.
+# general per-account limit is raised (MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE), and the upload
+# limit too, for a large MEDPORT_BENCH_SEED; the sign-in limits stay as shipped. Without that
+# the benchmark would measure 429s.
 #
 # Every page answer must be 200: the script exits 1 if wrk saw any other status (a 303 to
 # /login, a 429...), a socket error or a timeout, or if a sign-in failed. Missing the 2x target
@@ -97,6 +98,7 @@ measure() {
     if [ -n "$database_url" ]; then export DATABASE_URL="$database_url"; else unset DATABASE_URL; fi
     export MEDPORT_TRUSTED_PROXIES=127.0.0.1
     export MEDPORT_RATE_LIMIT_GENERAL_PER_MINUTE=1000000
+    export MEDPORT_RATE_LIMIT_UPLOAD_PER_MINUTE=1000000
     export RUST_LOG=warn
     port="$(free_port)"
     export MEDPORT_BIND="127.0.0.1:$port"
