@@ -393,7 +393,7 @@ impl StudySummary {
         missing: usize,
     ) -> Self {
         Self {
-            study_uid: row.study_uid.unwrap_or_default(),
+            study_uid: row.study_uid,
             instances: u64::try_from(row.instances).unwrap_or(0),
             series: u64::try_from(row.series).unwrap_or(0),
             bytes: u64::try_from(row.bytes).unwrap_or(0),

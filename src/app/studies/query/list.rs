@@ -74,7 +74,7 @@ fn summaries(
     let owner = scope.owner_id();
     let total = u64::try_from(repo::study_count(conn, owner)?).unwrap_or(0);
     let rows = repo::list(conn, owner, page.offset, page.limit)?;
-    let studies: Vec<String> = rows.iter().filter_map(|r| r.study_uid.clone()).collect();
+    let studies: Vec<String> = rows.iter().map(|r| r.study_uid.clone()).collect();
     let facets = repo::facets(conn, owner, &studies)?;
     let ids: BTreeSet<&str> = facets.iter().map(|(_, _, user)| user.as_str()).collect();
     let ids: Vec<&str> = ids.into_iter().collect();
@@ -91,10 +91,10 @@ fn summaries(
     let missing = missing_in(conn, owner, &studies)?;
     let studies = rows
         .into_iter()
-        .filter_map(|row| {
-            let study_uid = row.study_uid.clone()?;
+        .map(|row| {
+            let study_uid = row.study_uid.clone();
             let study = study_uid.as_str();
-            Some(StudySummary::from_row(
+            StudySummary::from_row(
                 row,
                 modalities
                     .get(study)
@@ -103,7 +103,7 @@ fn summaries(
                     .map(|m| m.to_string()),
                 uploaders.get(study).into_iter().flatten().cloned(),
                 missing.get(study).map_or(0, Vec::len),
-            ))
+            )
         })
         .collect();
     Ok(StudyList {

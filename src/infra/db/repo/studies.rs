@@ -30,12 +30,16 @@ const COMPLETED: &str = "completed";
 /// and PostgreSQL takes the list as one array either way.
 const IN_CHUNK: usize = 900;
 
-/// Runs `$load` on `$query`, narrowed to `$owner`'s rows when there is an owner.
+/// Runs `$load` on `$query`, narrowed to `$owner`'s rows when there is an owner: by the
+/// instances' owner column, or by the one named first (`study_slices::user_id`).
 macro_rules! scoped {
     ($query:expr, $owner:expr, |$q:ident| $load:expr) => {
+        scoped!(dicom_instances::user_id => $query, $owner, |$q| $load)
+    };
+    ($column:path => $query:expr, $owner:expr, |$q:ident| $load:expr) => {
         match $owner {
             Some(owner) => {
-                let $q = $query.filter(dicom_instances::user_id.eq(owner));
+                let $q = $query.filter($column.eq(owner));
                 $load
             }
             None => {
@@ -60,7 +64,7 @@ macro_rules! counted {
 /// One study as the list shows it.
 #[derive(Debug, Clone, Queryable)]
 pub struct StudyRow {
-    pub study_uid: Option<String>,
+    pub study_uid: String,
     pub instances: i64,
     pub series: i64,
     pub bytes: i64,
@@ -70,26 +74,9 @@ pub struct StudyRow {
     pub last_completion: Option<NaiveDateTime>,
 }
 
-/// Runs `$load` on `$query` over `study_slices`, narrowed to `$owner`'s rows when there is
-/// an owner.
-macro_rules! scoped_slices {
-    ($query:expr, $owner:expr, |$q:ident| $load:expr) => {
-        match $owner {
-            Some(owner) => {
-                let $q = $query.filter(study_slices::user_id.eq(owner));
-                $load
-            }
-            None => {
-                let $q = $query;
-                $load
-            }
-        }
-    };
-}
-
 /// How many studies there are in scope.
 pub fn study_count(conn: &mut DbConnection, owner: Option<&str>) -> Result<i64, DbError> {
-    let n = scoped_slices!(study_slices::table, owner, |q| q
+    let n = scoped!(study_slices::user_id => study_slices::table, owner, |q| q
         .select(count(study_slices::study_uid).aggregate_distinct())
         .first(conn))?;
     Ok(n)
@@ -104,10 +91,10 @@ pub fn list(
     limit: u64,
 ) -> Result<Vec<StudyRow>, DbError> {
     let (offset, limit) = (bound(offset), bound(limit));
-    let rows = scoped_slices!(study_slices::table, owner, |q| q
+    let rows = scoped!(study_slices::user_id => study_slices::table, owner, |q| q
         .group_by(study_slices::study_uid)
         .select((
-            study_slices::study_uid.nullable(),
+            study_slices::study_uid,
             sql::<BigInt>("CAST(SUM(instances) AS BIGINT)"),
             // '' stands for no series (the slices' key cannot hold NULL).
             sql::<BigInt>("COUNT(DISTINCT NULLIF(series_uid, ''))"),
@@ -127,6 +114,7 @@ pub fn list(
     Ok(rows)
 }
 
+/// A count for SQL: one past `i64::MAX` is as good as none.
 fn bound(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -144,7 +132,7 @@ pub fn facets(
     let mut out = Vec::new();
     for chunk in studies.chunks(IN_CHUNK) {
         let base = study_slices::table.filter(study_slices::study_uid.eq_any(chunk));
-        let rows: Vec<(String, String, String)> = scoped_slices!(base, owner, |q| q
+        let rows: Vec<(String, String, String)> = scoped!(study_slices::user_id => base, owner, |q| q
             .select((
                 study_slices::study_uid,
                 study_slices::modality,
@@ -171,7 +159,7 @@ pub fn batches_of(
         let base = study_slices::table
             .filter(study_slices::study_uid.eq_any(chunk))
             .filter(study_slices::batch_id.ne(""));
-        out.extend(scoped_slices!(base, owner, |q| q
+        out.extend(scoped!(study_slices::user_id => base, owner, |q| q
             .select(study_slices::batch_id)
             .distinct()
             .load::<String>(conn))?);
@@ -228,7 +216,7 @@ pub fn slices(
     study: &str,
 ) -> Result<Vec<SliceRow>, DbError> {
     let base = study_slices::table.filter(study_slices::study_uid.eq(study));
-    let rows: Vec<SliceColumns> = scoped_slices!(base, owner, |q| q
+    let rows: Vec<SliceColumns> = scoped!(study_slices::user_id => base, owner, |q| q
         .select((
             study_slices::series_uid,
             study_slices::user_id,
@@ -355,9 +343,9 @@ pub fn instances(
     offset: u64,
     limit: Option<u64>,
 ) -> Result<Vec<FileRow>, DbError> {
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let offset = bound(offset);
     // An OFFSET needs a LIMIT on SQLite; i64::MAX stands for none on both backends.
-    let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let limit = limit.map_or(i64::MAX, bound);
     let base = counted!().filter(dicom_instances::study_uid.eq(study));
     let rows = scoped!(base, owner, |q| q
         .order(file_order!())
