@@ -34,6 +34,7 @@ mod incident;
 mod keys;
 mod metrics;
 mod migrations;
+mod pool;
 mod scan;
 mod scanning;
 mod studies;

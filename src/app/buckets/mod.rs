@@ -7,13 +7,15 @@
 //! - `service`: create / update / delete and grants, each change committed with its audit
 //!   event in one write transaction.
 //! - `system`: the system default bucket, kept in step with the configuration at start-up.
-//! - `store`: opening a bucket's storage backend, health and "test connection".
+//! - `opener`: opening a bucket's storage backend, health and "test connection";
+//!   `open_stores`: the S3 clients kept open between requests.
 //! - `security`: the security check shown on the bucket page.
 //! - `extensions`, `size`: the global file-type allowlist and byte sizes for people.
 
 pub mod extensions;
 pub mod grants;
 pub mod model;
+pub mod open_stores;
 pub mod opener;
 pub mod queries;
 mod rules;

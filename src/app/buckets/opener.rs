@@ -15,6 +15,7 @@ use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::model::{Backend, Bucket};
+use super::open_stores::{OpenStores, S3Settings};
 use super::queries;
 use crate::app::error::AppError;
 use crate::config::{DefaultBucket, Settings};
@@ -79,6 +80,40 @@ impl Opener {
     }
 
     async fn open_s3(&self, bucket: &Bucket, timeouts: S3Timeouts) -> Result<BlobStore, String> {
+        let secret = self.secret(bucket).await?;
+        self.open_s3_with(bucket, secret, timeouts).await
+    }
+
+    /// The bucket's backend with the normal (patient) timeouts. An S3 client opened earlier
+    /// for the same settings and secret is reused, with the connections it keeps open: a
+    /// new client per request cost every small file a TLS configuration built anew and a
+    /// new connection.
+    pub async fn open_shared(
+        &self,
+        bucket: &Bucket,
+        stores: &OpenStores,
+    ) -> Result<BlobStore, String> {
+        if bucket.backend == Backend::Local {
+            return self.open_local().await;
+        }
+        let secret = self.secret(bucket).await?;
+        let settings = S3Settings::of(bucket, &secret);
+        if let Some(store) = stores.get(&bucket.id, &settings) {
+            return Ok(store);
+        }
+        let store = self
+            .open_s3_with(bucket, secret, S3Timeouts::default())
+            .await?;
+        stores.put(&bucket.id, settings, store.clone());
+        Ok(store)
+    }
+
+    async fn open_s3_with(
+        &self,
+        bucket: &Bucket,
+        secret: SecretString,
+        timeouts: S3Timeouts,
+    ) -> Result<BlobStore, String> {
         let policy = self.policy();
         let endpoint = match &bucket.endpoint {
             None => None,
@@ -92,7 +127,6 @@ impl Opener {
                 Some(endpoint.url().clone())
             }
         };
-        let secret = self.secret(bucket).await?;
         let region = bucket.region.clone().ok_or("no region is set")?;
         let access_key_id = bucket
             .access_key_id

@@ -2,7 +2,8 @@
 //! DICOMDIR of their batch when one was sent, so the folder unpacks as the CD was.
 //!
 //! Written while it is sent, in constant memory: each object is streamed from storage
-//! straight into the ZIP writer, whose output goes through a small pipe to the response.
+//! straight into the ZIP writer, whose output goes to the response as chunks through a
+//! small bounded channel.
 //! Entries are stored, not compressed (pixel data rarely shrinks, and CPU per byte is what
 //! a large study costs); ZIP64 fields are written so a study past 4 GiB still opens.
 //! Only files that may be downloaded one by one go in (`Upload::is_downloadable`), and the
@@ -16,7 +17,8 @@ use bytes::Bytes;
 use futures_lite::io::AsyncWriteExt as _;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use serde_json::json;
-use tokio_util::io::ReaderStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
 use super::query::{FilePage, Problems, read_detail};
 use super::scope::StudyScope;
@@ -29,8 +31,9 @@ use crate::domain::DicomUid;
 use crate::domain::ids::{BucketId, UploadId};
 use crate::infra::storage::blob::BlobStore;
 
-/// Bytes held between the ZIP writer and the response: enough to keep both busy.
-const PIPE_BYTES: usize = 256 * 1024;
+/// Chunks held between the ZIP writer and the response: enough to keep both busy (a
+/// chunk is one write of the ZIP writer, at most one block read from storage).
+const CHANNEL_CHUNKS: usize = 8;
 
 /// The ZIP as it will be sent.
 pub struct Archive {
@@ -167,14 +170,15 @@ fn numbered(name: &str, n: u32) -> String {
     }
 }
 
-/// The ZIP as a byte stream: a task writes it into one end of a pipe, the response reads
-/// the other. A failure part-way ends the stream with an error, so the client sees a
+/// The ZIP as a byte stream: a task writes it as chunks into a channel, the response
+/// sends them. A failure part-way ends the stream with an error, so the client sees a
 /// broken transfer rather than a ZIP that merely lacks files.
 fn stream_zip(
     members: Vec<Member>,
     stores: BTreeMap<String, BlobStore>,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    let (reader, writer) = tokio::io::duplex(PIPE_BYTES);
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let writer = ChunkWriter(PollSender::new(tx));
     let task = tokio::spawn(async move {
         let result = write_zip(writer, &members, &stores).await;
         if let Err(e) = &result {
@@ -190,11 +194,54 @@ fn stream_zip(
         end
     })
     .filter_map(|end| async move { end });
-    ReaderStream::new(reader).chain(ending).boxed()
+    stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(Ok)
+        .chain(ending)
+        .boxed()
+}
+
+/// The writing end of the ZIP's stream: each write becomes one chunk of the response. A
+/// pipe copied every byte twice more (into the pipe, then out of it into a read buffer);
+/// this copies it once.
+struct ChunkWriter(PollSender<Bytes>);
+
+impl tokio::io::AsyncWrite for ChunkWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if buf.is_empty() {
+            return std::task::Poll::Ready(Ok(0));
+        }
+        let gone = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        if std::task::ready!(self.0.poll_reserve(cx)).is_err() {
+            return std::task::Poll::Ready(Err(gone()));
+        }
+        self.0
+            .send_item(Bytes::copy_from_slice(buf))
+            .map_err(|_| gone())?;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.0.close();
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 async fn write_zip(
-    writer: tokio::io::DuplexStream,
+    writer: ChunkWriter,
     members: &[Member],
     stores: &BTreeMap<String, BlobStore>,
 ) -> Result<(), AppError> {

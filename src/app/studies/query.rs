@@ -263,12 +263,13 @@ pub async fn detail(
     Ok(detail)
 }
 
-/// One study in scope with every counted instance as the API lists it (a few columns per
-/// instance, read in one query), or `NotFound`.
+/// One study in scope with the window `page` of its counted instances as the API lists
+/// them (a few columns per instance, read in one query), or `NotFound`.
 pub async fn with_instances(
     ctx: &UploadContext,
     scope: &StudyScope,
     uid: &DicomUid,
+    page: ListPage,
 ) -> Result<(StudyDetail, Vec<InstanceRef>), AppError> {
     let (scope, uid) = (scope.clone(), uid.clone());
     ctx.db
@@ -281,7 +282,13 @@ pub async fn with_instances(
                 Problems::Skipped,
             )?
             .ok_or(AppError::NotFound)?;
-            let instances = repo::instance_refs(conn, scope.owner_id(), uid.as_str())?;
+            let instances = repo::instance_refs(
+                conn,
+                scope.owner_id(),
+                uid.as_str(),
+                page.offset,
+                page.limit,
+            )?;
             Ok::<_, AppError>((detail, instances))
         })
         .await

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::app::buckets::Bucket;
+use crate::app::buckets::open_stores::OpenStores;
 use crate::app::buckets::opener::Opener;
 use crate::app::error::AppError;
 use crate::app::uploads::pipeline::{PartBudget, PartBuffers};
@@ -13,7 +14,6 @@ use crate::domain::clock::Clock;
 use crate::infra::crypto::secrets::Keyring;
 use crate::infra::db::Database;
 use crate::infra::storage::blob::BlobStore;
-use crate::infra::storage::s3::S3Timeouts;
 
 #[derive(Clone)]
 pub struct UploadContext {
@@ -25,6 +25,8 @@ pub struct UploadContext {
     pub part_budget: PartBudget,
     /// Buffers of stored parts, reused for the next parts instead of freed.
     pub part_buffers: PartBuffers,
+    /// S3 clients kept open between requests.
+    pub stores: OpenStores,
 }
 
 impl UploadContext {
@@ -38,6 +40,7 @@ impl UploadContext {
             clock,
             part_budget,
             part_buffers,
+            stores: OpenStores::default(),
         }
     }
 
@@ -53,7 +56,7 @@ impl UploadContext {
     /// be opened is "storage unavailable" (503) to the client; the reason goes to the log.
     pub async fn store_for(&self, bucket: &Bucket) -> Result<BlobStore, AppError> {
         self.opener()
-            .open(bucket, S3Timeouts::default())
+            .open_shared(bucket, &self.stores)
             .await
             .map_err(|reason| {
                 tracing::warn!(bucket = %bucket.id, %reason, "cannot open bucket storage");

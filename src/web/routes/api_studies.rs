@@ -63,7 +63,7 @@ struct Studies {
     limit: u64,
 }
 
-/// `?limit=` (1 to 1,000; larger is lowered; 100 when absent) and `?offset=`.
+/// `?limit=` (1 to 1,000; larger is lowered; `default` when absent) and `?offset=`.
 #[derive(Deserialize)]
 pub struct ListQuery {
     limit: Option<String>,
@@ -71,7 +71,7 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    fn window(&self) -> Result<ListPage, AppError> {
+    fn window(&self, default: u64) -> Result<ListPage, AppError> {
         let number = |name: &str, raw: Option<&str>, default: u64, least: u64| match raw {
             None => Ok(default),
             Some(raw) => raw
@@ -84,7 +84,7 @@ impl ListQuery {
         };
         Ok(ListPage::window(
             number("offset", self.offset.as_deref(), 0, 0)?,
-            number("limit", self.limit.as_deref(), ListPage::API_DEFAULT, 1)?,
+            number("limit", self.limit.as_deref(), default, 1)?,
         ))
     }
 }
@@ -110,21 +110,28 @@ struct Instance {
     sha256: Option<String>,
 }
 
-/// One study: the list's fields, with `series` and `instances` as the lists themselves
-/// (their lengths are the counts), and the paths a DICOMDIR lists that never came.
+/// One study: the list's fields, `series` (the whole list), a window of `instances`
+/// (`instance_count` in all, from `offset`, at most `limit`), and the paths a DICOMDIR
+/// lists that never came.
 #[derive(Serialize)]
 struct OneStudy {
     #[serde(flatten)]
     common: Common,
     series: Vec<SeriesJson>,
+    instance_count: u64,
+    offset: u64,
+    limit: u64,
     instances: Vec<Instance>,
     missing: Vec<String>,
 }
 
 impl OneStudy {
-    fn new(d: &StudyDetail, instances: Vec<InstanceRef>) -> Self {
+    fn new(d: &StudyDetail, page: ListPage, instances: Vec<InstanceRef>) -> Self {
         Self {
             common: Common::new(&d.summary),
+            instance_count: d.summary.instances,
+            offset: page.offset,
+            limit: page.limit,
             series: d
                 .series
                 .iter()
@@ -166,7 +173,7 @@ pub async fn list(
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&principal).await?;
-    let list = query::list(&ctx, &scope, query.window()?).await?;
+    let list = query::list(&ctx, &scope, query.window(ListPage::API_DEFAULT)?).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(Studies {
@@ -185,16 +192,20 @@ pub async fn list(
         }))
 }
 
+/// Instances come a window at a time (`?limit=`, most and default 1,000; `?offset=`), so
+/// that no answer grows with the study.
 pub async fn show(
     principal: ApiPrincipal,
     path: web::Path<String>,
+    query: web::Query<ListQuery>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
     let scope = scope_of(&principal).await?;
-    let (detail, instances) = query::with_instances(&ctx, &scope, &study_uid(&path)?).await?;
+    let page = query.window(ListPage::MAX_LIMIT)?;
+    let (detail, instances) = query::with_instances(&ctx, &scope, &study_uid(&path)?, page).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(OneStudy::new(&detail, instances)))
+        .json(OneStudy::new(&detail, page, instances)))
 }
 
 pub async fn download(

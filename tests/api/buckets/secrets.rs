@@ -12,6 +12,7 @@ use medport::infra::db::schema::{audit_events, buckets};
 use super::{create_through_form, new_s3_bucket, s3_env, s3_fields, sealed_secret, spawn_loopback};
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, extract_csrf, location};
+use crate::tus_support::{Tus, pdf};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -191,6 +192,56 @@ async fn a_sealed_secret_moved_to_another_row_does_not_open(backend: Backend) {
     );
 }
 
+/// The S3 client is kept open from one upload to the next, but never past an edit of the
+/// bucket: the next upload after a new secret key uses it, right or wrong. (A file sent
+/// with its creation is answered 201 either way; `Upload-Offset` says whether storage took
+/// its bytes.)
+async fn the_next_upload_after_an_edit_uses_the_new_secret(backend: Backend) {
+    let app = spawn_loopback(backend).await;
+    app.sign_in_as("admin").await;
+    let env = s3_env();
+    let s3_bucket = new_s3_bucket().await;
+    let right = s3_fields("Edited", &s3_bucket, &env);
+    let id = create_through_form(&app, &right).await;
+    let tus = Tus::with_session(&app).await;
+    let data = pdf(64 * 1024, 7);
+    let stored = |name: &'static str| {
+        let (tus, id, data) = (tus.clone(), id.clone(), data.clone());
+        async move {
+            let res = tus
+                .create_with_body(
+                    data.len() as u64,
+                    &[("filename", name), ("bucket", &id)],
+                    Some(data),
+                )
+                .await;
+            assert_eq!(res.status(), 201);
+            res.headers()["upload-offset"].to_str().unwrap().to_string()
+        }
+    };
+    let whole = data.len().to_string();
+    assert_eq!(stored("first.pdf").await, whole);
+    assert_eq!(stored("again.pdf").await, whole, "the kept client");
+
+    let mut wrong = right.clone();
+    for field in &mut wrong {
+        if field.0 == "secret_key" {
+            field.1 = "not-the-secret-key-at-all";
+        }
+    }
+    let res = super::admin_post(&app, &format!("/admin/buckets/{id}"), &wrong).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        stored("wrong.pdf").await,
+        "0",
+        "storage refused the new, wrong secret"
+    );
+
+    let res = super::admin_post(&app, &format!("/admin/buckets/{id}"), &right).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(stored("right-again.pdf").await, whole);
+}
+
 async fn the_secret_never_reaches_the_server_log(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let email = "logged-admin@example.org";
@@ -282,4 +333,5 @@ both_backends!(
     the_secret_is_sealed_and_shown_nowhere,
     a_sealed_secret_moved_to_another_row_does_not_open,
     the_secret_never_reaches_the_server_log,
+    the_next_upload_after_an_edit_uses_the_new_secret,
 );

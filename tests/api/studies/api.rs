@@ -45,17 +45,23 @@ async fn the_api_lists_and_describes_a_study_in_the_documented_shape(backend: Ba
     let one = api_json(&app, &format!("/api/v1/studies/{STUDY}"), &key).await;
     for field in keys(study) {
         match field.as_str() {
-            // The lists themselves here; their lengths are the list's counts.
+            // The lists themselves here; a study this small fits in one window, so their
+            // lengths are the list's counts.
             "series" | "instances" => {
                 assert_eq!(one[&field].as_array().unwrap().len(), study[&field]);
             }
             _ => assert_eq!(one[&field], study[&field], "{field}"),
         }
     }
+    assert_eq!(one["instance_count"], study["instances"]);
+    assert_eq!(
+        (one["offset"].clone(), one["limit"].clone()),
+        (0.into(), 1000.into())
+    );
     assert_eq!(
         keys(&one).len(),
-        keys(study).len() + 1,
-        "the same fields plus missing"
+        keys(study).len() + 4,
+        "the same fields plus instance_count, offset, limit and missing"
     );
     assert_eq!(one["missing"], serde_json::json!([]));
     let series = one["series"].as_array().unwrap();

@@ -61,7 +61,44 @@ async fn the_archive_is_audited_once_with_the_instance_count(backend: Backend) {
     assert_eq!(listed["studies"][0]["instances"], 4);
 }
 
+/// An instance whose stored object is gone by the time the ZIP reaches it: the transfer
+/// breaks off, so the client never holds a ZIP that merely lacks a file.
+async fn a_zip_that_cannot_be_finished_breaks_off(backend: Backend) {
+    use diesel::prelude::*;
+    use medport::infra::db::schema::uploads;
+    use medport::infra::storage::blob::{BlobStore, ObjectKey};
+    use medport::infra::storage::local::LocalStore;
+
+    let app = TestApp::spawn(backend).await;
+    let (key, files) = uploader_sends_cd(&app, 1, 3).await;
+    let second: String = uploads::table
+        .filter(uploads::relative_path.eq(&files[1].0))
+        .select(uploads::object_key)
+        .first(&mut *app.db.conn().unwrap())
+        .unwrap();
+    let store = BlobStore::Local(
+        LocalStore::new(
+            app.data_dir.join("objects"),
+            std::sync::Arc::new(app.master_keyring()),
+        )
+        .unwrap(),
+    );
+    store
+        .delete(&ObjectKey::parse(&second).unwrap())
+        .await
+        .unwrap();
+
+    let res = api_get(&app, &format!("/api/v1/studies/{STUDY}/archive"), &key).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the answer starts before the object is reached"
+    );
+    assert!(res.bytes().await.is_err(), "the body breaks off");
+}
+
 both_backends!(
     the_archive_holds_every_instance_byte_for_byte_and_the_dicomdir,
     the_archive_is_audited_once_with_the_instance_count,
+    a_zip_that_cannot_be_finished_breaks_off,
 );

@@ -1,5 +1,6 @@
 //! The study list is read a page at a time, newest first: 50 studies on a page of the
-//! list page, a `limit` and `offset` window over the API, never every study at once.
+//! list page, a `limit` and `offset` window over the API, never every study at once. A
+//! study's instances come over the API in such windows too.
 
 use chrono::Duration;
 
@@ -24,6 +25,16 @@ fn write_studies(app: &TestApp, user: &str) {
         let at = start + Duration::seconds(i64::try_from(i).unwrap());
         write_instance(&mut conn, user, &batch, &study(i), i, 1, "completed", at);
     }
+}
+
+/// `field` of every item of the answer's `list`, in order.
+fn listed(body: &serde_json::Value, list: &str, field: &str) -> Vec<String> {
+    body[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn rows(html: &str) -> usize {
@@ -77,14 +88,7 @@ async fn the_api_lists_a_window_of_studies_with_the_total(backend: Backend) {
     let key = api_key(&app, &["read"]).await;
     write_studies(&app, &user.id);
 
-    let uids = |body: &serde_json::Value| -> Vec<String> {
-        body["studies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["study_instance_uid"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let uids = |body: &serde_json::Value| listed(body, "studies", "study_instance_uid");
     let first = api_json(&app, "/api/v1/studies", &key).await;
     assert_eq!(first["total"], STUDIES);
     assert_eq!(
@@ -112,7 +116,59 @@ async fn the_api_lists_a_window_of_studies_with_the_total(backend: Backend) {
     }
 }
 
+/// Seven instances in one series: the window says how many there are in all, and holds
+/// the ones asked for, in instance order.
+async fn the_api_shows_a_window_of_a_studys_instances_with_the_count(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.uploader().await;
+    let key = api_key(&app, &["read"]).await;
+    let at = chrono::Utc::now().naive_utc();
+    let batch = uuid::Uuid::now_v7().to_string();
+    {
+        let mut conn = app.db.conn().unwrap();
+        write_batch(&mut conn, &batch, &user.id, 7, at).unwrap();
+        for i in 0..7 {
+            write_instance(&mut conn, &user.id, &batch, STUDY, i, 1, "completed", at);
+        }
+    }
+    let numbers = |body: &serde_json::Value| listed(body, "instances", "sop_instance_uid");
+    let sop = |i: usize| format!("{STUDY}.1.{i}");
+
+    let whole = api_json(&app, &format!("/api/v1/studies/{STUDY}"), &key).await;
+    assert_eq!(whole["instance_count"], 7);
+    assert_eq!(
+        (whole["offset"].clone(), whole["limit"].clone()),
+        (0.into(), 1000.into())
+    );
+    assert_eq!(numbers(&whole), (0..7).map(sop).collect::<Vec<_>>());
+
+    let window = api_json(
+        &app,
+        &format!("/api/v1/studies/{STUDY}?limit=3&offset=2"),
+        &key,
+    )
+    .await;
+    assert_eq!(
+        window["instance_count"], 7,
+        "the count is the study's, not the window's"
+    );
+    assert_eq!(numbers(&window), (2..5).map(sop).collect::<Vec<_>>());
+    assert_eq!(window["series"][0]["instances"], 7);
+
+    let past = api_json(&app, &format!("/api/v1/studies/{STUDY}?offset=7"), &key).await;
+    assert_eq!(numbers(&past), Vec::<String>::new());
+    let wide = api_json(&app, &format!("/api/v1/studies/{STUDY}?limit=5000"), &key).await;
+    assert_eq!(wide["limit"], 1000, "lowered to the most one answer gives");
+
+    for bad in ["limit=0", "limit=x", "offset=-1", "offset=1.5"] {
+        let res = api_get(&app, &format!("/api/v1/studies/{STUDY}?{bad}"), &key).await;
+        let body = api_error(res, 400).await;
+        assert_eq!(body["error"], "bad_request", "{bad}: {body}");
+    }
+}
+
 both_backends!(
     the_list_page_shows_fifty_studies_a_page_newest_first,
-    the_api_lists_a_window_of_studies_with_the_total
+    the_api_lists_a_window_of_studies_with_the_total,
+    the_api_shows_a_window_of_a_studys_instances_with_the_count
 );

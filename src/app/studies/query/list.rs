@@ -13,7 +13,7 @@ use crate::infra::db::repo::studies as repo;
 use crate::infra::db::repo::users;
 use crate::infra::db::{DbConnection, DbError};
 
-/// Which studies of the list to read.
+/// A window of a list: studies of the list, or a study's instances in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListPage {
     pub offset: u64,

@@ -368,15 +368,21 @@ pub struct InstanceRef {
     pub sha256: Option<String>,
 }
 
-/// Every counted instance of the study, by series then instance number, in a few columns.
+/// `limit` counted instances of the study from `offset`, by series then instance number,
+/// in a few columns.
 pub fn instance_refs(
     conn: &mut DbConnection,
     owner: Option<&str>,
     study: &str,
+    offset: u64,
+    limit: u64,
 ) -> Result<Vec<InstanceRef>, DbError> {
+    let (offset, limit) = (bound(offset), bound(limit));
     let base = counted!().filter(dicom_instances::study_uid.eq(study));
     let rows = scoped!(base, owner, |q| q
         .order(file_order!())
+        .limit(limit)
+        .offset(offset)
         .select((
             uploads::id,
             dicom_instances::sop_instance_uid,
