@@ -48,12 +48,13 @@ echo "e2e: cargo build --bin medport"
 cargo build --locked --bin medport
 export MEDPORT_E2E_BIN="$target/debug/medport"
 
-scripts/test-services.sh postgres s3
+scripts/test-services.sh postgres s3 oidc
 # shellcheck disable=SC1091
 source target/test-services.env
 export MEDPORT_TEST_POSTGRES
 export MEDPORT_TEST_S3_ENDPOINT MEDPORT_TEST_S3_ACCESS_KEY MEDPORT_TEST_S3_SECRET_KEY \
     MEDPORT_TEST_S3_REGION
+export MEDPORT_TEST_OIDC_ISSUER
 
 # playwright-core downloads no browser; the variable makes sure nothing ever tries.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1

@@ -2,10 +2,10 @@
 # Starts the services the integration tests talk to and writes their connection
 # settings to target/test-services.env (source it before running the tests).
 #
-#   scripts/test-services.sh                      # postgres + s3 + clamd
-#   scripts/test-services.sh [postgres] [s3] [clamd]
-#   scripts/test-services.sh verify [s3] [clamd]  # start, then prove them with a real client
-#   scripts/test-services.sh stop                 # stop the S3 server and clamd started here
+#   scripts/test-services.sh                             # postgres + s3 + clamd + oidc
+#   scripts/test-services.sh [postgres] [s3] [clamd] [oidc]
+#   scripts/test-services.sh verify [s3] [clamd] [oidc]  # start, then prove them with a real client
+#   scripts/test-services.sh stop                        # stop the S3 server, clamd and the OP started here
 #
 # Idempotent: a service that already answers (with the test credentials / the test
 # signature) is reused, so a second run takes well under a second.
@@ -16,10 +16,14 @@
 #             S3 gateway with SigV4 credentials medport-test / medport-test-secret.
 #   clamd     Debian's clamav-daemon with a signature database generated here (no signature
 #             download is needed or attempted; freshclam is never run).
+#   oidc      an OpenID Provider (npm oidc-provider, tests/oidc/provider.mjs under Node.js) on
+#             127.0.0.1, issuer MEDPORT_TEST_OIDC_ISSUER; in memory, with test-only endpoints
+#             for accounts and token faults (see tests/oidc/README.md).
 #
 # Knobs (environment): MEDPORT_TEST_POSTGRES_PORT (5432), MEDPORT_TEST_S3_PORT (8333),
-# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_S3_MIN_FREE_SLOTS (300: a reused SeaweedFS with fewer
-# free volume slots is restarted empty), MEDPORT_TEST_SEAWEEDFS_{MASTER,VOLUME,FILER,ADMIN}_PORT
+# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_OIDC_PORT (9400),
+# MEDPORT_TEST_S3_MIN_FREE_SLOTS (300: a reused SeaweedFS with fewer free volume slots is
+# restarted empty), MEDPORT_TEST_SEAWEEDFS_{MASTER,VOLUME,FILER,ADMIN}_PORT
 # (9333, 9340, 8888, 23646; each also uses port+10000 for gRPC),
 # MEDPORT_TEST_SERVICES_CACHE (where the SeaweedFS binary is kept between checkouts).
 set -euo pipefail
@@ -48,6 +52,8 @@ S3_MIN_FREE_SLOTS="${MEDPORT_TEST_S3_MIN_FREE_SLOTS:-300}"
 CLAMD_PORT="${MEDPORT_TEST_CLAMD_PORT:-3310}"
 CLAMD_SIGNATURE="MEDPORT-TEST-MALWARE-SIGNATURE-7f3a"
 CLAMD_SIGNATURE_NAME="Medport.Test.Marker-1"
+
+OIDC_PORT="${MEDPORT_TEST_OIDC_PORT:-9400}"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 export DEBIAN_FRONTEND=noninteractive
@@ -442,6 +448,70 @@ start_clamd() {
     echo "clamd: ready at 127.0.0.1:$CLAMD_PORT (test signature $CLAMD_SIGNATURE_NAME) ($(since "$t0") s)"
 }
 
+# ---------------------------------------------------------------- oidc (oidc-provider)
+
+OIDC_DIR="$ROOT/tests/oidc"
+OIDC_PIDFILE="$STATE/oidc.pid"
+OIDC_LOG="$STATE/oidc.log"
+OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
+# What GET /__test/health answers: tells our provider from anything else on the port.
+OIDC_HEALTH="medport-test-oidc"
+
+oidc_healthy() {
+    [[ "$(curl -s --max-time 3 "$OIDC_ISSUER/__test/health" 2>/dev/null || true)" == "$OIDC_HEALTH" ]]
+}
+
+# The port a provider started here listens on (it takes it from OIDC_PORT in its environment).
+oidc_pid_port() { # pid
+    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n 's/^OIDC_PORT=//p'
+}
+
+start_oidc() {
+    local t0 i started="" status pid
+    t0="$(now)"
+    if ! oidc_healthy; then
+        if pid_alive "$OIDC_PIDFILE" provider.mjs; then
+            pid="$(cat "$OIDC_PIDFILE")"
+            [[ "$(oidc_pid_port "$pid")" == "$OIDC_PORT" ]] ||
+                die "oidc: the provider started here (pid $pid) serves another port; run '$0 stop' first"
+            # Ours, on this port, but not answering: replace it (it keeps nothing worth waiting for).
+            stop_pidfile oidc "$OIDC_PIDFILE" provider.mjs >/dev/null 2>&1
+        fi
+        rm -f "$OIDC_PIDFILE"
+        port_listening "$OIDC_PORT" &&
+            die "oidc: port $OIDC_PORT is in use by something that is not the test provider; stop it or set MEDPORT_TEST_OIDC_PORT"
+        command -v node >/dev/null ||
+            die "oidc: Node.js is needed for tests/oidc (oidc-provider); install it, e.g. 'apt-get install nodejs npm' (.ci/run does)"
+        node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
+            die "oidc: Node.js $(node --version) is too old for oidc-provider; 20.19 or newer is needed"
+        # npm ci when the dependencies are missing or older than the lock file.
+        if [[ ! -f "$OIDC_DIR/node_modules/.package-lock.json" || "$OIDC_DIR/package-lock.json" -nt "$OIDC_DIR/node_modules/.package-lock.json" ]]; then
+            command -v npm >/dev/null || die "oidc: npm is needed to install tests/oidc's dependencies ('apt-get install npm')"
+            log "oidc: installing tests/oidc dependencies (npm ci)"
+            npm ci --prefix "$OIDC_DIR" --no-audit --no-fund >"$STATE/oidc-npm.log" 2>&1 9>&- ||
+                die "oidc: npm ci --prefix tests/oidc failed; see $STATE/oidc-npm.log"
+        fi
+        printf -- '--- %s: starting on port %s\n' "$(date -Is)" "$OIDC_PORT" >>"$OIDC_LOG"
+        OIDC_PORT="$OIDC_PORT" nohup node "$OIDC_DIR/provider.mjs" >>"$OIDC_LOG" 2>&1 </dev/null 9>&- &
+        started=$!
+        echo "$started" >"$OIDC_PIDFILE"
+        for ((i = 0; i < 60; i++)); do
+            oidc_healthy && break
+            if ! process_running "$started"; then
+                status=0
+                wait "$started" || status=$?
+                rm -f "$OIDC_PIDFILE"
+                die "oidc: the provider exited during start (status $status); last log lines: $(tail -n 20 "$OIDC_LOG" | tr '\n' ' ')"
+            fi
+            sleep 0.5
+        done
+        oidc_healthy ||
+            die "oidc: no health answer on $OIDC_ISSUER within 30 s; last log lines: $(tail -n 20 "$OIDC_LOG" | tr '\n' ' ')"
+    fi
+    set_env MEDPORT_TEST_OIDC_ISSUER "$OIDC_ISSUER"
+    echo "oidc: ready at $OIDC_ISSUER (oidc-provider, tests/oidc) ($(since "$t0") s)"
+}
+
 # ---------------------------------------------------------------- verify
 
 # Proves the S3 server with a real SigV4 client (boto3): bucket, 3-part multipart upload,
@@ -511,10 +581,43 @@ verify_clamd() {
     echo "clamd: verified (marker -> '$reply'; clean -> '$(clamd_cmd INSTREAM "clean")')"
 }
 
+# Proves the provider the way the tests use it: discovery with this issuer and the endpoints
+# the login code needs, S256 PKCE, a signing key in the JWKS, open registration (201).
+verify_oidc() {
+    node - "$OIDC_ISSUER" <<'EOF'
+const issuer = process.argv[2];
+const fail = (msg) => { console.error(`test-services: ERROR: oidc: ${msg}`); process.exit(1); };
+const get = async (url, init) => {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.json().catch(() => undefined) };
+};
+const disco = (await get(`${issuer}/.well-known/openid-configuration`)).body ?? fail('no discovery document');
+if (disco.issuer !== issuer) fail(`discovery issuer is '${disco.issuer}', expected '${issuer}'`);
+for (const key of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'end_session_endpoint', 'registration_endpoint']) {
+  if (!disco[key]?.startsWith(`${issuer}/`)) fail(`discovery has no ${key} under the issuer`);
+}
+if (!disco.code_challenge_methods_supported?.includes('S256')) fail('S256 PKCE is not advertised');
+const jwks = (await get(disco.jwks_uri)).body;
+if (!jwks?.keys?.some((k) => k.kty === 'RSA' && k.kid)) fail('the JWKS has no RSA key with a kid');
+const reg = await get(disco.registration_endpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({
+    redirect_uris: ['http://127.0.0.1:1/auth/oidc/callback'],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }),
+});
+if (reg.status !== 201 || !reg.body?.client_id || !reg.body?.client_secret) fail(`registration answered ${reg.status}`);
+console.log(`oidc: verified (discovery issuer ${issuer}, S256, JWKS kid ${jwks.keys[0].kid}, registration -> 201)`);
+EOF
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
-    local want_pg=0 want_s3=0 want_clamd=0 verify=0 arg
+    local want_pg=0 want_s3=0 want_clamd=0 want_oidc=0 verify=0 arg
     mkdir -p "$STATE"
 
     if [[ "${1:-}" == "stop" ]]; then
@@ -523,8 +626,10 @@ main() {
         flock -w 120 9 || die "another test-services.sh is running"
         stop_pidfile s3 "$S3_PIDFILE" weed
         stop_pidfile clamd "$CLAMD_PIDFILE" clamd
+        stop_pidfile oidc "$OIDC_PIDFILE" provider.mjs
         unset_env_prefix MEDPORT_TEST_S3_
         unset_env_prefix MEDPORT_TEST_CLAMD
+        unset_env_prefix MEDPORT_TEST_OIDC_
         log "postgres: left running (never stopped here)"
         return 0
     fi
@@ -534,16 +639,17 @@ main() {
             postgres) want_pg=1 ;;
             s3) want_s3=1 ;;
             clamd) want_clamd=1 ;;
+            oidc) want_oidc=1 ;;
             verify) verify=1 ;;
             -h | --help)
                 sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
                 return 0
                 ;;
-            *) die "unknown argument '$arg' (usage: $0 [postgres] [s3] [clamd] | verify [s3] [clamd] | stop)" ;;
+            *) die "unknown argument '$arg' (usage: $0 [postgres] [s3] [clamd] [oidc] | verify [s3] [clamd] [oidc] | stop)" ;;
         esac
     done
-    if [[ $((want_pg + want_s3 + want_clamd)) -eq 0 ]]; then
-        want_pg=1 want_s3=1 want_clamd=1
+    if [[ $((want_pg + want_s3 + want_clamd + want_oidc)) -eq 0 ]]; then
+        want_pg=1 want_s3=1 want_clamd=1 want_oidc=1
         [[ $verify -eq 1 ]] && want_pg=0
     fi
 
@@ -554,9 +660,11 @@ main() {
     [[ $want_pg -eq 1 ]] && start_postgres
     [[ $want_s3 -eq 1 ]] && start_s3
     [[ $want_clamd -eq 1 ]] && start_clamd
+    [[ $want_oidc -eq 1 ]] && start_oidc
     if [[ $verify -eq 1 ]]; then
         [[ $want_s3 -eq 1 ]] && verify_s3
         [[ $want_clamd -eq 1 ]] && verify_clamd
+        [[ $want_oidc -eq 1 ]] && verify_oidc
     fi
     log "settings: $ENV_FILE"
 }

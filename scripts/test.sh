@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/test-services.sh postgres s3 clamd
+scripts/test-services.sh postgres s3 clamd oidc
 # The real tus client the tus tests drive (pinned in tests/tus-js/package-lock.json).
 [ -f tests/tus-js/node_modules/tus-js-client/package.json ] ||
     npm ci --prefix tests/tus-js --no-audit --no-fund

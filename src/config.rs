@@ -11,10 +11,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod buckets;
+mod oidc;
 mod rate_limits;
 mod uploads;
 
 pub use buckets::{DefaultBucket, SystemS3};
+pub use oidc::{CALLBACK_PATH, OidcSettings, PasswordSignIn, RoleMapping};
 pub use rate_limits::RateLimits;
 pub use uploads::{QuarantineAction, UploadSettings};
 
@@ -131,6 +133,9 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// Bearer token that opens `/metrics` to other machines (loopback needs none).
     pub metrics_token: Option<SecretString>,
+    /// Single sign-on, when an issuer is set.
+    pub oidc: Option<OidcSettings>,
+    pub password_sign_in: PasswordSignIn,
 }
 
 impl Settings {
@@ -161,6 +166,8 @@ impl Settings {
             uploads: UploadSettings::default(),
             config_file: None,
             metrics_token: None,
+            oidc: None,
+            password_sign_in: PasswordSignIn::All,
         }
     }
 
@@ -237,6 +244,21 @@ struct FileSettings {
     rate_limit_sensitive_per_minute: Option<u64>,
     rate_limit_upload_per_minute: Option<u64>,
     rate_limit_general_per_minute: Option<u64>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret_file: Option<String>,
+    oidc_scopes: Option<Vec<String>>,
+    oidc_roles_claim: Option<String>,
+    oidc_admin_values: Option<Vec<String>>,
+    oidc_uploader_values: Option<Vec<String>>,
+    oidc_auditor_values: Option<Vec<String>>,
+    oidc_mfa_amr: Option<Vec<String>>,
+    oidc_mfa_acr: Option<Vec<String>>,
+    oidc_link_by_email: Option<bool>,
+    oidc_clock_skew_seconds: Option<u64>,
+    oidc_label: Option<String>,
+    password_sign_in: Option<String>,
+    break_glass_emails: Option<Vec<String>>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -264,6 +286,7 @@ struct Raw {
     storage: buckets::RawStorage,
     uploads: uploads::RawUploads,
     rate_limits: rate_limits::RawRateLimits,
+    oidc: oidc::RawOidc,
 }
 
 impl Raw {
@@ -271,6 +294,7 @@ impl Raw {
         let storage = buckets::RawStorage::merge(&mut file, env);
         let uploads = uploads::RawUploads::merge(&mut file, env);
         let rate_limits = rate_limits::RawRateLimits::merge(&mut file, env);
+        let oidc = oidc::RawOidc::merge(&mut file, env);
         let from_file = |key: &str, v: Option<String>| {
             v.map(|value| Val {
                 value,
@@ -324,6 +348,7 @@ impl Raw {
             storage,
             uploads,
             rate_limits,
+            oidc,
         }
     }
 
@@ -417,6 +442,7 @@ impl Raw {
         self.storage.validate(&mut s)?;
         self.uploads.validate(&mut s)?;
         self.rate_limits.validate(&mut s)?;
+        self.oidc.validate(&mut s)?;
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self
                 .session_idle_minutes
@@ -569,6 +595,22 @@ pub fn describe(settings: &Settings) -> Vec<(String, String)> {
                 "this machine, or with the bearer token".into()
             } else {
                 "this machine only".into()
+            },
+        ),
+        (
+            "single_sign_on".into(),
+            settings.oidc.as_ref().map_or_else(
+                || "(off)".into(),
+                |o| format!("{} (client {})", o.issuer, o.client_id),
+            ),
+        ),
+        (
+            "password_sign_in".into(),
+            match &settings.password_sign_in {
+                PasswordSignIn::All => "every account".into(),
+                PasswordSignIn::BreakGlass(emails) => {
+                    format!("break-glass accounts only ({})", emails.len())
+                }
             },
         ),
     ]

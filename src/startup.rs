@@ -192,6 +192,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         options.clock.clone(),
     );
     crate::app::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let provider = single_sign_on(&core.settings)?;
     let refusals = web::Data::new(crate::app::audit::refusals::Refusals::new());
     crate::app::audit::refusals::spawn_ticker(
         core.db.clone(),
@@ -235,6 +236,11 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             .app_data(limiters.clone())
             .app_data(refusals.clone())
             .app_data(devices.clone())
+            .configure(|cfg| {
+                if let Some(provider) = &provider {
+                    cfg.app_data(provider.clone());
+                }
+            })
             .configure(routes::configure)
             .configure(hook)
             .default_service(web::to(routes::not_found))
@@ -258,4 +264,36 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         })?
         .run();
     Ok(server)
+}
+
+/// The OpenID Provider, when single sign-on is set up. Discovery runs once in the
+/// background so that a provider that is down shows in the log at start; sign-in retries it.
+fn single_sign_on(
+    settings: &crate::config::Settings,
+) -> Result<Option<web::Data<crate::app::accounts::single_sign_on::Provider>>, StartupError> {
+    let (Some(oidc), Some(public)) = (&settings.oidc, &settings.public_url) else {
+        return Ok(None);
+    };
+    let provider =
+        crate::app::accounts::single_sign_on::Provider::new(oidc.clone(), public.as_str())
+            .map_err(|e| StartupError::Task(format!("single sign-on: {e}")))?;
+    let provider = web::Data::new(provider);
+    let probe = provider.clone();
+    // Its own thread and runtime: the provider's HTTP futures are not `Send`.
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        match runtime.block_on(probe.probe()) {
+            Ok(found) => tracing::info!(%found, "single sign-on ready"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "single sign-on: the provider is not available yet; sign-in will retry"
+            ),
+        }
+    });
+    Ok(Some(provider))
 }

@@ -41,6 +41,19 @@ class Monitor {
     this.label = label;
     this.problems = [];
     this.expected = [];
+    this.foreign = [];
+  }
+
+  /**
+   * Pages of another site the person passes through (the sign-in provider's): what they
+   * say is not ours to judge.
+   */
+  notOurs(origin) {
+    this.foreign.push(origin);
+  }
+
+  isForeign(url) {
+    return URL.canParse(url || "") && this.foreign.includes(new URL(url).origin);
   }
 
   expectStatus(urlPattern, status) {
@@ -61,16 +74,20 @@ class Monitor {
         return;
       }
       const where = msg.location()?.url || "";
-      if (this.isExpected(msg.text(), where)) {
+      // The source too: a provider page's favicon may fail after medport's page is back.
+      if (this.isExpected(msg.text(), where) || this.isForeign(page.url()) || this.isForeign(where)) {
         return;
       }
       this.problems.push(`console error on ${page.url()}: ${msg.text()} (${where})`);
     });
     page.on("pageerror", (err) => {
+      if (this.isForeign(page.url())) {
+        return;
+      }
       this.problems.push(`uncaught error on ${page.url()}: ${err.message}`);
     });
     page.on("response", (res) => {
-      if (res.status() === 429) {
+      if (res.status() === 429 && !this.isForeign(res.url())) {
         this.problems.push(`rate limited (429): ${res.request().method()} ${res.url()}`);
       }
     });
@@ -100,6 +117,9 @@ export async function newPerson(browser, baseURL, label, { proxy } = {}) {
   // Runs in every document before the page's own scripts; the binding reaches the test
   // through the DevTools protocol, so the page's CSP does not apply to it.
   await context.exposeBinding("__medportReportCsp", (_source, v) => {
+    if (monitor.isForeign(v.documentURI)) {
+      return;
+    }
     monitor.report(
       "CSP violation",
       `${v.directive} blocked ${v.blockedURI || "(inline)"} on ${v.documentURI}` +

@@ -3,6 +3,7 @@
 // would.
 import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, writeFileSync, mkdtempSync, rmSync, createWriteStream, readFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -21,6 +22,18 @@ export function artifactsDir(...parts) {
   const dir = resolve(process.env.MEDPORT_E2E_ARTIFACTS || join(tmpdir(), "medport-e2e"), ...parts);
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * A port free on 127.0.0.1 right now, for a server whose address must be known before it
+ * starts (single sign-on: the provider is told the callback URL first).
+ */
+export async function freePort() {
+  const probe = createServer();
+  await new Promise((ok, fail) => probe.once("error", fail).listen(0, "127.0.0.1", ok));
+  const { port } = probe.address();
+  await new Promise((ok) => probe.close(ok));
+  return port;
 }
 
 /** The process environment without any medport setting of the caller's own. */

@@ -1,6 +1,7 @@
 // One full run of the scenarios against one kind of deployment: scenarios 1-6 share one
 // medport (each builds on what the one before did); scenario 7 has its own medport with a
-// one-minute idle timeout, signed in at the start so its wait overlaps scenarios 1-6.
+// one-minute idle timeout, signed in at the start so its wait overlaps scenarios 1-6;
+// scenario 8 starts its own medport with single sign-on.
 import { rmSync } from "node:fs";
 import { describe, it, before, after } from "node:test";
 import { launchBrowser, failurePicture } from "./browser.mjs";
@@ -14,6 +15,7 @@ import { auditorReview } from "../scenarios/auditor.mjs";
 import { folderUpload, studyPageStep } from "../scenarios/folder-upload.mjs";
 import { cdDrop } from "../scenarios/cd-drop.mjs";
 import { idleSignIn, idleTimeout } from "../scenarios/idle-timeout.mjs";
+import { singleSignOn } from "../scenarios/single-sign-on.mjs";
 
 /**
  * `postgres`: false runs on SQLite with the default bucket in the local store; true runs
@@ -47,6 +49,7 @@ export function describeRun({ label, postgres }) {
     let browser;
     let database;
     const servers = [];
+    const databases = [];
 
     function settings() {
       const env = {};
@@ -64,6 +67,24 @@ export function describeRun({ label, postgres }) {
       return env;
     }
 
+    /**
+     * A medport beside the main one, with `extra` settings (PostgreSQL: on a database of its
+     * own, so with its own users), not started yet; stopped after the run.
+     */
+    function otherServer(name, extra) {
+      const kind = postgres ? "postgres" : "sqlite";
+      const env = { ...settings(), ...extra };
+      if (postgres) {
+        const db = createPostgresDatabase(`medport_e2e_${name}`);
+        databases.push(db);
+        env.DATABASE_URL = db.url;
+      }
+      const server = new Medport(`${kind}-${name}`, env);
+      servers.push(server);
+      return server;
+    }
+    world.otherServer = otherServer;
+
     before(async () => {
       if (postgres) {
         database = createPostgresDatabase("medport_e2e");
@@ -72,23 +93,13 @@ export function describeRun({ label, postgres }) {
       main.createUser(world.admin.email, "admin", world.admin.password);
       main.createUser(world.auditor.email, "auditor", world.auditor.password);
       servers.push(main);
-      // PostgreSQL: the second server gets a database of its own (its own users).
-      let idleDb = null;
-      if (postgres) {
-        idleDb = createPostgresDatabase("medport_e2e_idle");
-      }
-      const idle = new Medport(`${postgres ? "postgres" : "sqlite"}-idle`, {
-        ...settings(),
-        ...(idleDb ? { DATABASE_URL: idleDb.url } : {}),
-        MEDPORT_SESSION_IDLE_MINUTES: "1",
-      });
+      const idle = otherServer("idle", { MEDPORT_SESSION_IDLE_MINUTES: "1" });
       idle.createUser(world.idleUser.email, "uploader", world.idleUser.password);
-      servers.push(idle);
-      world.dropIdleDb = idleDb ? () => idleDb.drop() : () => {};
       const [url, idleUrl] = await Promise.all([main.start(), idle.start()]);
       world.url = url;
       world.idleUrl = idleUrl;
       world.main = main;
+      world.idleServer = idle;
       world.proxy = new SlowProxy();
       world.proxyUrl = await world.proxy.start();
       browser = await launchBrowser();
@@ -100,13 +111,16 @@ export function describeRun({ label, postgres }) {
       await world.proxy?.stop();
       await Promise.all(servers.map((s) => s.stop()));
       database?.drop();
-      world.dropIdleDb?.();
+      for (const db of databases) {
+        db.drop();
+      }
       if (world.filesDir) {
         rmSync(world.filesDir, { recursive: true, force: true });
       }
     });
 
-    function scenario(name, fn, needs = []) {
+    /** `server`: whose log a failure quotes (the world's key; the main server by default). */
+    function scenario(name, fn, needs = [], server = "main") {
       it(name, async (t) => {
         const missing = needs.filter((n) => !world.done.has(n));
         if (missing.length > 0) {
@@ -118,16 +132,29 @@ export function describeRun({ label, postgres }) {
           world.done.add(fn.name);
         } catch (e) {
           const pictures = [];
+          // A step that waits in vain often follows something the browser refused (a
+          // redirect blocked by the CSP): say what it reported so far.
+          const problems = [];
           for (const person of world.people) {
             const p = await failurePicture(person.page, `${label}-${fn.name}-${person.label}`.replace(/[^A-Za-z0-9_.-]+/g, "_"));
             if (p) {
               pictures.push(p);
             }
+            problems.push(...person.monitor.problems.map((m) => `${person.label}: ${m}`));
           }
+          let more = "";
           if (pictures.length > 0) {
-            e.message += `\n(pages at the failure: ${pictures.join(", ")})`;
+            more += `\n(pages at the failure: ${pictures.join(", ")})`;
           }
-          e.message += `\n(server log, last lines:\n${world.main?.logTail(15) ?? ""})`;
+          if (problems.length > 0) {
+            more += `\n(the browser reported: ${problems.join("; ")})`;
+          }
+          more += `\n(server log, last lines:\n${world[server]?.logTail(15) ?? ""})`;
+          e.message += more;
+          // The reporter prints the stack, made before the message grew.
+          if (typeof e.stack === "string") {
+            e.stack += more;
+          }
           throw e;
         }
       });
@@ -141,6 +168,7 @@ export function describeRun({ label, postgres }) {
     scenario("5. uploader sends a folder of 240 DICOM files as one batch, reloads mid-batch, continues it, sees 240 stored and the junk skipped", folderUpload, ["uploaderUpload"]);
     scenario("5b. uploader opens the folder's study: 3 series, 240 instances, and its ZIP holds every file byte for byte", studyPageStep, ["folderUpload"]);
     scenario("6. uploader drops a CD: DICOMDIR and images sent as one batch, the viewer and system files skipped, a refused file listed as a problem", cdDrop, ["uploaderUpload"]);
-    scenario("7. an idle session ends and the user is sent to sign in with a message", idleTimeout);
+    scenario("7. an idle session ends and the user is sent to sign in with a message", idleTimeout, [], "idleServer");
+    scenario("8. a clinician signs in through the OpenID Provider as an uploader and signs out of both", singleSignOn, [], "ssoServer");
   });
 }

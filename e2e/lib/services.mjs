@@ -1,10 +1,10 @@
 // The real test services the scenarios run against: the S3 test server (fresh bucket per
-// run) and PostgreSQL (fresh database per run). Settings come from the environment that
-// scripts/test-services.sh writes (MEDPORT_TEST_*).
+// run) and PostgreSQL (fresh database per run); the OpenID Provider is in oidc.mjs.
+// Settings come from the environment that scripts/test-services.sh writes (MEDPORT_TEST_*).
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 
-function required(name) {
+export function required(name) {
   const value = process.env[name];
   if (!value) {
     throw new Error(`${name} is not set: run the suite through scripts/test-e2e.sh`);

@@ -171,8 +171,37 @@ pub async fn run(settings: Settings, options: &Options) -> Report {
         }
     }
     report.push(clamd(settings.uploads.clamd.as_deref()).await);
+    report.push(single_sign_on(&settings).await);
     report.push(public_url(&settings));
     report
+}
+
+async fn single_sign_on(settings: &Settings) -> Finding {
+    const SUBJECT: &str = "single sign-on";
+    let (Some(oidc), Some(public)) = (&settings.oidc, &settings.public_url) else {
+        return Finding::note(
+            SUBJECT,
+            "not set (MEDPORT_OIDC_ISSUER): password sign-in only",
+        );
+    };
+    let provider = match crate::infra::oidc::Provider::new(oidc.clone(), public.as_str()) {
+        Ok(provider) => provider,
+        Err(e) => {
+            return Finding::fail(
+                SUBJECT,
+                e.to_string(),
+                "install the system's CA certificates (ca-certificates)",
+            );
+        }
+    };
+    match provider.probe().await {
+        Ok(found) => Finding::pass(SUBJECT, found),
+        Err(e) => Finding::fail(
+            SUBJECT,
+            e.to_string(),
+            "check MEDPORT_OIDC_ISSUER (its /.well-known/openid-configuration must answer from this server) and the network path to the provider",
+        ),
+    }
 }
 
 fn data_directory(dir: &Path, min_free: u64) -> Finding {

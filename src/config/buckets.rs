@@ -224,7 +224,7 @@ fn required<'a>(v: &'a Option<Val>, name: &str) -> Result<&'a Val, ConfigError> 
         .ok_or_else(|| ConfigError::new(name, "is required when MEDPORT_S3_BUCKET is set"))
 }
 
-fn parse_bool(v: &Val) -> Result<bool, ConfigError> {
+pub(super) fn parse_bool(v: &Val) -> Result<bool, ConfigError> {
     match v.value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),

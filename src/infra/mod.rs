@@ -1,6 +1,6 @@
 //! The outside world: the database (pool, schema, queries), object storage behind one
 //! contract (local encrypted store, S3), the master key and sealing, the clamd client and
-//! the data directory's permissions.
+//! the data directory's permissions, and the OpenID Provider.
 
 pub mod clamd;
 pub mod crypto;
@@ -8,4 +8,5 @@ pub mod data_dir;
 pub mod db;
 pub mod dicom;
 pub mod metrics;
+pub mod oidc;
 pub mod storage;

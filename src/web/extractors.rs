@@ -141,6 +141,7 @@ async fn authenticate(req: HttpRequest) -> Result<CurrentUser, AppError> {
         }
     } else if role == Role::Admin
         && !row.totp_enabled()
+        && !session::provider_mfa(&session)
         && !ALLOWED_BEFORE_TOTP.contains(&req.path())
     {
         return Err(totp_required(&req, &session));

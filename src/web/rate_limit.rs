@@ -104,7 +104,9 @@ impl Limiters {
             return None;
         }
         match path {
-            "/login" | "/login/totp" => Some(&self.login),
+            "/login" | "/login/totp" | "/auth/oidc/start" | "/auth/oidc/callback" => {
+                Some(&self.login)
+            }
             "/account/password" | "/account/api-keys" => Some(&self.sensitive),
             p if p.starts_with("/account/api-keys/") && p.ends_with("/rotate") => {
                 Some(&self.sensitive)

@@ -10,6 +10,14 @@ use crate::web::views::Flash;
 const CSRF: &str = "csrf";
 pub const PENDING_USER: &str = "pending_uid";
 pub const PENDING_SINCE: &str = "pending_since";
+/// A sign-in through the provider under way: what the callback must match, and since when.
+const SSO_PENDING: &str = "sso_pending";
+const SSO_SINCE: &str = "sso_since";
+const SSO_NEXT: &str = "sso_next";
+/// Signed in through the provider (sign-out goes there too); carried through the TOTP step.
+const SSO: &str = "sso";
+/// The provider's second factor counts for this session (admins need no medport TOTP).
+const SSO_MFA: &str = "sso_mfa";
 
 pub fn random_token() -> Result<String, AppError> {
     crate::infra::crypto::random_token().map_err(AppError::internal)
@@ -64,6 +72,11 @@ pub fn sign_in(
     session.remove(PENDING_USER);
     session.remove(PENDING_SINCE);
     session.remove(keys::EXPIRED);
+    remove_present(session, SSO);
+    remove_present(session, SSO_MFA);
+    remove_present(session, SSO_PENDING);
+    remove_present(session, SSO_SINCE);
+    remove_present(session, SSO_NEXT);
     insert(session, keys::USER_ID, user.as_str())?;
     insert(session, CSRF, random_token()?)?;
     if let Some(ip) = ip {
@@ -79,6 +92,8 @@ pub fn sign_in(
 pub fn begin_second_factor(session: &Session, user: &UserId, now: i64) -> Result<(), AppError> {
     session.renew();
     session.remove(keys::USER_ID);
+    remove_present(session, SSO);
+    remove_present(session, SSO_MFA);
     insert(session, PENDING_USER, user.as_str())?;
     insert(session, PENDING_SINCE, now)?;
     Ok(())
@@ -132,4 +147,57 @@ pub fn take_flashes(session: &Session) -> Vec<Flash> {
             message,
         })
         .collect()
+}
+
+/// Starts a sign-in through the provider: the browser comes back within `max_age` seconds
+/// with the same `state`, or starts again.
+pub fn begin_single_sign_on(
+    session: &Session,
+    pending: &crate::app::accounts::single_sign_on::Pending,
+    next: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    insert(session, SSO_PENDING, pending)?;
+    insert(session, SSO_SINCE, now)?;
+    insert(session, SSO_NEXT, next)
+}
+
+/// The sign-in under way, taken out of the session so that its `state` is used once.
+pub fn take_single_sign_on(
+    session: &Session,
+    now: i64,
+    max_age: i64,
+) -> Option<(crate::app::accounts::single_sign_on::Pending, String)> {
+    let pending = session
+        .get::<crate::app::accounts::single_sign_on::Pending>(SSO_PENDING)
+        .ok()
+        .flatten();
+    let since = session.get::<i64>(SSO_SINCE).ok().flatten();
+    let next = session.get::<String>(SSO_NEXT).ok().flatten();
+    remove_present(session, SSO_PENDING);
+    remove_present(session, SSO_SINCE);
+    remove_present(session, SSO_NEXT);
+    let since = since?;
+    if now - since > max_age || now < since {
+        return None;
+    }
+    Some((pending?, next.unwrap_or_else(|| "/".into())))
+}
+
+/// Marks the session as signed in through the provider (and whether its second factor
+/// counts). Called after `sign_in` or `begin_second_factor`.
+pub fn mark_single_sign_on(session: &Session, provider_mfa: bool) -> Result<(), AppError> {
+    insert(session, SSO, true)?;
+    if provider_mfa {
+        insert(session, SSO_MFA, true)?;
+    }
+    Ok(())
+}
+
+pub fn signed_in_with_provider(session: &Session) -> bool {
+    session.get::<bool>(SSO).ok().flatten().unwrap_or(false)
+}
+
+pub fn provider_mfa(session: &Session) -> bool {
+    session.get::<bool>(SSO_MFA).ok().flatten().unwrap_or(false)
 }

@@ -85,6 +85,30 @@ pub struct LoginPage {
     pub next: String,
     /// The command that creates the first administrator, shown only on this machine.
     pub first_run: Option<String>,
+    /// "Sign in with ...": the provider's label, when single sign-on is set up.
+    pub single_sign_on: Option<String>,
+    /// Password sign-in is for the break-glass accounts only.
+    pub password_note: bool,
+}
+
+/// A step to the sign-in provider: a link the page follows by itself (a form's redirect to
+/// another origin would break `form-action 'self'`).
+#[derive(Template, WebTemplate)]
+#[template(path = "login_redirect.html")]
+pub struct LoginRedirectPage {
+    pub layout: Layout,
+    pub title: &'static str,
+    pub message: &'static str,
+    pub href: String,
+}
+
+/// The provider's answer, handed on from the GET callback to the POST that reads the session.
+#[derive(Template, WebTemplate)]
+#[template(path = "login_continue.html")]
+pub struct LoginContinuePage {
+    pub layout: Layout,
+    pub code: String,
+    pub state: String,
 }
 
 #[derive(Template, WebTemplate)]

@@ -50,3 +50,26 @@
     localize(document);
   });
 })();
+
+// The single sign-on callback hands the provider's answer on to a POST of our own, which
+// the session cookie (SameSite=Strict) accompanies; a button stays for browsers without
+// scripts.
+(function () {
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.querySelector("form[data-autosubmit]");
+    if (form) {
+      form.submit();
+    }
+  });
+})();
+
+// Pages that lead to the sign-in provider go on by themselves. A form's redirect there would
+// be blocked by the policy's `form-action 'self'`; a plain navigation is not.
+(function () {
+  document.addEventListener("DOMContentLoaded", function () {
+    var link = document.querySelector("a[data-follow]");
+    if (link) {
+      window.location.replace(link.href);
+    }
+  });
+})();

@@ -312,3 +312,37 @@ async fn the_public_url_must_be_https_behind_a_trusted_proxy_once_others_can_rea
     assert!(proxied.line("public URL:").contains("HSTS is sent"));
     assert_eq!(proxied.code, Some(0), "{:#?}", proxied.lines);
 }
+
+#[tokio::test]
+async fn single_sign_on_is_checked_against_the_provider_when_set() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let min_free = ["--min-free-mib", "1"];
+    let off = check(&app, &[], &min_free);
+    assert!(
+        off.line("single sign-on:").starts_with("– "),
+        "{:#?}",
+        off.lines
+    );
+
+    let settings = |issuer: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("MEDPORT_PUBLIC_URL", "http://127.0.0.1:8080".into()),
+            ("MEDPORT_OIDC_ISSUER", issuer.into()),
+            ("MEDPORT_OIDC_CLIENT_ID", "medport".into()),
+            ("MEDPORT_OIDC_CLIENT_SECRET", "a client secret".into()),
+            ("MEDPORT_OIDC_UPLOADER_VALUES", "clinicians".into()),
+        ]
+    };
+    let answering = settings(&crate::helpers::oidc::issuer());
+    let answering: Vec<(&str, &str)> = answering.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let found = check(&app, &answering, &min_free);
+    assert!(found.passes("single sign-on:"), "{:#?}", found.lines);
+    assert!(found.line("single sign-on:").contains("sign-out offered"));
+
+    // Nothing listens on port 9 of this machine.
+    let down = settings("http://127.0.0.1:9");
+    let down: Vec<(&str, &str)> = down.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let checked = check(&app, &down, &min_free);
+    let line = checked.failure("single sign-on:");
+    assert!(line.contains("MEDPORT_OIDC_ISSUER"), "{line}");
+}

@@ -7,6 +7,7 @@ mod database;
 pub mod dicom;
 pub mod dicomweb;
 mod forms;
+pub mod oidc;
 mod postgres;
 mod process;
 

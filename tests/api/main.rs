@@ -37,6 +37,7 @@ mod migrations;
 mod pool;
 mod scan;
 mod scanning;
+mod single_sign_on;
 mod studies;
 mod tus;
 mod tus_js_client;

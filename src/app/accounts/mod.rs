@@ -8,6 +8,7 @@ pub mod passwords;
 pub mod recovery_codes;
 pub mod second_factor;
 pub mod sessions;
+pub mod single_sign_on;
 pub mod throttle;
 pub mod totp;
 pub mod totp_changes;

@@ -226,6 +226,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(bucket_grants -> buckets (bucket_id));
@@ -251,4 +261,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     dicomdir_entries,
     study_slices,
     audit_events,
+    oidc_identities,
 );

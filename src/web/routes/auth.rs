@@ -71,6 +71,7 @@ pub async fn login_page(
     } else {
         None
     };
+    let (single_sign_on, password_note) = sign_in_choices(&settings);
     let mut layout = Layout::anonymous(session::csrf_token(&session)?);
     if session::take_expired(&session) || query.expired.is_some() {
         layout.flashes.push(Flash {
@@ -95,7 +96,21 @@ pub async fn login_page(
                 .as_str()
                 .to_string(),
             first_run,
+            single_sign_on,
+            password_note,
         },
+    )
+}
+
+/// What the sign-in page offers besides the password form: the provider's button, and the
+/// note that passwords are for emergency accounts only.
+pub(super) fn sign_in_choices(settings: &Settings) -> (Option<String>, bool) {
+    (
+        settings.oidc.as_ref().map(|o| o.label.clone()),
+        matches!(
+            settings.password_sign_in,
+            crate::config::PasswordSignIn::BreakGlass(_)
+        ),
     )
 }
 
@@ -140,6 +155,11 @@ pub async fn login(
         .unwrap_or_else(|| account_key.clone());
     let email = Email::parse(&raw_email).ok();
     let attempted: String = raw_email.trim().chars().take(254).collect();
+    // With single sign-on, passwords may be for the break-glass accounts only; any other
+    // address is answered as an unknown one, after the same bcrypt work.
+    let password_allowed = email
+        .as_ref()
+        .is_none_or(|e| settings.password_sign_in.allows(e.as_str()));
 
     // 1. Throttle and account lookup.
     let known = {
@@ -149,7 +169,7 @@ pub async fn login(
             if let Some(until) = throttle::blocked_until(conn, &key, now)? {
                 return Ok::<_, AppError>(Known::Throttled(until));
             }
-            Ok(match email {
+            Ok(match email.filter(|_| password_allowed) {
                 Some(e) => users::find_by_email(conn, &e)?
                     .map_or(Known::NoAccount, |row| Known::Account(Box::new(row))),
                 None => Known::NoAccount,
@@ -173,6 +193,7 @@ pub async fn login(
             let wait = (until - now).num_seconds().max(1);
             return login_failed(
                 session,
+                &settings,
                 attempted,
                 next,
                 throttle::wait_message(until, now),
@@ -197,6 +218,7 @@ pub async fn login(
 
     // 3. Outcome.
     let reason = match &row {
+        None if !password_allowed => Some("password sign-in off for this account"),
         None => Some("unknown account"),
         Some(_) if !password_ok => Some("wrong password"),
         Some(r) if r.disabled => Some("account disabled"),
@@ -213,7 +235,7 @@ pub async fn login(
             |u| throttle::wait_message(u, now),
         );
         let wait = throttled.map(|u| (u - now).num_seconds().max(1));
-        return login_failed(session, attempted, next, message, wait);
+        return login_failed(session, &settings, attempted, next, message, wait);
     }
     let Some(row) = row else {
         return Err(AppError::internal(
@@ -270,6 +292,7 @@ async fn record_failure(
 
 fn login_failed(
     session: Session,
+    settings: &Settings,
     email: String,
     next: LocalPath,
     message: String,
@@ -289,6 +312,8 @@ fn login_failed(
             email,
             next: next.as_str().to_string(),
             first_run: None,
+            single_sign_on: sign_in_choices(settings).0,
+            password_note: sign_in_choices(settings).1,
         },
     )?;
     if let Some(secs) = retry_after
@@ -367,7 +392,11 @@ pub async fn totp_submit(
                 .details(details);
             db.run(move |conn| audit::record(conn, &event).map_err(AppError::from))
                 .await?;
+            let via_provider = session::signed_in_with_provider(&session);
             session::sign_in(&session, &user_id, origin.ip, user_agent(&req))?;
+            if via_provider {
+                session::mark_single_sign_on(&session, false)?;
+            }
             let device_cookie =
                 devices.after_sign_in(&presented, &throttle::key_for_input(&row.email))?;
             if let SecondFactor::RecoveryCode { remaining } = factor {
@@ -403,7 +432,10 @@ pub async fn logout(
     session: Session,
     user: Option<CurrentUser>,
     db: web::Data<Database>,
+    settings: web::Data<Settings>,
+    provider: Option<web::Data<crate::app::accounts::single_sign_on::Provider>>,
 ) -> Result<HttpResponse, AppError> {
+    let via_provider = session::signed_in_with_provider(&session);
     if let Some(user) = user {
         let event = Event::new(user.actor(), "logout", Outcome::Success)
             .origin(request_origin(&req))
@@ -412,5 +444,19 @@ pub async fn logout(
             .await?;
     }
     session.purge();
-    Ok(see_other("/login?signed_out=1"))
+    let after = "/login?signed_out=1";
+    // RP-initiated logout: the provider's session ends too, then it sends the browser back.
+    if via_provider
+        && let (Some(provider), Some(public)) = (provider, settings.public_url.as_ref())
+        && let Some(url) = provider
+            .logout_url(&format!("{}{after}", public.as_str().trim_end_matches('/')))
+            .await
+    {
+        return super::single_sign_on::to_provider(
+            "Signed out",
+            "You are signed out of medport. Signing you out at your organisation's sign-in page too.",
+            url.as_str(),
+        );
+    }
+    Ok(see_other(after))
 }

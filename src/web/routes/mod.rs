@@ -14,6 +14,7 @@ mod files;
 mod health;
 mod home;
 mod metrics;
+mod single_sign_on;
 mod studies;
 mod tus;
 mod upload_form;
@@ -39,6 +40,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/login/totp")
                 .route(web::get().to(auth::totp_page))
                 .route(web::post().to(auth::totp_submit))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/auth/oidc/start")
+                .route(web::post().to(single_sign_on::start))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(crate::config::CALLBACK_PATH)
+                .route(web::get().to(single_sign_on::callback_page))
+                .route(web::post().to(single_sign_on::callback))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

@@ -9,6 +9,7 @@ pub mod buckets;
 pub mod dicom_instances;
 pub mod dicomweb;
 pub mod login_throttles;
+pub mod oidc_identities;
 pub mod sessions;
 pub mod studies;
 pub mod upload_batches;
