@@ -454,8 +454,10 @@ OIDC_DIR="$ROOT/tests/oidc"
 OIDC_PIDFILE="$STATE/oidc.pid"
 OIDC_LOG="$STATE/oidc.log"
 OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
-# What GET /__test/health answers: tells our provider from anything else on the port.
-OIDC_HEALTH="medport-test-oidc"
+# What GET /__test/health answers: tells our provider from anything else on the port, and
+# this code from a provider left running from an older checkout (which is then replaced).
+OIDC_CODE_VERSION="$(cat "$OIDC_DIR/provider.mjs" "$OIDC_DIR/package-lock.json" | sha256sum | cut -c1-16)"
+OIDC_HEALTH="medport-test-oidc $OIDC_CODE_VERSION"
 
 oidc_healthy() {
     [[ "$(curl -s --max-time 3 "$OIDC_ISSUER/__test/health" 2>/dev/null || true)" == "$OIDC_HEALTH" ]]
@@ -478,6 +480,16 @@ start_oidc() {
             stop_pidfile oidc "$OIDC_PIDFILE" provider.mjs >/dev/null 2>&1
         fi
         rm -f "$OIDC_PIDFILE"
+        # A test provider from other code (another checkout, or before an edit): its state is
+        # only test accounts and faults, so it is replaced rather than reused.
+        if [[ "$(curl -s --max-time 3 "$OIDC_ISSUER/__test/health" 2>/dev/null || true)" == medport-test-oidc* ]]; then
+            pid="$(ss -ltnpH "sport = :$OIDC_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
+            if [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'provider\.mjs'; then
+                log "oidc: replacing the test provider from other code (pid $pid)"
+                kill "$pid" 2>/dev/null || true
+                for i in $(seq 1 50); do port_listening "$OIDC_PORT" || break; sleep 0.1; done
+            fi
+        fi
         port_listening "$OIDC_PORT" &&
             die "oidc: port $OIDC_PORT is in use by something that is not the test provider; stop it or set MEDPORT_TEST_OIDC_PORT"
         command -v node >/dev/null ||
@@ -492,7 +504,7 @@ start_oidc() {
                 die "oidc: npm ci --prefix tests/oidc failed; see $STATE/oidc-npm.log"
         fi
         printf -- '--- %s: starting on port %s\n' "$(date -Is)" "$OIDC_PORT" >>"$OIDC_LOG"
-        OIDC_PORT="$OIDC_PORT" nohup node "$OIDC_DIR/provider.mjs" >>"$OIDC_LOG" 2>&1 </dev/null 9>&- &
+        OIDC_PORT="$OIDC_PORT" OIDC_CODE_VERSION="$OIDC_CODE_VERSION" nohup node "$OIDC_DIR/provider.mjs" >>"$OIDC_LOG" 2>&1 </dev/null 9>&- &
         started=$!
         echo "$started" >"$OIDC_PIDFILE"
         for ((i = 0; i < 60; i++)); do

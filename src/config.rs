@@ -756,6 +756,87 @@ mod tests {
         assert!(!shown.contains(pw), "{shown}");
     }
 
+    const SSO: [(&str, &str); 5] = [
+        ("MEDPORT_PUBLIC_URL", "https://medport.example.org"),
+        (
+            "MEDPORT_OIDC_ISSUER",
+            "https://login.example.org/realms/hospital",
+        ),
+        ("MEDPORT_OIDC_CLIENT_ID", "medport"),
+        ("MEDPORT_OIDC_CLIENT_SECRET", "oidc-client-s3cret"),
+        ("MEDPORT_OIDC_UPLOADER_VALUES", "clinicians, radiology"),
+    ];
+
+    #[test]
+    fn single_sign_on_settings_are_typed_and_the_secret_never_shown() {
+        let s = load(&SSO);
+        let oidc = s.oidc.clone().unwrap();
+        assert_eq!(oidc.client_id, "medport");
+        assert_eq!(oidc.scopes, ["email", "profile"]);
+        assert_eq!(oidc.roles_claim, "groups");
+        assert!(oidc.roles.uploader.contains("radiology"));
+        assert_eq!(oidc.clock_skew, Duration::from_secs(30));
+        assert!(!oidc.link_by_email);
+        let shown = format!("{s:?} {:?}", describe(&s));
+        assert!(!shown.contains("oidc-client-s3cret"), "{shown}");
+
+        // From a file instead; both at once is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let path = file.display().to_string();
+        let mut from_file: Vec<(&str, &str)> = SSO[..3].to_vec();
+        from_file.push(("MEDPORT_OIDC_UPLOADER_VALUES", "clinicians"));
+        from_file.push(("MEDPORT_OIDC_CLIENT_SECRET_FILE", &path));
+        let s = load(&from_file);
+        assert_eq!(s.oidc.unwrap().client_secret.expose_secret(), "from-a-file");
+        let mut both = SSO.to_vec();
+        both.push(("MEDPORT_OIDC_CLIENT_SECRET_FILE", &path));
+        let e = err(&both).to_string();
+        assert!(
+            e.contains("not both") && !e.contains("oidc-client-s3cret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn single_sign_on_refuses_what_would_leave_nobody_able_to_sign_in() {
+        // No role mapping.
+        let e = err(&SSO[..4]).to_string();
+        assert!(e.contains("ADMIN_VALUES"), "{e}");
+        // No public URL for the redirect.
+        let e = err(&SSO[1..]).to_string();
+        assert!(e.contains("MEDPORT_PUBLIC_URL"), "{e}");
+        // Plain http to another machine.
+        let mut plain = SSO.to_vec();
+        plain[1] = ("MEDPORT_OIDC_ISSUER", "http://login.example.org");
+        assert_eq!(err(&plain).setting, "MEDPORT_OIDC_ISSUER");
+        // Break-glass without single sign-on, or without any account named.
+        let e = err(&[
+            ("MEDPORT_PASSWORD_SIGN_IN", "break-glass"),
+            ("MEDPORT_BREAK_GLASS_EMAILS", "root@example.org"),
+        ]);
+        assert_eq!(e.setting, "MEDPORT_PASSWORD_SIGN_IN");
+        let mut glass = SSO.to_vec();
+        glass.push(("MEDPORT_PASSWORD_SIGN_IN", "break-glass"));
+        assert_eq!(err(&glass).setting, "MEDPORT_BREAK_GLASS_EMAILS");
+        glass.push((
+            "MEDPORT_BREAK_GLASS_EMAILS",
+            "Root@Example.org, not-an-address",
+        ));
+        assert_eq!(err(&glass).setting, "MEDPORT_BREAK_GLASS_EMAILS");
+        glass.pop();
+        glass.push(("MEDPORT_BREAK_GLASS_EMAILS", "Root@Example.org"));
+        let s = load(&glass);
+        assert!(s.password_sign_in.allows("root@example.org"));
+        assert!(!s.password_sign_in.allows("nurse@example.org"));
+        // OIDC settings without the issuer are not silently ignored.
+        assert_eq!(
+            err(&[("MEDPORT_OIDC_CLIENT_ID", "medport")]).setting,
+            "MEDPORT_OIDC_CLIENT_ID"
+        );
+    }
+
     #[test]
     fn a_weak_metrics_token_is_refused_without_being_echoed() {
         for weak in ["short-token", &format!("{} with a space", "x".repeat(32))] {

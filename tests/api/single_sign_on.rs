@@ -230,6 +230,26 @@ async fn every_bad_id_token_is_refused_and_nobody_is_signed_in(backend: Backend)
     assert_eq!(res.status(), 303);
 }
 
+async fn a_key_the_provider_rotated_in_is_fetched_and_trusted(backend: Backend) {
+    let (app, provider) = TestApp::spawn_with_sso(backend, &[]).await;
+    let id = provider.clinician("rotation").await;
+    // Discovery (and the key set) is read at the first sign-in; the token after that names
+    // a key the provider published only now.
+    let res = app.sso_sign_in(&app.client, &id).await;
+    assert_eq!(res.status(), 303);
+    provider.fault("rotated-key").await;
+    let (browser, _) = app.new_browser();
+    let res = app.sso_sign_in(&browser, &id).await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    assert!(app.signed_in(&browser).await);
+
+    // Keys are fetched again at most once a minute: a second new key within it is refused.
+    provider.fault("rotated-key").await;
+    let (third, _) = app.new_browser();
+    let res = app.sso_sign_in(&third, &id).await;
+    assert_eq!(res.status(), 403);
+}
+
 async fn a_provider_answering_500_gives_a_clear_page(backend: Backend) {
     let (app, provider) = TestApp::spawn_with_sso(backend, &[]).await;
     let id = provider.clinician("unlucky").await;
@@ -316,6 +336,25 @@ async fn sign_out_ends_the_session_at_the_provider_too(backend: Backend) {
     assert_eq!(location(&res), "/login?signed_out=1");
 }
 
+async fn a_disabled_account_stays_out_whatever_the_provider_says(backend: Backend) {
+    let (app, provider) = TestApp::spawn_with_sso(backend, &[]).await;
+    let id = provider.clinician("disabled").await;
+    app.sso_sign_in(&app.client, &id).await;
+    {
+        let mut conn = app.db.conn().unwrap();
+        diesel::update(users::table.filter(users::email.eq(format!("{id}@example.org"))))
+            .set(users::disabled.eq(true))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    assert!(!app.signed_in(&app.client).await, "the session ends");
+    let (browser, _) = app.new_browser();
+    let res = app.sso_sign_in(&browser, &id).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("disabled"));
+    assert!(!app.signed_in(&browser).await);
+}
+
 async fn a_local_account_is_taken_over_only_when_allowed(backend: Backend) {
     // Not allowed (the default): the provider's user with a local account's address is
     // refused, and the local account is untouched.
@@ -399,10 +438,12 @@ both_backends!(
     someone_with_no_mapped_role_is_refused_with_a_clear_page,
     an_admin_needs_a_second_factor_from_the_provider_or_from_medport,
     every_bad_id_token_is_refused_and_nobody_is_signed_in,
+    a_key_the_provider_rotated_in_is_fetched_and_trusted,
     a_provider_answering_500_gives_a_clear_page,
     a_state_is_used_once_and_only_by_the_browser_that_started,
     the_callback_page_writes_nothing,
     sign_out_ends_the_session_at_the_provider_too,
+    a_disabled_account_stays_out_whatever_the_provider_says,
     a_local_account_is_taken_over_only_when_allowed,
     a_provider_that_is_down_leaves_break_glass_sign_in_working,
 );

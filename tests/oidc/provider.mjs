@@ -25,7 +25,9 @@ if (!Number.isInteger(PORT) || PORT < 1 || PORT > 65535) {
   process.exit(2);
 }
 const ISSUER = `http://${HOST}:${PORT}`;
-const HEALTH = 'medport-test-oidc';
+// The service script passes a digest of this code, so that it replaces a provider left
+// running from older code instead of reusing it.
+const HEALTH = `medport-test-oidc ${process.env.OIDC_CODE_VERSION ?? ''}`.trim();
 
 // ---------------------------------------------------------------- keys
 
@@ -287,8 +289,11 @@ function parseAccount(body) {
 const faults = new Map();
 const FAULT_MODES = new Set([
   'tamper-signature', 'tamper-payload', 'wrong-audience', 'expired', 'no-nonce',
-  'wrong-nonce', 'wrong-issuer', 'unknown-kid', 'alg-none', 'token-500',
+  'wrong-nonce', 'wrong-issuer', 'unknown-kid', 'alg-none', 'token-500', 'rotated-key',
 ]);
+// Keys brought in by `rotated-key`: served at /jwks from the moment a token is signed with
+// one, as a provider rotating its keys does, so a client must fetch the key set again.
+const rotatedIn = [];
 
 const b64json = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -331,6 +336,12 @@ async function applyFault(mode, idToken) {
     case 'unknown-kid': {
       const { privateKey } = await jose.generateKeyPair(SIGNING_ALG);
       return resign({ ...header, kid: `unknown-${randomUUID()}` }, payload, privateKey);
+    }
+    case 'rotated-key': {
+      const { privateKey, publicKey } = await jose.generateKeyPair(SIGNING_ALG, { extractable: true });
+      const kid = `rotated-${randomUUID()}`;
+      rotatedIn.push({ ...(await jose.exportJWK(publicKey)), kid, alg: SIGNING_ALG, use: 'sig' });
+      return resign({ ...header, kid }, payload, privateKey);
     }
     case 'alg-none': {
       const { kid: _kid, ...rest } = header;
@@ -460,6 +471,11 @@ provider.use(async (ctx, next) => {
 
   await next();
 
+  if (method === 'GET' && path === '/jwks' && ctx.status === 200 && rotatedIn.length > 0) {
+    const served = typeof ctx.body === 'string' ? JSON.parse(ctx.body) : ctx.body;
+    ctx.body = { ...served, keys: [...served.keys, ...rotatedIn] };
+    return;
+  }
   if (method !== 'POST' || path !== '/token' || ctx.status !== 200) return;
   const body = ctx.body;
   if (!body || typeof body !== 'object' || typeof body.id_token !== 'string') return;
