@@ -35,7 +35,9 @@
 # report adds the medians), MEDPORT_BENCH_SEED (uploads in the history, default 20), MEDPORT_BENCH_BIN (a medport binary
 # to measure instead of building one), CARGO_TARGET_DIR (default /work/release-target),
 # MEDPORT_BENCH_PG (a postgres:// URL of a database the benchmark may fill: then the same runs
-# again on PostgreSQL), MEDPORT_BENCH_DIR (where the data directory goes).
+# again on PostgreSQL), MEDPORT_BENCH_ANALYZE (1, the default: on a PostgreSQL server with
+# autovacuum off, VACUUM ANALYZE once after seeding; 0: measure with no statistics),
+# MEDPORT_BENCH_DIR (where the data directory goes).
 # shellcheck source=scripts/benchlib.sh
 source "$(dirname "$0")/benchlib.sh"
 
@@ -117,6 +119,13 @@ measure() {
 
     if [ "$seed" -gt 0 ]; then
         MEDPORT_BENCH_API_KEY="$key" python3 scripts/bench-pages.py seed --port "$port" --count "$seed"
+    fi
+    # A server with autovacuum off never gathers statistics for the fresh tables, and the
+    # planner then scans every upload for a page of 50: not what a production server does.
+    if [ -n "$database_url" ] && [ "${MEDPORT_BENCH_ANALYZE:-1}" = 1 ] &&
+        [ "$(psql -Atq "$database_url" -c "SELECT current_setting('autovacuum')")" = off ]; then
+        echo "bench-pages: autovacuum is off on this PostgreSQL: VACUUM ANALYZE after seeding, as autovacuum would (MEDPORT_BENCH_ANALYZE=0 skips it)"
+        psql -q "$database_url" -c "VACUUM ANALYZE" >/dev/null
     fi
     cookie="$(python3 scripts/bench-pages.py signin --port "$port" --email "$email" --expect-total "$seed")"
     export MEDPORT_BENCH_COOKIE="$cookie"

@@ -148,6 +148,9 @@ pub async fn run(settings: Settings, options: &Options) -> Report {
     match db {
         Ok((db, finding)) => {
             report.push(finding);
+            if let Some(finding) = maintenance(&db).await {
+                report.push(finding);
+            }
             match key {
                 Some(key) => {
                     for finding in buckets(db, settings.clone(), key).await {
@@ -407,6 +410,26 @@ fn database(settings: &DatabaseSettings) -> Result<(Database, Finding), Finding>
             SUBJECT,
             format!("cannot read the schema version of {described}: {e}"),
             "check that DATABASE_URL names medport's database",
+        )),
+    }
+}
+
+/// PostgreSQL's planner needs fresh statistics: without autovacuum the history and study
+/// pages slow down as the tables grow (docs/PERFORMANCE.md has the figures).
+async fn maintenance(db: &Database) -> Option<Finding> {
+    const SUBJECT: &str = "database maintenance";
+    let on = db.run(crate::infra::db::repo::server::autovacuum).await;
+    match on {
+        Ok(None) => None,
+        Ok(Some(true)) => Some(Finding::pass(SUBJECT, "PostgreSQL's autovacuum is on")),
+        Ok(Some(false)) => Some(Finding::note(
+            SUBJECT,
+            "PostgreSQL's autovacuum is off: unless VACUUM ANALYZE runs on a schedule, the planner's statistics go stale and pages slow down as uploads grow (set autovacuum = on)",
+        )),
+        Err(e) => Some(Finding::fail(
+            SUBJECT,
+            format!("cannot read the autovacuum setting: {e}"),
+            "check that the database user may run current_setting()",
         )),
     }
 }

@@ -97,6 +97,37 @@ async fn a_healthy_installation_passes_every_check_and_keeps_no_test_object(back
         assert!(checked.passes(subject), "{subject}: {:#?}", checked.lines);
     }
     assert!(checked.line("database:").contains("schema is current"));
+    // PostgreSQL's autovacuum, as the server is set (noted, not failed, when off).
+    match backend {
+        Backend::Sqlite => assert!(
+            !checked
+                .lines
+                .iter()
+                .any(|l| l.contains("database maintenance")),
+            "{:#?}",
+            checked.lines
+        ),
+        Backend::Postgres => {
+            #[derive(diesel::QueryableByName)]
+            struct Setting {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                setting: String,
+            }
+            let mut conn = app.db.conn().unwrap();
+            let on = diesel::sql_query("SELECT current_setting('autovacuum') AS setting")
+                .get_result::<Setting>(&mut *conn)
+                .unwrap()
+                .setting
+                == "on";
+            let line = checked.line("database maintenance:");
+            assert_eq!(line.starts_with("✓ "), on, "{line}");
+            assert_eq!(
+                line.starts_with("– ") && line.contains("autovacuum is off"),
+                !on,
+                "{line}"
+            );
+        }
+    }
     assert!(checked.line("clamd:").contains("answers PING"));
     // Loopback only and no public URL: a trial, noted rather than failed.
     assert!(checked.line("public URL:").starts_with("– "));

@@ -10,6 +10,7 @@ pub mod dicom_instances;
 pub mod dicomweb;
 pub mod login_throttles;
 pub mod oidc_identities;
+pub mod server;
 pub mod sessions;
 pub mod studies;
 pub mod upload_batches;
