@@ -250,6 +250,31 @@ async fn a_key_the_provider_rotated_in_is_fetched_and_trusted(backend: Backend) 
     assert_eq!(res.status(), 403);
 }
 
+async fn refusals_cannot_flood_the_audit_trail(backend: Backend) {
+    // Someone the provider knows but medport gives no role can start again and again: the
+    // provider's session makes each round quick. Each address gets a few rows a minute.
+    let (app, provider) = TestApp::spawn_with_sso(backend, &[]).await;
+    let id = unique("persistent");
+    provider
+        .account(&Account::new(
+            &id,
+            &format!("{id}@example.org"),
+            &["nurses"],
+        ))
+        .await;
+    let before = app.audit_rows("login").len();
+    for _ in 0..12 {
+        let res = app.sso_sign_in(&app.client, &id).await;
+        assert_eq!(res.status(), 403);
+    }
+    let recorded = app.audit_rows("login").len() - before;
+    assert!(
+        recorded <= medport::app::audit::refusals::PER_ADDRESS as usize,
+        "{recorded} rows for 12 refusals"
+    );
+    assert!(recorded >= 1, "the first refusals are recorded in full");
+}
+
 async fn a_provider_answering_500_gives_a_clear_page(backend: Backend) {
     let (app, provider) = TestApp::spawn_with_sso(backend, &[]).await;
     let id = provider.clinician("unlucky").await;
@@ -439,6 +464,7 @@ both_backends!(
     an_admin_needs_a_second_factor_from_the_provider_or_from_medport,
     every_bad_id_token_is_refused_and_nobody_is_signed_in,
     a_key_the_provider_rotated_in_is_fetched_and_trusted,
+    refusals_cannot_flood_the_audit_trail,
     a_provider_answering_500_gives_a_clear_page,
     a_state_is_used_once_and_only_by_the_browser_that_started,
     the_callback_page_writes_nothing,

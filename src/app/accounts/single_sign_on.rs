@@ -14,6 +14,7 @@
 use chrono::NaiveDateTime;
 
 use crate::app::accounts::{passwords, users};
+use crate::app::audit::refusals::{self, Refusals};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
 use crate::config::OidcSettings;
@@ -35,7 +36,7 @@ pub enum Admission {
     SecondFactor { user: Box<users::UserRow> },
 }
 
-/// Why someone the provider vouched for (or did not) may not in; each has a message.
+/// Why someone the provider vouched for (or did not) may not come in; each has a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The ID token or the code was refused.
@@ -88,15 +89,43 @@ pub fn provider_mfa(settings: &OidcSettings, identity: &Identity) -> bool {
 /// Finishes a sign-in: the code exchanged and the ID token checked, then the account found,
 /// linked or created, its role set, and the outcome audited. A provider that cannot be
 /// reached is `AppError::Unavailable`.
+/// Who is signing in, for the audit trail: where from, and when.
+pub struct Attempt<'a> {
+    pub origin: Origin,
+    pub ip: Option<std::net::IpAddr>,
+    pub now: NaiveDateTime,
+    pub unix: i64,
+    /// Refusals are counted, not stored one by one: someone the provider knows could
+    /// otherwise sign in again and again to grow the trail.
+    pub refusals: &'a Refusals,
+}
+
 pub async fn complete(
     db: &Database,
     provider: &Provider,
     bcrypt_cost: u32,
     code: String,
     pending: Pending,
-    origin: Origin,
-    now: NaiveDateTime,
+    attempt: Attempt<'_>,
 ) -> Result<Result<Admission, Refusal>, AppError> {
+    let Attempt {
+        origin,
+        ip,
+        now,
+        unix,
+        refusals,
+    } = attempt;
+    let refused =
+        |refusal: Refusal, actor: Actor, email: Option<String>, detail: Option<String>| {
+            Event::new(actor, "login", Outcome::Failure)
+                .origin(origin.clone())
+                .details(serde_json::json!({
+                    "method": "single_sign_on",
+                    "email": email,
+                    "reason": refusal.reason(),
+                    "detail": detail,
+                }))
+        };
     let settings = provider.settings().clone();
     let identity = match provider.finish(code, pending).await {
         Ok(identity) => identity,
@@ -109,16 +138,9 @@ pub async fn complete(
         }
         Err(e) => {
             tracing::warn!(error = %e, "single sign-on refused");
-            let reason = e.to_string();
-            let event = Event::new(Actor::anonymous(), "login", Outcome::Failure)
-                .origin(origin)
-                .details(serde_json::json!({
-                    "method": "single_sign_on",
-                    "reason": Refusal::NotVerified.reason(),
-                    "detail": reason.chars().take(200).collect::<String>(),
-                }));
-            db.run(move |conn| audit::record(conn, &event).map_err(AppError::from))
-                .await?;
+            let detail = e.to_string().chars().take(200).collect::<String>();
+            let event = refused(Refusal::NotVerified, Actor::anonymous(), None, Some(detail));
+            refusals::record(db, refusals, ip, "sign-in not verified", unix, event).await?;
             return Ok(Err(Refusal::NotVerified));
         }
     };
@@ -131,15 +153,8 @@ pub async fn complete(
         .clone()
         .unwrap_or_else(|| format!("{} at the provider", identity.subject));
     let Some(role) = role else {
-        let event = Event::new(Actor::anonymous(), "login", Outcome::Failure)
-            .origin(origin)
-            .details(serde_json::json!({
-                "method": "single_sign_on",
-                "email": label,
-                "reason": Refusal::NoRole.reason(),
-            }));
-        db.run(move |conn| audit::record(conn, &event).map_err(AppError::from))
-            .await?;
+        let event = refused(Refusal::NoRole, Actor::anonymous(), Some(label), None);
+        refusals::record(db, refusals, ip, "sign-in without a role", unix, event).await?;
         return Ok(Err(Refusal::NoRole));
     };
     // A new account gets a random password nobody knows: it signs in through the provider,
@@ -166,21 +181,32 @@ pub async fn complete(
         }
     };
     let link_by_email = settings.link_by_email;
-    db.run(move |conn| {
-        write_tx(conn, |conn| {
-            admit(
-                conn,
-                &identity,
-                role,
-                mfa,
-                link_by_email,
-                unusable_hash.as_deref(),
-                origin,
-                now,
-            )
+    let email = identity.email.clone();
+    let admitted_from = origin.clone();
+    let admitted = db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                admit(
+                    conn,
+                    &identity,
+                    role,
+                    mfa,
+                    link_by_email,
+                    unusable_hash.as_deref(),
+                    admitted_from,
+                    now,
+                )
+            })
         })
-    })
-    .await
+        .await?;
+    match admitted {
+        Ok(admission) => Ok(Ok(admission)),
+        Err((refusal, actor)) => {
+            let event = refused(refusal, actor, email, None);
+            refusals::record(db, refusals, ip, "sign-in refused", unix, event).await?;
+            Ok(Err(refusal))
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -193,18 +219,8 @@ fn admit(
     unusable_hash: Option<&str>,
     origin: Origin,
     now: NaiveDateTime,
-) -> Result<Result<Admission, Refusal>, AppError> {
-    let refuse = |conn: &mut DbConnection, refusal: Refusal, actor: Actor| {
-        let event = Event::new(actor, "login", Outcome::Failure)
-            .origin(origin.clone())
-            .details(serde_json::json!({
-                "method": "single_sign_on",
-                "email": identity.email,
-                "reason": refusal.reason(),
-            }));
-        audit::record(conn, &event)?;
-        Ok::<_, AppError>(Err(refusal))
-    };
+) -> Result<Result<Admission, (Refusal, Actor)>, AppError> {
+    // A refusal is audited by the caller, through the refusal counter.
     let linked = repo::oidc_identities::user_of(conn, &identity.issuer, &identity.subject)?;
     let row = match linked {
         Some(id) => repo::users::by_id(conn, &id)?,
@@ -214,13 +230,13 @@ fn admit(
         Some(row) => row,
         None => {
             let Some(email) = identity.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
-                return refuse(conn, Refusal::NoEmail, Actor::anonymous());
+                return Ok(Err((Refusal::NoEmail, Actor::anonymous())));
             };
             match users::find_by_email(conn, &email)? {
                 Some(local) => {
                     if !(link_by_email && identity.email_verified) {
                         let actor = Actor::user(&local.id, &local.email);
-                        return refuse(conn, Refusal::EmailTaken, actor);
+                        return Ok(Err((Refusal::EmailTaken, actor)));
                     }
                     repo::oidc_identities::link(
                         conn,
@@ -294,7 +310,7 @@ fn admit(
     };
     let actor = Actor::user(&row.id, &row.email);
     if row.disabled {
-        return refuse(conn, Refusal::Disabled, actor);
+        return Ok(Err((Refusal::Disabled, actor)));
     }
     let mut row = row;
     if row.role != role.as_str() {

@@ -186,8 +186,13 @@ pub async fn callback(
         settings.bcrypt_cost,
         code,
         pending,
-        origin.clone(),
-        clock.now_naive(),
+        single_sign_on::Attempt {
+            origin: origin.clone(),
+            ip: crate::web::client::ip(&req),
+            now: clock.now_naive(),
+            unix: clock.unix(),
+            refusals: &refusals,
+        },
     )
     .await?;
     match admission {

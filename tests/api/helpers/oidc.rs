@@ -170,7 +170,8 @@ impl TestApp {
         let start = self.start_sso(client).await;
         assert_eq!(start.status(), 200, "start");
         let mut url = followed_link(&start.text().await.unwrap());
-        // authorization endpoint -> interaction page
+        // authorization endpoint -> interaction page, or straight back to medport when the
+        // browser still has a session at the provider
         for _ in 0..5 {
             let res = client.get(&url).send().await.unwrap();
             if res.status() == 200 {
@@ -178,6 +179,9 @@ impl TestApp {
             }
             assert!(res.status().is_redirection(), "{url}: {}", res.status());
             url = absolute(&url, &location(&res));
+            if url.starts_with(&self.address) {
+                return url::Url::parse(&url).unwrap();
+            }
         }
         let login = format!("{url}/login");
         let mut res = client
