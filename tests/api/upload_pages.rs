@@ -242,6 +242,60 @@ async fn history_shows_uploaders_their_own_and_admins_everyones(backend: Backend
 }
 both_backends!(history_shows_uploaders_their_own_and_admins_everyones);
 
+async fn a_long_history_is_counted_only_as_far_as_the_page_needs(backend: Backend) {
+    use medport::web::routes::{
+        HISTORY_COUNT_AT_MOST as COUNT_AT_MOST, HISTORY_PAGE_SIZE as PAGE_SIZE,
+    };
+    let app = TestApp::spawn(backend).await;
+    let user = app.uploader().await;
+    let stored = COUNT_AT_MOST + 2 * PAGE_SIZE + 1;
+    {
+        let mut pooled = app.db.conn().unwrap();
+        let conn: &mut medport::infra::db::DbConnection = &mut pooled;
+        let now = Utc::now().naive_utc();
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for i in 0..stored {
+                let id = uuid::Uuid::now_v7().to_string();
+                crate::studies::support::write_upload(
+                    conn,
+                    &id,
+                    &user.id,
+                    None,
+                    &format!("scan-{i}.dcm"),
+                    "completed",
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let older = |html: &str| html.contains(r#"rel="next""#);
+
+    // The first page counts a little past the cap, not the whole history.
+    let (_, html) = app.page("/uploads").await;
+    assert!(
+        html.contains(&format!("More than {COUNT_AT_MOST} uploads. Page 1.")),
+        "{html}"
+    );
+    assert!(older(&html));
+
+    // Further in, the count reaches the end of the page asked for.
+    let last = u32::try_from((stored + PAGE_SIZE - 1) / PAGE_SIZE).unwrap();
+    let (_, html) = app.page(&format!("/uploads?page={}", last - 1)).await;
+    assert!(html.contains("More than "), "{html}");
+    assert!(older(&html), "the last page is still to come");
+
+    // The last page has the whole count.
+    let (_, html) = app.page(&format!("/uploads?page={last}")).await;
+    assert!(
+        html.contains(&format!("{stored} uploads. Page {last} of {last}.")),
+        "{html}"
+    );
+    assert!(!older(&html));
+}
+both_backends!(a_long_history_is_counted_only_as_far_as_the_page_needs);
+
 async fn file_names_with_markup_are_escaped_on_every_page(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_in_as("uploader").await;

@@ -323,9 +323,10 @@ pub fn list(conn: &mut DbConnection, filter: &ListFilter) -> Result<Vec<Upload>,
     rows.into_iter().map(Upload::from_row).collect()
 }
 
-/// How many uploads match `filter` (ignoring its limit and offset), for paging.
-pub fn count(conn: &mut DbConnection, filter: &ListFilter) -> Result<i64, DbError> {
-    repo::count(conn, &filter.rows())
+/// How many uploads match `filter` (ignoring its limit and offset), for paging, counting
+/// no further than `cap` (a result of `cap` means "at least").
+pub fn count_up_to(conn: &mut DbConnection, filter: &ListFilter, cap: i64) -> Result<i64, DbError> {
+    repo::count_up_to(conn, &filter.rows(), cap)
 }
 
 /// Uploads quarantined and not yet looked at by an admin (for the dashboard notice).

@@ -22,6 +22,11 @@ mod uploads;
 
 use actix_web::web;
 
+/// How the upload history pages and counts (the tests page through it).
+pub use uploads::history::{
+    COUNT_AT_MOST as HISTORY_COUNT_AT_MOST, PAGE_SIZE as HISTORY_PAGE_SIZE,
+};
+
 use crate::app::error::AppError;
 use crate::web::assets;
 

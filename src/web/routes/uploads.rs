@@ -263,6 +263,8 @@ pub struct HistoryPage {
     pub filtered: bool,
     pub unknown_user: bool,
     pub total: i64,
+    /// The count stopped at `total`: there are more.
+    pub more: bool,
     pub page: u32,
     pub pages: i64,
     pub prev_href: Option<String>,
@@ -293,6 +295,7 @@ pub async fn index(
         filtered: false,
         unknown_user: false,
         total: 0,
+        more: false,
         page: 1,
         pages: 1,
         prev_href: None,
@@ -321,12 +324,13 @@ pub async fn index(
     page.rows = listing.rows;
     page.unknown_user = listing.unknown_user;
     page.total = listing.total;
+    page.more = listing.more;
     page.page = wanted.page;
     page.pages = ((listing.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     if wanted.page > 1 {
         page.prev_href = Some(wanted.href(wanted.page - 1));
     }
-    if i64::from(wanted.page) * PAGE_SIZE < listing.total {
+    if listing.more || i64::from(wanted.page) * PAGE_SIZE < listing.total {
         page.next_href = Some(wanted.href(wanted.page + 1));
     }
     render(StatusCode::OK, &page)

@@ -153,9 +153,15 @@ pub fn list(
         .load(conn)?)
 }
 
-/// How many rows match `filter`.
-pub fn count(conn: &mut DbConnection, filter: &Filter<'_>) -> Result<i64, DbError> {
-    Ok(filter.query().count().get_result(conn)?)
+/// How many rows match `filter`, counting no further than `cap`: a page needs to know
+/// whether there is more, not to read a whole history each time it is shown.
+pub fn count_up_to(conn: &mut DbConnection, filter: &Filter<'_>, cap: i64) -> Result<i64, DbError> {
+    let found: Vec<i32> = filter
+        .query()
+        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+        .limit(cap)
+        .load(conn)?;
+    Ok(i64::try_from(found.len()).unwrap_or(cap))
 }
 
 /// How many uploads are in `status`.

@@ -21,6 +21,9 @@ use crate::domain::ids::{BatchId, UserId};
 use crate::infra::db::{DbConnection, repo};
 
 pub const PAGE_SIZE: i64 = 50;
+/// A history is counted this far (or to the end of the page asked for, if further): past
+/// it, pages say "more than" rather than read every upload to give the exact number.
+pub const COUNT_AT_MOST: i64 = 1_000;
 /// 5 million uploads at 50 a page; beyond it, filter.
 const MAX_PAGE: u32 = 100_000;
 const MAX_USER_CHARS: usize = 254;
@@ -138,6 +141,8 @@ pub struct HistoryRow {
 pub struct Listing {
     pub rows: Vec<HistoryRow>,
     pub total: i64,
+    /// There are more than `total`: the count stopped there.
+    pub more: bool,
     /// The user filter named an email nobody has.
     pub unknown_user: bool,
 }
@@ -184,6 +189,7 @@ pub fn page(
                 return Ok(Listing {
                     rows: Vec::new(),
                     total: 0,
+                    more: false,
                     unknown_user: true,
                 });
             }
@@ -197,7 +203,14 @@ pub fn page(
         limit: PAGE_SIZE,
         offset: i64::from(wanted.page - 1) * PAGE_SIZE,
     };
-    let total = model::count(conn, &filter)?;
+    // The count goes a little past this page, not through the whole history.
+    let cap = (filter.offset + PAGE_SIZE).max(COUNT_AT_MOST) + 1;
+    let counted = model::count_up_to(conn, &filter, cap)?;
+    let (total, more) = if counted == cap {
+        (cap - 1, true)
+    } else {
+        (counted, false)
+    };
     let uploads = model::list(conn, &filter)?;
     let names = bucket_names(conn)?;
     let emails = if all {
@@ -241,6 +254,7 @@ pub fn page(
     Ok(Listing {
         rows,
         total,
+        more,
         unknown_user: false,
     })
 }
