@@ -120,6 +120,9 @@ struct Discovered {
 /// One provider, shared by every worker.
 pub struct Provider {
     settings: OidcSettings,
+    /// medport's public URL without a trailing slash; the callback and the page after
+    /// sign-out are paths under it.
+    base: String,
     redirect: RedirectUrl,
     http: Http,
     discovered: Mutex<Option<Arc<Discovered>>>,
@@ -129,11 +132,12 @@ pub struct Provider {
 impl Provider {
     /// `public_url` is medport's own; the provider sends browsers back to its callback path.
     pub fn new(settings: OidcSettings, public_url: &str) -> Result<Self, OidcError> {
-        let base = public_url.trim_end_matches('/');
+        let base = public_url.trim_end_matches('/').to_string();
         let redirect = RedirectUrl::new(format!("{base}{}", crate::config::CALLBACK_PATH))
             .map_err(|e| OidcError::Unavailable(format!("redirect URL: {e}")))?;
         Ok(Self {
             settings,
+            base,
             redirect,
             http: Http::new()?,
             discovered: Mutex::new(None),
@@ -303,10 +307,11 @@ impl Provider {
 
     /// Where to send a browser that signs out, when the provider offers RP-initiated
     /// logout; `None` when it does not or cannot be reached (medport's session ends anyway).
-    pub async fn logout_url(&self, after: &str) -> Option<url::Url> {
+    /// The provider sends the browser back to `after_path` under the public URL.
+    pub async fn logout_url(&self, after_path: &str) -> Option<url::Url> {
         let d = self.discovered(false).await.ok()?;
         let endpoint = d.end_session.clone()?;
-        let after = PostLogoutRedirectUrl::new(after.to_string()).ok()?;
+        let after = PostLogoutRedirectUrl::new(format!("{}{after_path}", self.base)).ok()?;
         Some(
             LogoutRequest::from(endpoint)
                 .set_client_id(ClientId::new(self.settings.client_id.clone()))

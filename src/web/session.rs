@@ -2,6 +2,7 @@
 
 use actix_session::Session;
 
+use crate::app::accounts::single_sign_on::Pending;
 use crate::app::error::AppError;
 use crate::domain::ids::UserId;
 use crate::web::session_store::keys;
@@ -10,10 +11,8 @@ use crate::web::views::Flash;
 const CSRF: &str = "csrf";
 pub const PENDING_USER: &str = "pending_uid";
 pub const PENDING_SINCE: &str = "pending_since";
-/// A sign-in through the provider under way: what the callback must match, and since when.
-const SSO_PENDING: &str = "sso_pending";
-const SSO_SINCE: &str = "sso_since";
-const SSO_NEXT: &str = "sso_next";
+/// A sign-in through the provider under way (`Started`).
+const SSO_STARTED: &str = "sso_started";
 /// Signed in through the provider (sign-out goes there too); carried through the TOTP step.
 const SSO: &str = "sso";
 /// The provider's second factor counts for this session (admins need no medport TOTP).
@@ -74,9 +73,7 @@ pub fn sign_in(
     session.remove(keys::EXPIRED);
     remove_present(session, SSO);
     remove_present(session, SSO_MFA);
-    remove_present(session, SSO_PENDING);
-    remove_present(session, SSO_SINCE);
-    remove_present(session, SSO_NEXT);
+    remove_present(session, SSO_STARTED);
     insert(session, keys::USER_ID, user.as_str())?;
     insert(session, CSRF, random_token()?)?;
     if let Some(ip) = ip {
@@ -149,39 +146,38 @@ pub fn take_flashes(session: &Session) -> Vec<Flash> {
         .collect()
 }
 
+/// A sign-in through the provider under way: what the callback must match, where the
+/// browser goes afterwards, and since when.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Started {
+    pending: Pending,
+    next: String,
+    since: i64,
+}
+
 /// Starts a sign-in through the provider: the browser comes back within `max_age` seconds
-/// with the same `state`, or starts again.
+/// (see `take_single_sign_on`) with the same `state`, or starts again.
 pub fn begin_single_sign_on(
     session: &Session,
-    pending: &crate::app::accounts::single_sign_on::Pending,
+    pending: &Pending,
     next: &str,
     now: i64,
 ) -> Result<(), AppError> {
-    insert(session, SSO_PENDING, pending)?;
-    insert(session, SSO_SINCE, now)?;
-    insert(session, SSO_NEXT, next)
+    let started = Started {
+        pending: pending.clone(),
+        next: next.to_string(),
+        since: now,
+    };
+    insert(session, SSO_STARTED, started)
 }
 
 /// The sign-in under way, taken out of the session so that its `state` is used once.
-pub fn take_single_sign_on(
-    session: &Session,
-    now: i64,
-    max_age: i64,
-) -> Option<(crate::app::accounts::single_sign_on::Pending, String)> {
-    let pending = session
-        .get::<crate::app::accounts::single_sign_on::Pending>(SSO_PENDING)
-        .ok()
-        .flatten();
-    let since = session.get::<i64>(SSO_SINCE).ok().flatten();
-    let next = session.get::<String>(SSO_NEXT).ok().flatten();
-    remove_present(session, SSO_PENDING);
-    remove_present(session, SSO_SINCE);
-    remove_present(session, SSO_NEXT);
-    let since = since?;
-    if now - since > max_age || now < since {
+pub fn take_single_sign_on(session: &Session, now: i64, max_age: i64) -> Option<(Pending, String)> {
+    let started: Started = serde_json::from_str(&remove_present(session, SSO_STARTED)?).ok()?;
+    if now - started.since > max_age || now < started.since {
         return None;
     }
-    Some((pending?, next.unwrap_or_else(|| "/".into())))
+    Some((started.pending, started.next))
 }
 
 /// Marks the session as signed in through the provider (and whether its second factor

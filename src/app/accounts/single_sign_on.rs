@@ -78,7 +78,7 @@ impl Refusal {
 }
 
 /// Whether the provider's answer says a second factor was used.
-pub fn provider_mfa(settings: &OidcSettings, identity: &Identity) -> bool {
+fn provider_mfa(settings: &OidcSettings, identity: &Identity) -> bool {
     identity.amr.iter().any(|a| settings.mfa_amr.contains(a))
         || identity
             .acr
@@ -86,9 +86,22 @@ pub fn provider_mfa(settings: &OidcSettings, identity: &Identity) -> bool {
             .is_some_and(|a| settings.mfa_acr.contains(a))
 }
 
-/// Finishes a sign-in: the code exchanged and the ID token checked, then the account found,
-/// linked or created, its role set, and the outcome audited. A provider that cannot be
-/// reached is `AppError::Unavailable`.
+/// A provider that cannot be reached: a 503 page that says so.
+fn unavailable() -> AppError {
+    AppError::refused(
+        503,
+        "The sign-in provider is not answering. Please try again in a few minutes; emergency accounts can still sign in with a password.",
+    )
+}
+
+/// Starts a sign-in: where to send the browser, and what it must bring back.
+pub async fn begin(provider: &Provider) -> Result<(url::Url, Pending), AppError> {
+    provider.start().await.map_err(|e| {
+        tracing::warn!(error = %e, "single sign-on could not start");
+        unavailable()
+    })
+}
+
 /// Who is signing in, for the audit trail: where from, and when.
 pub struct Attempt<'a> {
     pub origin: Origin,
@@ -100,6 +113,9 @@ pub struct Attempt<'a> {
     pub refusals: &'a Refusals,
 }
 
+/// Finishes a sign-in: the code exchanged and the ID token checked, then the account found,
+/// linked or created, its role set, and the outcome audited. A provider that cannot be
+/// reached gives the 503 of `unavailable`.
 pub async fn complete(
     db: &Database,
     provider: &Provider,
@@ -131,10 +147,7 @@ pub async fn complete(
         Ok(identity) => identity,
         Err(OidcError::Unavailable(reason)) => {
             tracing::warn!(%reason, "single sign-on: the provider is not available");
-            return Err(AppError::refused(
-                503,
-                "The sign-in provider is not answering. Please try again in a few minutes; emergency accounts can still sign in with a password.",
-            ));
+            return Err(unavailable());
         }
         Err(e) => {
             tracing::warn!(error = %e, "single sign-on refused");
@@ -158,7 +171,9 @@ pub async fn complete(
         return Ok(Err(Refusal::NoRole));
     };
     // A new account gets a random password nobody knows: it signs in through the provider,
-    // and an admin can still set a password for break-glass use.
+    // and an admin can still set a password for break-glass use. Hashed here, outside the
+    // write transaction (bcrypt takes a quarter of a second); `admit` looks the link up again
+    // inside it.
     let unusable_hash = {
         let lookup = identity.clone();
         let linked = db

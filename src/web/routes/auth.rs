@@ -304,6 +304,7 @@ fn login_failed(
     } else {
         StatusCode::UNAUTHORIZED
     };
+    let (single_sign_on, password_note) = sign_in_choices(settings);
     let mut res = render(
         status,
         &LoginPage {
@@ -312,8 +313,8 @@ fn login_failed(
             email,
             next: next.as_str().to_string(),
             first_run: None,
-            single_sign_on: sign_in_choices(settings).0,
-            password_note: sign_in_choices(settings).1,
+            single_sign_on,
+            password_note,
         },
     )?;
     if let Some(secs) = retry_after
@@ -432,7 +433,6 @@ pub async fn logout(
     session: Session,
     user: Option<CurrentUser>,
     db: web::Data<Database>,
-    settings: web::Data<Settings>,
     provider: Option<web::Data<crate::app::accounts::single_sign_on::Provider>>,
 ) -> Result<HttpResponse, AppError> {
     let via_provider = session::signed_in_with_provider(&session);
@@ -447,10 +447,8 @@ pub async fn logout(
     let after = "/login?signed_out=1";
     // RP-initiated logout: the provider's session ends too, then it sends the browser back.
     if via_provider
-        && let (Some(provider), Some(public)) = (provider, settings.public_url.as_ref())
-        && let Some(url) = provider
-            .logout_url(&format!("{}{after}", public.as_str().trim_end_matches('/')))
-            .await
+        && let Some(provider) = provider
+        && let Some(url) = provider.logout_url(after).await
     {
         return super::single_sign_on::to_provider(
             "Signed out",

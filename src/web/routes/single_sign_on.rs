@@ -49,13 +49,7 @@ pub async fn start(
         return Err(AppError::NotFound);
     };
     let next = LocalPath::or_home(form.next.as_deref());
-    let (url, pending) = provider.start().await.map_err(|e| {
-        tracing::warn!(error = %e, "single sign-on could not start");
-        AppError::refused(
-            503,
-            "The sign-in provider is not answering. Please try again in a few minutes; emergency accounts can still sign in with a password.",
-        )
-    })?;
+    let (url, pending) = single_sign_on::begin(&provider).await?;
     session::begin_single_sign_on(&session, &pending, next.as_str(), clock.unix())?;
     to_provider(
         "Signing in",

@@ -42,11 +42,3 @@ pub fn link(
         other => other.map(|_| true),
     }
 }
-
-/// Whether the account signs in through a provider (for the admin pages).
-pub fn is_linked(conn: &mut DbConnection, user_id: &str) -> Result<bool, DbError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        oidc_identities::table.filter(oidc_identities::user_id.eq(user_id)),
-    ))
-    .get_result(conn)?)
-}
