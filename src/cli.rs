@@ -633,6 +633,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
                 "totp_seeds": report.totp_seeds,
                 "bucket_secrets": report.bucket_secrets,
                 "patient_records": report.patient_records,
+                "sender_records": report.sender_records,
             })),
         )?;
         Ok(report)

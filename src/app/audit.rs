@@ -171,6 +171,11 @@ fn now_micros() -> NaiveDateTime {
 /// Appends one event. Call it inside the transaction of the change it records (see
 /// `db::write_tx`); on its own it opens a transaction itself.
 pub fn record(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
+    record_hashed(conn, event).map(|(id, _)| id)
+}
+
+/// As `record`; also returns the event's chain hash, which a receipt shows as its proof.
+pub fn record_hashed(conn: &mut DbConnection, event: &Event) -> Result<(i64, String), DbError> {
     if repo::audit_events::in_transaction(conn) {
         repo::audit_events::nested(conn, |conn| append(conn, event))
     } else {
@@ -178,7 +183,7 @@ pub fn record(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
     }
 }
 
-fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
+fn append(conn: &mut DbConnection, event: &Event) -> Result<(i64, String), DbError> {
     let details = event.details.to_string();
     {
         repo::audit_events::lock_chain(conn)?;
@@ -202,7 +207,7 @@ fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
             event.origin.request_id.as_deref(),
             &details,
         );
-        repo::audit_events::insert(
+        let id = repo::audit_events::insert(
             conn,
             &NewRow {
                 occurred_at,
@@ -218,7 +223,8 @@ fn append(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
                 prev_hash: &prev,
                 hash: &hash,
             },
-        )
+        )?;
+        Ok((id, hash))
     }
 }
 

@@ -91,6 +91,7 @@ pub struct RotationReport {
     pub totp_seeds: usize,
     pub bucket_secrets: usize,
     pub patient_records: usize,
+    pub sender_records: usize,
     pub blind_indexes: usize,
     pub old_key_file: Option<PathBuf>,
 }
@@ -99,12 +100,13 @@ impl std::fmt::Display for RotationReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records); recomputed {} DICOM blind indexes",
-            self.totp_seeds + self.bucket_secrets + self.patient_records,
+            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records, {} upload request senders); recomputed {} DICOM blind indexes",
+            self.totp_seeds + self.bucket_secrets + self.patient_records + self.sender_records,
             self.new_key_id,
             self.totp_seeds,
             self.bucket_secrets,
             self.patient_records,
+            self.sender_records,
             self.blind_indexes
         )?;
         if let Some(old) = &self.old_key_file {
@@ -234,6 +236,7 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         repo::dicom_instances::set_sealed_patient(conn, &id, fresh)?;
         report.patient_records += 1;
     }
+    report.sender_records = crate::app::requests::receipt::reseal_all(conn, ring)?;
     // The blind index key derives from the master key: recompute them under the new one.
     report.blind_indexes = crate::app::studies::blind::refresh_all(conn, ring)?;
     Ok(report)

@@ -12,5 +12,6 @@ pub mod error;
 pub mod incident;
 pub mod key_rotation;
 pub mod metrics;
+pub mod requests;
 pub mod studies;
 pub mod uploads;

@@ -90,6 +90,14 @@ define_id!(
     /// A row in `upload_batches`: one folder or CD sent at once.
     BatchId
 );
+define_id!(
+    /// A row in `upload_requests`: a link through which people without an account send files.
+    RequestId
+);
+define_id!(
+    /// A row in `request_submissions`: one sender's visit through a request's link.
+    SubmissionId
+);
 
 #[cfg(test)]
 mod tests {

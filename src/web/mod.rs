@@ -19,6 +19,7 @@ pub mod request_span;
 pub mod respond;
 pub mod routes;
 pub mod security_headers;
+pub mod sender;
 pub mod session;
 pub mod session_cookie;
 pub mod session_store;

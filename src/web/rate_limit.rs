@@ -107,6 +107,8 @@ impl Limiters {
             // Single sign-on is not here: no secret is checked at medport (the provider
             // throttles its own sign-in), and a hospital behind one address signs in at once.
             "/login" | "/login/totp" => Some(&self.login),
+            // An upload link's passphrase is a secret checked here, like a password.
+            p if p.starts_with("/r/") => Some(&self.login),
             "/account/password" | "/account/api-keys" => Some(&self.sensitive),
             p if p.starts_with("/account/api-keys/") && p.ends_with("/rotate") => {
                 Some(&self.sensitive)

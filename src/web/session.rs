@@ -4,7 +4,7 @@ use actix_session::Session;
 
 use crate::app::accounts::single_sign_on::Pending;
 use crate::app::error::AppError;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{SubmissionId, UserId};
 use crate::web::session_store::keys;
 use crate::web::views::Flash;
 
@@ -17,6 +17,11 @@ const SSO_STARTED: &str = "sso_started";
 const SSO: &str = "sso";
 /// The provider's second factor counts for this session (admins need no medport TOTP).
 const SSO_MFA: &str = "sso_mfa";
+/// A sender's visit through an upload request: the submission whose id is their whole
+/// right to upload.
+const SENDING: &str = "sending";
+/// The visit this browser finished: its receipt, and nothing else, stays readable.
+const SENT: &str = "sent";
 
 pub fn random_token() -> Result<String, AppError> {
     crate::infra::crypto::random_token().map_err(AppError::internal)
@@ -196,4 +201,35 @@ pub fn signed_in_with_provider(session: &Session) -> bool {
 
 pub fn provider_mfa(session: &Session) -> bool {
     session.get::<bool>(SSO_MFA).ok().flatten().unwrap_or(false)
+}
+
+/// A sender starts a visit: a new session id and CSRF token, and the submission that is
+/// their right to upload.
+pub fn start_sending(session: &Session, submission: &SubmissionId) -> Result<(), AppError> {
+    session.renew();
+    remove_present(session, SENT);
+    insert(session, SENDING, submission.as_str())?;
+    insert(session, CSRF, random_token()?)
+}
+
+pub fn sending(session: &Session) -> Option<SubmissionId> {
+    session
+        .get::<String>(SENDING)
+        .ok()
+        .flatten()
+        .and_then(|id| SubmissionId::parse(&id))
+}
+
+/// The visit is over: no more uploads; its receipt stays readable in this session.
+pub fn finish_sending(session: &Session, submission: &SubmissionId) -> Result<(), AppError> {
+    remove_present(session, SENDING);
+    insert(session, SENT, submission.as_str())
+}
+
+pub fn sent(session: &Session) -> Option<SubmissionId> {
+    session
+        .get::<String>(SENT)
+        .ok()
+        .flatten()
+        .and_then(|id| SubmissionId::parse(&id))
 }

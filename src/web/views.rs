@@ -48,6 +48,9 @@ impl Layout {
     pub fn for_user(user: &crate::web::extractors::CurrentUser, current_path: &str) -> Self {
         use crate::domain::role::Role;
         let mut items: Vec<(&str, &str)> = vec![("/uploads", "Uploads"), ("/studies", "Studies")];
+        if user.role != Role::Auditor {
+            items.push(("/requests", "Requests"));
+        }
         if user.role == Role::Admin {
             items.push(("/admin/users", "Users"));
             items.push(("/admin/buckets", "Buckets"));
@@ -132,4 +135,33 @@ pub struct ErrorPage {
     pub title: String,
     pub message: String,
     pub request_id: Option<String>,
+}
+
+/// Where the shared upload UI (`templates/_upload_widget.html`) sends files.
+pub struct UploadWidget {
+    pub tus_endpoint: &'static str,
+    pub batches_endpoint: &'static str,
+    /// A sender's files go to the request's bucket: there is nothing to choose.
+    pub bucket_hidden: bool,
+    pub history_link: bool,
+    /// Whether the page has a plain form (no JavaScript) fallback.
+    pub plain_form: bool,
+}
+
+impl UploadWidget {
+    pub const SIGNED_IN: Self = Self {
+        tus_endpoint: "/tus/",
+        batches_endpoint: "/batches",
+        bucket_hidden: false,
+        history_link: true,
+        plain_form: true,
+    };
+
+    pub const SENDER: Self = Self {
+        tus_endpoint: "/tus/send/",
+        batches_endpoint: "/batches/send",
+        bucket_hidden: true,
+        history_link: false,
+        plain_form: false,
+    };
 }

@@ -73,3 +73,34 @@
     }
   });
 })();
+
+// A value shown once (an upload request's link) gets a copy button; without the clipboard
+// API (or scripts) the button stays hidden and the field can be copied by hand.
+(function () {
+  document.addEventListener("DOMContentLoaded", function () {
+    var buttons = document.querySelectorAll("button[data-copy]");
+    var status = document.querySelector("[data-copy-status]");
+    Array.prototype.forEach.call(buttons, function (button) {
+      var field = document.getElementById(button.getAttribute("data-copy"));
+      if (!field || !navigator.clipboard) {
+        return;
+      }
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(field.value).then(
+          function () {
+            if (status) {
+              status.textContent = "Copied.";
+            }
+          },
+          function () {
+            field.select();
+            if (status) {
+              status.textContent = "Select the link and copy it.";
+            }
+          }
+        );
+      });
+    });
+  });
+})();

@@ -56,6 +56,9 @@
     return;
   }
   var endpoint = form.getAttribute("data-tus-endpoint") || "/tus/";
+  var batchesEndpoint = form.getAttribute("data-batches-endpoint") || "/batches";
+  // A sender through an upload link has no upload pages to look at.
+  var uploadPages = form.getAttribute("data-upload-pages") !== "off";
   var ownerKey = hash(form.getAttribute("data-owner") || "");
   var running = [];
 
@@ -254,6 +257,10 @@
   // After the last byte the server verifies (and maybe scans) the file: show its status
   // block, which keeps itself up to date through htmx until the server is done.
   function showServerStatus(slot, id) {
+    if (!uploadPages) {
+      slot.textContent = "Received. The server checks it before it is stored for good.";
+      return;
+    }
     var link = document.createElement("a");
     link.href = "/uploads/" + id;
     link.textContent = "Details";
@@ -771,7 +778,7 @@
         if (continued) {
           return;
         }
-        return batchApi("POST", "/batches", {
+        return batchApi("POST", batchesEndpoint, {
           bucket: b.bucket,
           files: b.filesTotal,
           bytes: b.bytesTotal,
@@ -802,7 +809,7 @@
   // The same folder as a batch this browser left unfinished: ask the server what it holds,
   // and send only the rest. Resolves to false when that batch cannot go on (finished, gone).
   function continueBatch(b, earlier) {
-    return batchApi("GET", "/batches/" + encodeURIComponent(earlier.id)).then(
+    return batchApi("GET", batchesEndpoint + "/" + encodeURIComponent(earlier.id)).then(
       function (status) {
         if (status.finished_at) {
           forgetBatch(earlier.id);
@@ -986,7 +993,7 @@
     say("Every file is sent. The server is checking the last ones…");
     var until = Date.now() + SETTLE_FOR_MS;
     (function poll() {
-      batchApi("GET", "/batches/" + encodeURIComponent(b.id)).then(
+      batchApi("GET", batchesEndpoint + "/" + encodeURIComponent(b.id)).then(
         function (status) {
           var latest = latestByPath(status.files);
           var checking = Object.keys(latest).some(function (path) {
@@ -1007,7 +1014,7 @@
 
   function finishBatch(b) {
     b.state = "closing";
-    batchApi("POST", "/batches/" + encodeURIComponent(b.id) + "/finish", { skipped: b.skippedCount }).then(
+    batchApi("POST", batchesEndpoint + "/" + encodeURIComponent(b.id) + "/finish", { skipped: b.skippedCount }).then(
       function (status) {
         b.state = "done";
         forgetBatch(b.id);

@@ -10,6 +10,7 @@ mod forms;
 pub mod oidc;
 mod postgres;
 mod process;
+pub mod requests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -42,4 +42,5 @@ mod studies;
 mod tus;
 mod tus_js_client;
 mod upload_pages;
+mod upload_requests;
 mod uploads_api;

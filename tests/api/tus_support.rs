@@ -131,6 +131,8 @@ pub enum TusAuth {
 #[derive(Clone)]
 pub struct Tus {
     pub base: String,
+    /// `/tus/`, or `/tus/send/` for a sender through an upload request.
+    pub endpoint: String,
     client: reqwest::Client,
     auth: TusAuth,
 }
@@ -140,6 +142,7 @@ impl Tus {
         let (client, _) = app.new_browser();
         Self {
             base: app.address.clone(),
+            endpoint: "/tus/".into(),
             client,
             auth: TusAuth::Key(key.to_string()),
         }
@@ -148,14 +151,32 @@ impl Tus {
     /// As the main browser (already signed in).
     pub async fn with_session(app: &TestApp) -> Self {
         let csrf = app.session_csrf(&app.client).await;
+        Self::with_browser(app, app.client.clone(), csrf)
+    }
+
+    /// As `client`, a browser whose session's CSRF token is `csrf`.
+    pub fn with_browser(app: &TestApp, client: reqwest::Client, csrf: String) -> Self {
         Self {
             base: app.address.clone(),
-            client: app.client.clone(),
-            auth: TusAuth::Session {
-                client: app.client.clone(),
-                csrf,
-            },
+            endpoint: "/tus/".into(),
+            client: client.clone(),
+            auth: TusAuth::Session { client, csrf },
         }
+    }
+
+    /// The batch API beside this tus endpoint.
+    pub fn batches(&self) -> &'static str {
+        if self.endpoint.starts_with("/tus/send/") {
+            "/batches/send"
+        } else {
+            "/batches"
+        }
+    }
+
+    /// The same client at another endpoint (`/tus/send/`).
+    pub fn at(mut self, endpoint: &str) -> Self {
+        self.endpoint = endpoint.to_string();
+        self
     }
 
     /// A request with this client's credentials (and `Tus-Resumable`, harmless elsewhere).
@@ -176,7 +197,7 @@ impl Tus {
     }
 
     pub async fn options(&self) -> reqwest::Response {
-        self.request(reqwest::Method::OPTIONS, "/tus/")
+        self.request(reqwest::Method::OPTIONS, &self.endpoint)
             .send()
             .await
             .unwrap()
@@ -200,7 +221,7 @@ impl Tus {
             .collect::<Vec<_>>()
             .join(",");
         let mut rb = self
-            .request(reqwest::Method::POST, "/tus/")
+            .request(reqwest::Method::POST, &self.endpoint)
             .header("Upload-Length", length.to_string());
         if !meta.is_empty() {
             rb = rb.header("Upload-Metadata", meta);
@@ -230,7 +251,7 @@ impl Tus {
     }
 
     pub async fn head(&self, id: &str) -> reqwest::Response {
-        self.request(reqwest::Method::HEAD, &format!("/tus/{id}"))
+        self.request(reqwest::Method::HEAD, &format!("{}{id}", self.endpoint))
             .send()
             .await
             .unwrap()
@@ -260,7 +281,7 @@ impl Tus {
         checksum: Option<String>,
     ) -> reqwest::Response {
         let mut rb = self
-            .request(reqwest::Method::PATCH, &format!("/tus/{id}"))
+            .request(reqwest::Method::PATCH, &format!("{}{id}", self.endpoint))
             .header("Upload-Offset", offset.to_string())
             .header("Content-Type", "application/offset+octet-stream");
         if let Some(c) = checksum {
@@ -270,7 +291,7 @@ impl Tus {
     }
 
     pub async fn delete(&self, id: &str) -> reqwest::Response {
-        self.request(reqwest::Method::DELETE, &format!("/tus/{id}"))
+        self.request(reqwest::Method::DELETE, &format!("{}{id}", self.endpoint))
             .send()
             .await
             .unwrap()

@@ -133,9 +133,13 @@ pub async fn create(ctx: &UploadContext, who: &Uploader, new: NewBatch) -> Resul
             "The batch declares more bytes than its files may hold.",
         ));
     }
-    let bucket = new
-        .bucket
-        .unwrap_or_else(|| BucketId::from_db(SYSTEM_BUCKET_ID.to_string()));
+    let bucket = match who.sender() {
+        // A sender's files go where the request's owner chose.
+        Some(scope) => scope.bucket.clone(),
+        None => new
+            .bucket
+            .unwrap_or_else(|| BucketId::from_db(SYSTEM_BUCKET_ID.to_string())),
+    };
     let row = repo::Row {
         id: BatchId::new().into_string(),
         user_id: who.user_id.as_str().to_string(),
@@ -144,6 +148,7 @@ pub async fn create(ctx: &UploadContext, who: &Uploader, new: NewBatch) -> Resul
         declared_bytes: i64::try_from(new.bytes).map_err(AppError::internal)?,
         started_at: ctx.clock.now_naive(),
         finished_at: None,
+        submission_id: who.sender().map(|s| s.submission.as_str().to_string()),
     };
     let (user, role, event) = (
         who.user_id.clone(),
@@ -154,11 +159,22 @@ pub async fn create(ctx: &UploadContext, who: &Uploader, new: NewBatch) -> Resul
             .details(json!({ "bucket": bucket.as_str(), "files": new.files, "bytes": new.bytes })),
     );
     let stored = row.clone();
+    let sender = who.sender().cloned();
+    let (now, files, bytes) = (ctx.clock.now_naive(), new.files, new.bytes);
     ctx.db
         .run(move |conn| {
             crate::infra::db::write_tx(conn, |conn| {
                 if buckets::visible_bucket(conn, &user, role, &bucket)?.is_none() {
                     return Err(AppError::NotFound);
+                }
+                if let Some(scope) = &sender {
+                    crate::app::requests::quota::admit_batch(
+                        conn,
+                        &scope.request,
+                        files,
+                        bytes,
+                        now,
+                    )?;
                 }
                 repo::insert(conn, &stored)?;
                 audit::record(conn, &event)?;
@@ -169,10 +185,13 @@ pub async fn create(ctx: &UploadContext, who: &Uploader, new: NewBatch) -> Resul
     Ok(Batch::from_row(row))
 }
 
-/// The uploader's own batch, or 404 (someone else's looks like no batch at all).
-pub fn owned(conn: &mut DbConnection, user: &UserId, id: &BatchId) -> Result<Batch, AppError> {
+/// The uploader's own batch (for a sender: one this visit declared), or 404 (someone
+/// else's looks like no batch at all).
+pub fn owned(conn: &mut DbConnection, who: &Uploader, id: &BatchId) -> Result<Batch, AppError> {
     match repo::find(conn, id.as_str())? {
-        Some(row) if row.user_id == user.as_str() => Ok(Batch::from_row(row)),
+        Some(row) if who.owns(&row.user_id, row.submission_id.as_deref()) => {
+            Ok(Batch::from_row(row))
+        }
         _ => Err(AppError::NotFound),
     }
 }
@@ -201,10 +220,10 @@ pub async fn status(
     who: &Uploader,
     id: &BatchId,
 ) -> Result<BatchStatus, AppError> {
-    let (user, id) = (who.user_id.clone(), id.clone());
+    let (who, id) = (who.clone(), id.clone());
     ctx.db
         .run(move |conn| {
-            let batch = owned(conn, &user, &id)?;
+            let batch = owned(conn, &who, &id)?;
             Ok(summarise(batch, files_of(conn, &id)?))
         })
         .await
@@ -278,12 +297,12 @@ pub async fn finish(
     skipped: u64,
 ) -> Result<BatchStatus, AppError> {
     who.require_upload(&ctx.db).await?;
-    let (user, id, now) = (who.user_id.clone(), id.clone(), ctx.clock.now_naive());
+    let (owner, id, now) = (who.clone(), id.clone(), ctx.clock.now_naive());
     let (actor, origin) = (who.actor(), who.origin.clone());
     ctx.db
         .run(move |conn| {
             crate::infra::db::write_tx(conn, |conn| {
-                let mut batch = owned(conn, &user, &id)?;
+                let mut batch = owned(conn, &owner, &id)?;
                 let files = files_of(conn, &id)?;
                 let finished = repo::finish(conn, id.as_str(), now)?;
                 if finished {

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 
 use crate::app::error::AppError;
 use crate::domain::RelativePath;
-use crate::domain::ids::{ApiKeyId, BatchId, BucketId, UploadId, UserId};
+use crate::domain::ids::{ApiKeyId, BatchId, BucketId, RequestId, SubmissionId, UploadId, UserId};
 use crate::domain::role::Role;
 use crate::infra::db::repo::uploads as repo;
 use crate::infra::db::{DbConnection, DbError};
@@ -161,6 +161,10 @@ pub struct Upload {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub batch_id: Option<BatchId>,
+    /// The upload request it was sent through, and the sender's visit (`None`: sent by the
+    /// owner).
+    pub request_id: Option<RequestId>,
+    pub submission_id: Option<SubmissionId>,
     /// Where it sat in the dropped folder; a label, never a key.
     pub relative_path: Option<RelativePath>,
 }
@@ -206,6 +210,8 @@ impl Upload {
             created_at: row.created_at,
             updated_at: row.updated_at,
             batch_id: row.batch_id.map(BatchId::from_db),
+            request_id: row.request_id.map(RequestId::from_db),
+            submission_id: row.submission_id.map(SubmissionId::from_db),
             relative_path: row.relative_path.map(RelativePath::from_db),
         })
     }

@@ -5,7 +5,7 @@ use crate::app::accounts::api_keys::KeyUse;
 use crate::app::audit::{Actor, Origin};
 use crate::app::error::AppError;
 use crate::domain::api_key::Scope;
-use crate::domain::ids::{ApiKeyId, UserId};
+use crate::domain::ids::{ApiKeyId, BucketId, RequestId, SubmissionId, UserId};
 use crate::domain::role::Role;
 use crate::infra::db::Database;
 
@@ -18,6 +18,20 @@ pub struct Uploader {
     pub api_key_id: Option<ApiKeyId>,
     pub origin: Origin,
     key: Option<KeyUse>,
+    sender: Option<SenderScope>,
+}
+
+/// What a sender without an account may do: add files to one request, in one visit (a
+/// submission), and see only what that visit sent. Their files belong to the request's
+/// owner, whose id `Uploader::user_id` then holds.
+#[derive(Debug, Clone)]
+pub struct SenderScope {
+    pub request: RequestId,
+    pub submission: SubmissionId,
+    /// The request's bucket: every file of the request goes there.
+    pub bucket: BucketId,
+    /// The receipt number: how the audit trail names the sender.
+    pub receipt: String,
 }
 
 impl std::fmt::Debug for Uploader {
@@ -40,8 +54,22 @@ impl Uploader {
         let lookup = id.clone();
         db.run(move |conn| crate::app::uploads::model::find(conn, &lookup))
             .await?
-            .filter(|u| u.user_id == self.user_id)
+            .filter(|u| self.owns(u.user_id.as_str(), u.submission_id.as_ref().map(|s| s.as_str())))
             .ok_or(AppError::NotFound)
+    }
+
+    /// Whether a row (an upload, a batch) is this principal's: the user's, and for a sender
+    /// only what this visit added.
+    pub fn owns(&self, user_id: &str, submission: Option<&str>) -> bool {
+        self.user_id.as_str() == user_id
+            && match &self.sender {
+                None => true,
+                Some(scope) => submission == Some(scope.submission.as_str()),
+            }
+    }
+
+    pub fn sender(&self) -> Option<&SenderScope> {
+        self.sender.as_ref()
     }
 
     /// A signed-in browser (the CSRF layer has already checked its token).
@@ -53,6 +81,27 @@ impl Uploader {
             api_key_id: None,
             origin,
             key: None,
+            sender: None,
+        }
+    }
+
+    /// A sender through an upload request, acting for the request's owner (`owner`, with
+    /// the owner's address and role: if the owner may no longer upload, neither may they).
+    pub fn for_sender(
+        owner: UserId,
+        owner_email: String,
+        owner_role: Role,
+        scope: SenderScope,
+        origin: Origin,
+    ) -> Self {
+        Self {
+            user_id: owner,
+            email: owner_email,
+            role: owner_role,
+            api_key_id: None,
+            origin,
+            key: None,
+            sender: Some(scope),
         }
     }
 
@@ -65,11 +114,20 @@ impl Uploader {
             api_key_id: Some(key.key_id.clone()),
             origin: key.origin.clone(),
             key: Some(key),
+            sender: None,
         }
     }
 
+    /// Who the audit trail names. A sender has no account: they are named by their receipt
+    /// number, never as the owner.
     pub fn actor(&self) -> Actor {
-        Actor::user(self.user_id.as_str(), &self.email)
+        match &self.sender {
+            Some(scope) => Actor {
+                user_id: None,
+                label: format!("sender {}", scope.receipt),
+            },
+            None => Actor::user(self.user_id.as_str(), &self.email),
+        }
     }
 
     /// May this principal write uploads? Auditors never; an API key needs scope `upload`

@@ -119,6 +119,8 @@ diesel::table! {
         lease_until -> Nullable<Timestamp>,
         batch_id -> Nullable<Text>,
         relative_path -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        submission_id -> Nullable<Text>,
     }
 }
 
@@ -131,6 +133,7 @@ diesel::table! {
         declared_bytes -> BigInt,
         started_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        submission_id -> Nullable<Text>,
     }
 }
 
@@ -235,6 +238,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upload_requests (id) {
+        id -> Text,
+        owner_id -> Text,
+        bucket_id -> Text,
+        token_hash -> Text,
+        title -> Text,
+        instructions -> Text,
+        passphrase_hash -> Nullable<Text>,
+        required_fields -> Text,
+        max_files -> BigInt,
+        max_bytes -> BigInt,
+        expires_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        first_file_at -> Nullable<Timestamp>,
+        last_activity_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    request_submissions (id) {
+        id -> Text,
+        request_id -> Text,
+        receipt_number -> Text,
+        sender_sealed -> Binary,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        receipt_hash -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(upload_requests -> users (owner_id));
+diesel::joinable!(request_submissions -> upload_requests (request_id));
 diesel::joinable!(oidc_identities -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
@@ -248,6 +288,8 @@ diesel::joinable!(upload_batches -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    upload_requests,
+    request_submissions,
     login_throttles,
     sessions,
     api_keys,

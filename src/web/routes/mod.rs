@@ -14,6 +14,8 @@ mod files;
 mod health;
 mod home;
 mod metrics;
+mod requests;
+mod send;
 mod single_sign_on;
 mod studies;
 mod tus;
@@ -75,6 +77,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(files::configure)
         .configure(tus::configure)
         .configure(batches::configure)
+        .configure(requests::configure)
+        .configure(send::configure)
         .configure(studies::configure)
         .configure(dicomweb::configure)
         .service(

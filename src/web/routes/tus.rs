@@ -38,6 +38,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(create))
                     .default_service(web::to(super::method_not_allowed)),
             )
+            // A sender through an upload request (`routes::send`): the same protocol, with
+            // the sender's session as the uploader.
+            .service(
+                web::resource("/send/")
+                    .route(web::method(actix_web::http::Method::OPTIONS).to(options))
+                    .route(web::post().to(super::send::tus_create))
+                    .default_service(web::to(super::method_not_allowed)),
+            )
+            .service(
+                web::resource("/send/{id}")
+                    .route(web::method(actix_web::http::Method::OPTIONS).to(options))
+                    .route(web::head().to(super::send::tus_head))
+                    .route(web::patch().to(super::send::tus_patch))
+                    .route(web::delete().to(super::send::tus_delete))
+                    .default_service(web::to(super::method_not_allowed)),
+            )
             .service(
                 web::resource("/{id}")
                     .route(web::method(actix_web::http::Method::OPTIONS).to(options))
@@ -88,9 +104,11 @@ pub async fn options(settings: web::Data<Settings>) -> HttpResponse {
         .finish()
 }
 
-/// The URL of an upload, absolute as tus clients expect.
+/// The URL of an upload, absolute as tus clients expect, under the endpoint it was created
+/// at (`/tus/`, or `/tus/send/` for a sender).
 fn location(req: &HttpRequest, id: &UploadId) -> String {
-    format!("{}/tus/{id}", crate::web::client::base_url(req))
+    let endpoint = req.path().trim_end_matches('/');
+    format!("{}{endpoint}/{id}", crate::web::client::base_url(req))
 }
 
 pub async fn create(

@@ -147,6 +147,7 @@ pub struct NewUploadPage {
     /// Scopes the browser's list of resumable uploads to this user.
     pub owner: String,
     pub max_size: String,
+    pub widget: crate::web::views::UploadWidget,
 }
 
 /// The new-upload page with `status` and an optional message (the plain form answers with
@@ -199,6 +200,7 @@ pub(crate) async fn render_new_page(
         form_action: format!("{HISTORY_PATH}?csrf_token={token}"),
         owner: user.id.to_string(),
         max_size: buckets::size::human(ctx.settings.uploads.max_size),
+        widget: crate::web::views::UploadWidget::SIGNED_IN,
     };
     render(status, &page)
 }

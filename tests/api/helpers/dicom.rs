@@ -181,7 +181,7 @@ impl Tus {
 impl Tus {
     /// POST /batches with `body` as it is (so tests can send bad JSON too).
     pub async fn declare_batch_raw(&self, body: &str) -> reqwest::Response {
-        self.request(reqwest::Method::POST, "/batches")
+        self.request(reqwest::Method::POST, self.batches())
             .header("Content-Type", "application/json")
             .body(body.to_string())
             .send()
@@ -203,7 +203,7 @@ impl Tus {
 
     /// GET /batches/{id}.
     pub async fn batch(&self, id: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, &format!("/batches/{id}"))
+        self.request(reqwest::Method::GET, &format!("{}/{id}", self.batches()))
             .send()
             .await
             .unwrap()
@@ -218,7 +218,7 @@ impl Tus {
 
     /// POST /batches/{id}/finish with `{"skipped": skipped}`.
     pub async fn finish_batch(&self, id: &str, skipped: u64) -> reqwest::Response {
-        self.request(reqwest::Method::POST, &format!("/batches/{id}/finish"))
+        self.request(reqwest::Method::POST, &format!("{}/{id}/finish", self.batches()))
             .header("Content-Type", "application/json")
             .body(serde_json::json!({ "skipped": skipped }).to_string())
             .send()

@@ -152,6 +152,8 @@ pub fn write_upload(
             updated_at: now,
             batch_id: batch,
             relative_path: Some(path),
+            request_id: None,
+            submission_id: None,
         },
     )
     .unwrap();

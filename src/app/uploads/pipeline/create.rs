@@ -34,15 +34,19 @@ pub fn audited(who: &Uploader) -> Audited {
 pub async fn create(
     ctx: &UploadContext,
     who: &Uploader,
-    request: UploadRequest,
+    mut request: UploadRequest,
 ) -> Result<Upload, AppError> {
     who.require_upload(&ctx.db).await?;
+    if let Some(scope) = who.sender() {
+        // A sender names no bucket: their files go where the request's owner chose.
+        request.bucket = Some(scope.bucket.clone());
+    }
     let bucket = authorised_bucket(ctx, who, &request).await?;
     if let Some(batch) = request.batch.clone() {
-        let (user, bucket_id) = (who.user_id.clone(), bucket.id.clone());
+        let (owner, bucket_id) = (who.clone(), bucket.id.clone());
         ctx.db
             .run(move |conn| {
-                let batch = batches::owned(conn, &user, &batch)?;
+                let batch = batches::owned(conn, &owner, &batch)?;
                 batches::check_member(&batch, Some(&bucket_id))
             })
             .await?;
@@ -63,6 +67,7 @@ pub async fn create(
         let request = request.clone();
         let key = object_key.clone();
         let who_audit = who_audit.clone();
+        let sender = who.sender().cloned();
         ctx.db
             .run(move |conn| {
                 let row = NewRow {
@@ -76,6 +81,7 @@ pub async fn create(
                     hash_state: FileHasher::new().save(),
                     expires_at,
                     now,
+                    sender: sender.as_ref(),
                 };
                 records::insert(conn, &row, &who_audit)
             })

@@ -161,6 +161,7 @@ async fn assemble_and_verify(
             }
         }
     };
+    let request = upload.request_id.clone();
     ctx.db
         .run(move |conn| {
             let verdict = records::Verdict {
@@ -169,6 +170,7 @@ async fn assemble_and_verify(
                 now,
                 event: &event,
                 index: index.as_ref(),
+                request: request.as_ref(),
             };
             records::verified(conn, &id, &token, &verdict)
         })

@@ -48,6 +48,8 @@ pub struct NewRow<'a> {
     pub hash_state: Vec<u8>,
     pub expires_at: NaiveDateTime,
     pub now: NaiveDateTime,
+    /// Set when a sender without an account sends through an upload request.
+    pub sender: Option<&'a crate::app::uploads::uploader::SenderScope>,
 }
 
 fn to_i64(v: u64) -> Result<i64, AppError> {
@@ -68,12 +70,21 @@ pub(super) fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64
     })
 }
 
-/// Inserts the row if the bucket's size limit allows it (checked arithmetic, counting
-/// uploads in progress), with `upload.create`; otherwise 413 and `upload.reject`.
+/// Why a new upload did not fit.
+enum NoRoom {
+    /// The bucket's size limit; the bytes it has free.
+    Bucket(u64),
+    /// The limits of the upload request a sender sends through.
+    Request(crate::app::requests::quota::Full),
+}
+
+/// Inserts the row if the bucket's size limit (and, for a sender, the request's limits)
+/// allow it (checked arithmetic, counting uploads in progress), with `upload.create`;
+/// otherwise 413 and `upload.reject`.
 pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Result<(), AppError> {
     let result = write_tx(conn, |conn| {
         // Serialises reservations per bucket, so two uploads cannot both take the last free
-        // bytes.
+        // bytes (nor the last free file of a request: a request has one bucket).
         repo::lock_bucket(conn, row.bucket.id.as_str())?;
         if let Some(limit) = row.bucket.size_limit {
             let used = reserved(conn, &row.bucket.id)?;
@@ -81,7 +92,14 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
                 .checked_add(row.request.size)
                 .is_some_and(|total| total <= limit);
             if !fits {
-                return Ok(Err(limit.saturating_sub(used)));
+                return Ok(Err(NoRoom::Bucket(limit.saturating_sub(used))));
+            }
+        }
+        if let Some(scope) = row.sender {
+            let admitted =
+                crate::app::requests::quota::admit(conn, &scope.request, row.request.size, row.now)?;
+            if let Err(full) = admitted {
+                return Ok(Err(NoRoom::Request(full)));
             }
         }
         repo::insert(
@@ -106,44 +124,54 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
                 updated_at: row.now,
                 batch_id: row.request.batch.as_ref().map(|b| b.as_str()),
                 relative_path: row.request.relative_path.as_ref().map(|p| p.as_str()),
+                request_id: row.sender.map(|s| s.request.as_str()),
+                submission_id: row.sender.map(|s| s.submission.as_str()),
             },
         )?;
+        let mut details = json!({
+            "bucket": row.bucket.id.as_str(),
+            "filename": row.request.filename.as_str(),
+            "size": row.request.size,
+        });
+        if let Some(scope) = row.sender {
+            details["upload_request"] = json!(scope.request.as_str());
+            crate::infra::db::repo::upload_requests::touch(conn, scope.request.as_str(), row.now)?;
+        }
         let event = who
             .event("upload.create", Outcome::Success, row.id)
-            .details(json!({
-                "bucket": row.bucket.id.as_str(),
-                "filename": row.request.filename.as_str(),
-                "size": row.request.size,
-            }));
+            .details(details);
         audit::record(conn, &event)?;
         Ok::<_, AppError>(Ok(()))
     })?;
-    match result {
+    let no_room = match result {
         Ok(()) => {
             metrics().uploads_started.inc();
-            Ok(())
+            return Ok(());
         }
-        Err(free) => {
-            metrics().refused(Refused::BucketFull);
-            let event = Event::new(who.actor.clone(), "upload.reject", Outcome::Denied)
-                .origin(who.origin.clone())
-                .details(json!({
-                    "bucket": row.bucket.id.as_str(),
-                    "filename": row.request.filename.as_str(),
-                    "size": row.request.size,
-                    "reason": "bucket size limit",
-                }));
-            write_tx(conn, |conn| audit::record(conn, &event).map(drop))?;
-            Err(AppError::refused(
-                413,
-                format!(
-                    "This bucket has {} free; the file is {}.",
-                    crate::app::buckets::size::human(free),
-                    crate::app::buckets::size::human(row.request.size)
-                ),
-            ))
-        }
-    }
+        Err(no_room) => no_room,
+    };
+    metrics().refused(Refused::BucketFull);
+    let (reason, message) = match &no_room {
+        NoRoom::Bucket(free) => (
+            "bucket size limit",
+            format!(
+                "This bucket has {} free; the file is {}.",
+                crate::app::buckets::size::human(*free),
+                crate::app::buckets::size::human(row.request.size)
+            ),
+        ),
+        NoRoom::Request(full) => (full.reason(), full.message()),
+    };
+    let event = Event::new(who.actor.clone(), "upload.reject", Outcome::Denied)
+        .origin(who.origin.clone())
+        .details(json!({
+            "bucket": row.bucket.id.as_str(),
+            "filename": row.request.filename.as_str(),
+            "size": row.request.size,
+            "reason": reason,
+        }));
+    write_tx(conn, |conn| audit::record(conn, &event).map(drop))?;
+    Err(AppError::refused(413, message))
 }
 
 /// Records an audit event of its own (a refusal before any row exists).
@@ -323,6 +351,8 @@ pub struct Verdict<'a> {
     pub now: NaiveDateTime,
     pub event: &'a Event,
     pub index: Option<&'a crate::app::studies::index::Prepared>,
+    /// The upload request the file came through, whose owner hears of it.
+    pub request: Option<&'a crate::domain::ids::RequestId>,
 }
 
 pub fn verified(
@@ -337,8 +367,12 @@ pub fn verified(
         now,
         event,
         index,
+        request,
     } = *verdict;
     write_tx(conn, |conn| {
+        if let Some(request) = request {
+            crate::app::requests::file_received(conn, request, now)?;
+        }
         if let Some(index) = index {
             index.record(conn, now)?;
         }

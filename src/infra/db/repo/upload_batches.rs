@@ -16,6 +16,8 @@ pub struct Row {
     pub declared_bytes: i64,
     pub started_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+    /// Set for a batch a sender declared through an upload request.
+    pub submission_id: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &Row) -> Result<(), DbError> {

@@ -66,6 +66,8 @@ pub struct Row {
     pub updated_at: NaiveDateTime,
     pub batch_id: Option<String>,
     pub relative_path: Option<String>,
+    pub request_id: Option<String>,
+    pub submission_id: Option<String>,
 }
 
 /// One upload by id, whoever owns it.
@@ -403,6 +405,8 @@ pub struct NewUpload<'a> {
     pub updated_at: NaiveDateTime,
     pub batch_id: Option<&'a str>,
     pub relative_path: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub submission_id: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &NewUpload<'_>) -> Result<(), DbError> {

@@ -314,6 +314,8 @@ mod tests {
             created_at: now,
             updated_at: t(updated),
             batch_id: None,
+            request_id: None,
+            submission_id: None,
             relative_path: None,
         };
         assert!(is_live(
