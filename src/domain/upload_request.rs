@@ -66,7 +66,10 @@ fn text(raw: &str, field: &'static str, max: usize, required: bool) -> Result<St
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.replace("\r\n", "\n"))
 }

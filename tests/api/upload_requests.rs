@@ -3,12 +3,12 @@
 //! revoked, and when full. Every test runs on SQLite and on PostgreSQL.
 
 use diesel::prelude::*;
-use medport::infra::db::schema::{audit_events, upload_requests};
+use medport::infra::db::schema::{audit_events, upload_requests, users};
 use sha2::{Digest, Sha256};
 
 use crate::both_backends;
 use crate::helpers::requests::{MadeRequest, Sender, request_form};
-use crate::helpers::{Backend, TestApp, location};
+use crate::helpers::{Backend, Options, TestApp, location};
 use crate::tus_support::{pdf, settled_status, sha256_hex, sign_out, stored_sha256};
 
 const SENDER: &[(&str, &str)] = &[("name", "Dr <b>Who</b>"), ("email", "who@example.org")];
@@ -52,7 +52,10 @@ async fn the_link_is_stored_only_as_its_hash_and_shown_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let made = owner_with_request(&app, &[]).await;
     assert_eq!(made.token.len(), 43);
-    assert!(!app.database_contains(&made.token), "the token itself is stored");
+    assert!(
+        !app.database_contains(&made.token),
+        "the token itself is stored"
+    );
     let stored: String = upload_requests::table
         .find(&made.id)
         .select(upload_requests::token_hash)
@@ -148,7 +151,13 @@ async fn a_sender_reaches_nothing_beyond_their_request(backend: Backend) {
     // The signed-in routes do not take a sender's session.
     let signed_in = tus.clone().at("/tus/");
     assert_eq!(signed_in.head(&mine).await.status(), 401);
-    assert_eq!(signed_in.create(10, &[("filename", "x.pdf")]).await.status(), 401);
+    assert_eq!(
+        signed_in
+            .create(10, &[("filename", "x.pdf")])
+            .await
+            .status(),
+        401
+    );
     for path in [
         "/uploads".to_string(),
         format!("/uploads/{mine}"),
@@ -167,7 +176,10 @@ async fn a_sender_reaches_nothing_beyond_their_request(backend: Backend) {
     // After finishing: no more uploads, not even a look at its own.
     assert_eq!(sender.post(&app, "/send/finish").await.status(), 303);
     assert_eq!(tus.head(&mine).await.status(), 404);
-    assert_eq!(tus.create(10, &[("filename", "late.pdf")]).await.status(), 404);
+    assert_eq!(
+        tus.create(10, &[("filename", "late.pdf")]).await.status(),
+        404
+    );
     let page = sender.get(&app, "/send").await;
     assert_eq!(location(&page), "/send/receipt");
     // Another browser sees no receipt.
@@ -222,9 +234,20 @@ async fn every_link_that_is_not_valid_gets_one_answer(backend: Backend) {
         )
         .await;
         let (client, _) = app.new_browser();
-        let status = client.get(app.url(&made.path)).send().await.unwrap().status();
+        let status = client
+            .get(app.url(&made.path))
+            .send()
+            .await
+            .unwrap()
+            .status();
         assert_eq!(status == 200, opens, "{}", made.path);
     }
+    // An owner who can no longer sign in takes their links with them.
+    diesel::update(users::table.filter(users::email.eq(&owner.email)))
+        .set(users::disabled.eq(true))
+        .execute(&mut *app.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(invalid_page(&app, &expiring.path).await, unknown);
 }
 
 async fn a_wrong_passphrase_is_throttled_per_link_and_address(backend: Backend) {
@@ -235,7 +258,12 @@ async fn a_wrong_passphrase_is_throttled_per_link_and_address(backend: Backend) 
     for _ in 0..5 {
         let (_, res) = app.open_link(&made.path, &fields).await;
         assert_eq!(res.status(), 422);
-        assert!(res.text().await.unwrap().contains("passphrase is not right"));
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("passphrase is not right")
+        );
     }
     let failures = app.audit_rows("request.passphrase").len();
     assert_eq!(failures, 5);
@@ -251,13 +279,19 @@ async fn a_wrong_passphrase_is_throttled_per_link_and_address(backend: Backend) 
     let (_, res) = app.open_link(&made.path, &right).await;
     assert_eq!(res.status(), 429);
     assert!(res.text().await.unwrap().contains("Please wait"));
-    assert_eq!(app.audit_bytes(), bytes, "throttled guesses are not recorded");
+    assert_eq!(
+        app.audit_bytes(),
+        bytes,
+        "throttled guesses are not recorded"
+    );
     // The same address is throttled at another link too.
-    let other = app.make_request(&{
-        let mut f = request_form();
-        f.push(("passphrase", "green heron 7".into()));
-        f
-    }).await;
+    let other = app
+        .make_request(&{
+            let mut f = request_form();
+            f.push(("passphrase", "green heron 7".into()));
+            f
+        })
+        .await;
     let mut other_fields = SENDER.to_vec();
     other_fields.push(("passphrase", "green heron 7"));
     let (_, res) = app.open_link(&other.path, &other_fields).await;
@@ -277,15 +311,26 @@ async fn a_full_request_refuses_more_with_a_clear_message(backend: Backend) {
     assert_eq!(res.status(), 413);
     assert!(res.text().await.unwrap().contains("This request can take"));
     // A folder that cannot fit is refused before its files.
-    let res = tus.declare_batch_raw(r#"{"files": 3, "bytes": 3000}"#).await;
+    let res = tus
+        .declare_batch_raw(r#"{"files": 3, "bytes": 3000}"#)
+        .await;
     assert_eq!(res.status(), 413);
     send_file(&app, &sender, "one.pdf", &pdf(1000, 1)).await;
     send_file(&app, &sender, "two.pdf", &pdf(1000, 2)).await;
     let res = tus.create(1000, &[("filename", "three.pdf")]).await;
     assert_eq!(res.status(), 413);
-    assert!(res.text().await.unwrap().contains("all the files it can take"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("all the files it can take")
+    );
     let rejected = app.audit_rows("upload.reject");
-    assert!(rejected.iter().any(|r| r.details["reason"] == "request file limit"));
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.details["reason"] == "request file limit")
+    );
     // A new sender sees it is full.
     let (client, _) = app.new_browser();
     let html = client
@@ -312,7 +357,10 @@ async fn a_senders_folder_is_a_batch_of_the_request(backend: Backend) {
         assert_eq!(status, 201, "{body}");
     }
     let res = tus
-        .request(reqwest::Method::POST, &format!("/batches/send/{batch}/finish"))
+        .request(
+            reqwest::Method::POST,
+            &format!("/batches/send/{batch}/finish"),
+        )
         .send()
         .await
         .unwrap();
@@ -408,7 +456,27 @@ async fn bad_request_forms_are_answered_field_by_field(backend: Backend) {
     assert!(html.contains("Your name is required") && html.contains("not a valid e-mail"));
 }
 
+async fn starting_visits_is_rate_limited_like_sign_in(backend: Backend) {
+    let app = TestApp::spawn_with(backend, Options::default_rate_limits()).await;
+    let made = owner_with_request(&app, &[]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (_, res) = app.open_link(&made.path, SENDER).await;
+        statuses.push(res.status().as_u16());
+    }
+    // The owner's sign-in took one of the five.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert!(statuses.ends_with(&[429, 429]), "{statuses:?}");
+    // So a link cannot be used to fill the audit trail with visits.
+    assert_eq!(app.audit_rows("request.open").len(), 4);
+}
+
 both_backends!(
+    starting_visits_is_rate_limited_like_sign_in,
     the_link_is_stored_only_as_its_hash_and_shown_once,
     a_sender_sends_files_and_gets_a_receipt_that_proves_them,
     a_sender_reaches_nothing_beyond_their_request,

@@ -4,9 +4,9 @@
 
 use chrono::NaiveDateTime;
 
+use crate::app::buckets::size;
 use crate::app::error::AppError;
 use crate::app::requests::{self, Status, Usage};
-use crate::app::buckets::size;
 use crate::domain::ids::RequestId;
 use crate::infra::db::DbConnection;
 
@@ -16,13 +16,18 @@ pub enum Full {
     /// Closed, revoked or expired since the sender opened it.
     NotOpen,
     Files(u64),
-    Bytes { free: u64, size: u64 },
+    Bytes {
+        free: u64,
+        size: u64,
+    },
 }
 
 impl Full {
     pub fn message(&self) -> String {
         match self {
-            Full::NotOpen => "This upload link is no longer open: it was closed or has expired.".into(),
+            Full::NotOpen => {
+                "This upload link is no longer open: it was closed or has expired.".into()
+            }
             Full::Files(most) => format!(
                 "This request has received all the files it can take ({most}). Please ask the \
                  person who sent you the link for a new one."

@@ -144,7 +144,10 @@ pub struct Receipt {
 
 impl Receipt {
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).fold(0, u64::saturating_add)
+        self.files
+            .iter()
+            .map(|f| f.size)
+            .fold(0, u64::saturating_add)
     }
 
     /// The receipt as plain text: what a sender saves, and the text part of its e-mail.
@@ -152,7 +155,11 @@ impl Receipt {
         let mut out = String::new();
         let _ = writeln!(out, "Receipt {}", self.number);
         let _ = writeln!(out, "Request: {}", self.title);
-        let _ = writeln!(out, "Received: {} UTC", self.received_at.format("%Y-%m-%d %H:%M:%S"));
+        let _ = writeln!(
+            out,
+            "Received: {} UTC",
+            self.received_at.format("%Y-%m-%d %H:%M:%S")
+        );
         if !self.sender.name.is_empty() {
             let _ = writeln!(out, "Sent by: {}", self.sender.name);
         }
@@ -176,7 +183,11 @@ impl Receipt {
             }
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "Audit record (SHA-256 chain hash): {}", self.audit_hash);
+        let _ = writeln!(
+            out,
+            "Audit record (SHA-256 chain hash): {}",
+            self.audit_hash
+        );
         out
     }
 }

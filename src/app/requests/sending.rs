@@ -143,10 +143,12 @@ pub async fn begin(
     };
     let now = clock.now_naive();
     let found = db
-        .run(move |conn| match repo::find_by_token_hash(conn, &requests::token_hash(&token))? {
-            None => Ok(None),
-            Some(row) => open_request(conn, row, now),
-        })
+        .run(
+            move |conn| match repo::find_by_token_hash(conn, &requests::token_hash(&token))? {
+                None => Ok(None),
+                Some(row) => open_request(conn, row, now),
+            },
+        )
         .await?;
     let Some((request, passphrase_hash)) = found else {
         return Ok(None);
@@ -323,7 +325,11 @@ pub async fn request_of(db: &Database, who: &Uploader) -> Result<UploadRequest, 
 /// Ends the sender's visit with a receipt: one `request.received` event lists every file
 /// received with its SHA-256, and its chain hash is the receipt's proof. Refused while a
 /// file is still arriving, and when none has arrived.
-pub async fn finish(db: &Database, clock: &Clock, who: &Uploader) -> Result<SubmissionId, AppError> {
+pub async fn finish(
+    db: &Database,
+    clock: &Clock,
+    who: &Uploader,
+) -> Result<SubmissionId, AppError> {
     let scope = who.sender().ok_or(AppError::Forbidden)?.clone();
     let (actor, origin, now) = (who.actor(), who.origin.clone(), clock.now_naive());
     db.run(move |conn| {
@@ -333,7 +339,10 @@ pub async fn finish(db: &Database, clock: &Clock, who: &Uploader) -> Result<Subm
                 scope.request.as_str(),
                 Some(scope.submission.as_str()),
             )?;
-            if rows.iter().any(|f| f.status == UploadStatus::Active.as_str()) {
+            if rows
+                .iter()
+                .any(|f| f.status == UploadStatus::Active.as_str())
+            {
                 return Err(AppError::conflict(
                     "still_uploading",
                     "Some files are still being sent. Wait until every file has finished, \

@@ -54,7 +54,12 @@ impl Uploader {
         let lookup = id.clone();
         db.run(move |conn| crate::app::uploads::model::find(conn, &lookup))
             .await?
-            .filter(|u| self.owns(u.user_id.as_str(), u.submission_id.as_ref().map(|s| s.as_str())))
+            .filter(|u| {
+                self.owns(
+                    u.user_id.as_str(),
+                    u.submission_id.as_ref().map(|s| s.as_str()),
+                )
+            })
             .ok_or(AppError::NotFound)
     }
 

@@ -322,8 +322,10 @@ pub async fn create(
     .await
     {
         Err(AppError::NotFound) => {
-            form.errors
-                .push(FieldError::new("bucket", "choose a bucket you may upload to"));
+            form.errors.push(FieldError::new(
+                "bucket",
+                "choose a bucket you may upload to",
+            ));
             let page = new_page(&user, &ctx, form).await?;
             return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -475,7 +477,11 @@ pub async fn show(
                 files: s.files,
             })
             .collect(),
-        file_rows: details.files.iter().map(|f| file_row(f, &details)).collect(),
+        file_rows: details
+            .files
+            .iter()
+            .map(|f| file_row(f, &details))
+            .collect(),
         may_change: user.role != Role::Auditor,
         max_days: MAX_EXPIRY_DAYS,
         default_days: DEFAULT_EXPIRY_DAYS,

@@ -83,7 +83,11 @@ pub struct LinkPage {
     pub max_bytes: String,
 }
 
-fn inputs(request: &UploadRequest, typed: &[(String, String)], errors: &[FieldError]) -> Vec<SenderInput> {
+fn inputs(
+    request: &UploadRequest,
+    typed: &[(String, String)],
+    errors: &[FieldError],
+) -> Vec<SenderInput> {
     SenderField::ALL
         .into_iter()
         .map(|f| SenderInput {

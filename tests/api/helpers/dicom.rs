@@ -218,11 +218,14 @@ impl Tus {
 
     /// POST /batches/{id}/finish with `{"skipped": skipped}`.
     pub async fn finish_batch(&self, id: &str, skipped: u64) -> reqwest::Response {
-        self.request(reqwest::Method::POST, &format!("{}/{id}/finish", self.batches()))
-            .header("Content-Type", "application/json")
-            .body(serde_json::json!({ "skipped": skipped }).to_string())
-            .send()
-            .await
-            .unwrap()
+        self.request(
+            reqwest::Method::POST,
+            &format!("{}/{id}/finish", self.batches()),
+        )
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({ "skipped": skipped }).to_string())
+        .send()
+        .await
+        .unwrap()
     }
 }

@@ -67,7 +67,9 @@ impl TestApp {
         if !fields.iter().any(|(k, _)| *k == "bucket") {
             all.push(("bucket", &bucket));
         }
-        let res = self.post_form_from("/requests/new", "/requests", &all).await;
+        let res = self
+            .post_form_from("/requests/new", "/requests", &all)
+            .await;
         let status = res.status();
         let html = res.text().await.unwrap();
         assert_eq!(status, 200, "create request: {html}");

@@ -96,8 +96,12 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
             }
         }
         if let Some(scope) = row.sender {
-            let admitted =
-                crate::app::requests::quota::admit(conn, &scope.request, row.request.size, row.now)?;
+            let admitted = crate::app::requests::quota::admit(
+                conn,
+                &scope.request,
+                row.request.size,
+                row.now,
+            )?;
             if let Err(full) = admitted {
                 return Ok(Err(NoRoom::Request(full)));
             }

@@ -62,7 +62,10 @@ pub fn list(
     let mut query = upload_requests::table
         .inner_join(users::table)
         .select((Row::as_select(), users::email))
-        .order((upload_requests::created_at.desc(), upload_requests::id.desc()))
+        .order((
+            upload_requests::created_at.desc(),
+            upload_requests::id.desc(),
+        ))
         .limit(limit)
         .into_boxed();
     if let Some(owner) = owner {
@@ -124,7 +127,11 @@ pub fn revoke(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<b
 
 /// A file arrived: the last activity moves, and the first file's time is kept. True when
 /// this was the request's first file.
-pub fn file_received(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+pub fn file_received(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
     let first = diesel::update(
         upload_requests::table
             .find(id)
@@ -165,7 +172,11 @@ pub fn due_reminders(
 }
 
 /// Marks the reminder sent, once (two instances may find the same request due).
-pub fn mark_reminded(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+pub fn mark_reminded(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
     let changed = diesel::update(
         upload_requests::table
             .find(id)
