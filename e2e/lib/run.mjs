@@ -1,7 +1,8 @@
 // One full run of the scenarios against one kind of deployment: scenarios 1-6 share one
 // medport (each builds on what the one before did); scenario 7 has its own medport with a
 // one-minute idle timeout, signed in at the start so its wait overlaps scenarios 1-6;
-// scenario 8 starts its own medport with single sign-on.
+// scenario 8 starts its own medport with single sign-on; scenario 9 is back on the main one
+// (the uploader of scenario 2 and a sender with no account).
 import { rmSync } from "node:fs";
 import { describe, it, before, after } from "node:test";
 import { launchBrowser, failurePicture } from "./browser.mjs";
@@ -16,6 +17,7 @@ import { folderUpload, studyPageStep } from "../scenarios/folder-upload.mjs";
 import { cdDrop } from "../scenarios/cd-drop.mjs";
 import { idleSignIn, idleTimeout } from "../scenarios/idle-timeout.mjs";
 import { singleSignOn } from "../scenarios/single-sign-on.mjs";
+import { uploadRequest } from "../scenarios/upload-request.mjs";
 
 /**
  * `postgres`: false runs on SQLite with the default bucket in the local store; true runs
@@ -170,5 +172,6 @@ export function describeRun({ label, postgres }) {
     scenario("6. uploader drops a CD: DICOMDIR and images sent as one batch, the viewer and system files skipped, a refused file listed as a problem", cdDrop, ["uploaderUpload"]);
     scenario("7. an idle session ends and the user is sent to sign in with a message", idleTimeout, [], "idleServer");
     scenario("8. a clinician signs in through the OpenID Provider as an uploader and signs out of both", singleSignOn, [], "ssoServer");
+    scenario("9. uploader creates an upload request; someone without an account opens the link on a phone, sends a folder, gets a receipt with each SHA-256; the uploader sees the files; the revoked link is not valid", uploadRequest, ["uploaderUpload"]);
   });
 }

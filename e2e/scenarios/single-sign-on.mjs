@@ -69,7 +69,8 @@ export async function singleSignOn(browser, world) {
   const nav = page.getByRole("navigation", { name: "Main" });
   assert.deepEqual(
     (await nav.getByRole("link").allTextContents()).map((t) => t.trim()),
-    ["Uploads", "Studies", "Account"],
+    // Upload requests are an uploader's own pages, not admin ones.
+    ["Uploads", "Studies", "Requests", "Account"],
     "an uploader's menu has no admin or audit pages",
   );
   await checkA11y(page, "uploads page after single sign-on");

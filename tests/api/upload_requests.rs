@@ -333,15 +333,8 @@ async fn a_full_request_refuses_more_with_a_clear_message(backend: Backend) {
     );
     // A new sender sees it is full.
     let (client, _) = app.new_browser();
-    let html = client
-        .get(app.url(&made.path))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("This request is full"));
+    let res = client.get(app.url(&made.path)).send().await.unwrap();
+    assert!(res.text().await.unwrap().contains("This request is full"));
 }
 
 async fn a_senders_folder_is_a_batch_of_the_request(backend: Backend) {

@@ -33,8 +33,8 @@ crate::route_table! {
     POST "/requests" => create,
     GET "/requests/{id}" => show,
     POST "/requests/{id}/extend" => extend,
-    POST "/requests/{id}/close" => close,
-    POST "/requests/{id}/revoke" => revoke,
+    POST "/requests/{id}/close" => end,
+    POST "/requests/{id}/revoke" => end,
 }
 
 const PAGE_PATH: &str = "/requests";
@@ -544,34 +544,25 @@ pub async fn extend(
     .await
 }
 
-pub async fn close(
+/// Closing and revoking: one form each, no fields; the path's last word says which.
+pub async fn end(
+    req: HttpRequest,
     user: CurrentUser,
     id: web::Path<String>,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
-    apply(
-        &user,
-        &ctx,
-        &id,
-        Change::Close,
-        "The request is closed: its link no longer takes files.",
-        "The request was already closed.",
-    )
-    .await
-}
-
-pub async fn revoke(
-    user: CurrentUser,
-    id: web::Path<String>,
-    ctx: web::Data<UploadContext>,
-) -> Result<HttpResponse, AppError> {
-    apply(
-        &user,
-        &ctx,
-        &id,
-        Change::Revoke,
-        "The link is revoked: it stopped working at once, also for anyone sending right now.",
-        "The link was already revoked.",
-    )
-    .await
+    let (change, done, unchanged) = match req.path().rsplit('/').next().unwrap_or("") {
+        "close" => (
+            Change::Close,
+            "The request is closed: its link no longer takes files.",
+            "The request was already closed.",
+        ),
+        "revoke" => (
+            Change::Revoke,
+            "The link is revoked: it stopped working at once, also for anyone sending right now.",
+            "The link was already revoked.",
+        ),
+        _ => return Err(AppError::NotFound),
+    };
+    apply(&user, &ctx, &id, change, done, unchanged).await
 }
