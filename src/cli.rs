@@ -633,6 +633,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
                 "totp_seeds": report.totp_seeds,
                 "bucket_secrets": report.bucket_secrets,
                 "patient_records": report.patient_records,
+                "webhook_secrets": report.webhook_secrets,
             })),
         )?;
         Ok(report)

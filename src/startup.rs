@@ -192,6 +192,14 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         options.clock.clone(),
     );
     crate::app::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let notifier = crate::app::notifications::Notifier::new(
+        &core.settings,
+        core.db.clone(),
+        core.keyring.clone(),
+        options.clock.clone(),
+    )
+    .map_err(|e| StartupError::Task(format!("notifications: {e}")))?;
+    crate::app::notifications::spawn_worker(Arc::new(notifier));
     let provider = single_sign_on(&core.settings)?;
     let refusals = web::Data::new(crate::app::audit::refusals::Refusals::new());
     crate::app::audit::refusals::spawn_ticker(

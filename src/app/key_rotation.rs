@@ -91,6 +91,7 @@ pub struct RotationReport {
     pub totp_seeds: usize,
     pub bucket_secrets: usize,
     pub patient_records: usize,
+    pub webhook_secrets: usize,
     pub blind_indexes: usize,
     pub old_key_file: Option<PathBuf>,
 }
@@ -99,12 +100,13 @@ impl std::fmt::Display for RotationReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records); recomputed {} DICOM blind indexes",
-            self.totp_seeds + self.bucket_secrets + self.patient_records,
+            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records, {} webhook secrets); recomputed {} DICOM blind indexes",
+            self.totp_seeds + self.bucket_secrets + self.patient_records + self.webhook_secrets,
             self.new_key_id,
             self.totp_seeds,
             self.bucket_secrets,
             self.patient_records,
+            self.webhook_secrets,
             self.blind_indexes
         )?;
         if let Some(old) = &self.old_key_file {
@@ -233,6 +235,16 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
             .map_err(|e| AppError::internal(format!("DICOM instance {id}: {e}")))?;
         repo::dicom_instances::set_sealed_patient(conn, &id, fresh)?;
         report.patient_records += 1;
+    }
+    for (id, sealed) in repo::webhooks::sealed_secrets(conn)? {
+        if !secrets::needs_reseal(ring, &sealed) {
+            continue;
+        }
+        let ctx = crate::app::notifications::webhooks::seal_context(&id);
+        let fresh = secrets::reseal(ring, &ctx, &sealed)
+            .map_err(|e| AppError::internal(format!("webhook {id}: {e}")))?;
+        repo::webhooks::set_sealed_secret(conn, &id, fresh)?;
+        report.webhook_secrets += 1;
     }
     // The blind index key derives from the master key: recompute them under the new one.
     report.blind_indexes = crate::app::studies::blind::refresh_all(conn, ring)?;

@@ -90,6 +90,18 @@ define_id!(
     /// A row in `upload_batches`: one folder or CD sent at once.
     BatchId
 );
+define_id!(
+    /// A row in `webhooks`.
+    WebhookId
+);
+define_id!(
+    /// A row in `webhook_deliveries`; also the `id` of the JSON body and `Medport-Delivery`.
+    DeliveryId
+);
+define_id!(
+    /// A row in `email_outbox`.
+    EmailId
+);
 
 #[cfg(test)]
 mod tests {

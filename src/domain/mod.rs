@@ -11,6 +11,7 @@ mod local_path;
 pub mod password;
 mod relative_path;
 pub mod role;
+pub mod webhook;
 
 pub use dicom_uid::DicomUid;
 pub use local_path::LocalPath;

@@ -12,6 +12,7 @@ use crate::app::audit::{Actor, Outcome};
 use crate::app::buckets::queries as bucket_queries;
 use crate::app::buckets::{Backend, Bucket, Encryption};
 use crate::app::error::AppError;
+use crate::app::notifications::webhooks::{self, WebhookEvent};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
 use crate::app::uploads::hasher::FileHasher;
@@ -161,6 +162,9 @@ async fn assemble_and_verify(
             }
         }
     };
+    let completed = (!scan).then(|| {
+        webhooks::upload_event(upload, WebhookEvent::UploadCompleted, Some(&sha256), "off")
+    });
     ctx.db
         .run(move |conn| {
             let verdict = records::Verdict {
@@ -169,6 +173,7 @@ async fn assemble_and_verify(
                 now,
                 event: &event,
                 index: index.as_ref(),
+                completed: completed.as_ref(),
             };
             records::verified(conn, &id, &token, &verdict)
         })

@@ -323,6 +323,8 @@ pub struct Verdict<'a> {
     pub now: NaiveDateTime,
     pub event: &'a Event,
     pub index: Option<&'a crate::app::studies::index::Prepared>,
+    /// The webhook event of an upload completed without a scan.
+    pub completed: Option<&'a crate::app::notifications::webhooks::BucketEvent>,
 }
 
 pub fn verified(
@@ -337,6 +339,7 @@ pub fn verified(
         now,
         event,
         index,
+        completed,
     } = *verdict;
     write_tx(conn, |conn| {
         if let Some(index) = index {
@@ -368,6 +371,9 @@ pub fn verified(
             return Err(AppError::internal("the upload changed during completion"));
         }
         audit::record(conn, event)?;
+        if let Some(completed) = completed {
+            completed.queue(conn)?;
+        }
         Ok(())
     })
 }

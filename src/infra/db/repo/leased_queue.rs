@@ -1,0 +1,81 @@
+//! The claim queries every notification queue shares (`email_outbox`,
+//! `webhook_deliveries`): rows waiting in a state until `next_attempt_at`, claimed by one
+//! worker at a time through `lease_token` / `lease_until`, as the cleanup worker claims
+//! uploads. Each table's module expands [`leased_queue!`] once.
+
+/// Expands to `due`, `lease_all`, `release` and `count_in` for `$table`, which must have
+/// the columns `id`, `state`, `next_attempt_at`, `lease_token` and `lease_until`.
+macro_rules! leased_queue {
+    ($table:ident) => {
+        /// Ids of up to `limit` rows in `state` that are due at `now` and that nobody holds,
+        /// the longest waiting first. On PostgreSQL the rows are locked with `SKIP LOCKED`,
+        /// so concurrent workers take disjoint batches instead of waiting.
+        pub fn due(
+            conn: &mut DbConnection,
+            state: &str,
+            now: NaiveDateTime,
+            limit: i64,
+        ) -> Result<Vec<String>, DbError> {
+            let query = $table::table
+                .filter($table::state.eq(state))
+                .filter($table::next_attempt_at.le(now))
+                .filter(
+                    $table::lease_until
+                        .is_null()
+                        .or($table::lease_until.lt(now)),
+                )
+                .order(($table::next_attempt_at.asc(), $table::id.asc()))
+                .limit(limit)
+                .select($table::id);
+            Ok(match &mut *conn {
+                DbConnection::Postgresql(pg) => query.for_update().skip_locked().load(pg)?,
+                other => query.load(other)?,
+            })
+        }
+
+        /// Gives `token` the lease on every row in `ids`, until `until`.
+        pub fn lease_all(
+            conn: &mut DbConnection,
+            ids: &[String],
+            token: &str,
+            until: NaiveDateTime,
+        ) -> Result<(), DbError> {
+            diesel::update($table::table.filter($table::id.eq_any(ids)))
+                .set((
+                    $table::lease_token.eq(Some(token)),
+                    $table::lease_until.eq(Some(until)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        }
+
+        /// Lets go of `token`'s leases on the rows in `ids` (a pass that stops early).
+        pub fn release(
+            conn: &mut DbConnection,
+            ids: &[String],
+            token: &str,
+        ) -> Result<(), DbError> {
+            diesel::update(
+                $table::table
+                    .filter($table::id.eq_any(ids))
+                    .filter($table::lease_token.eq(token)),
+            )
+            .set((
+                $table::lease_token.eq(None::<String>),
+                $table::lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+            Ok(())
+        }
+
+        /// How many rows are in `state`.
+        pub fn count_in(conn: &mut DbConnection, state: &str) -> Result<i64, DbError> {
+            Ok($table::table
+                .filter($table::state.eq(state))
+                .count()
+                .get_result(conn)?)
+        }
+    };
+}
+
+pub(crate) use leased_queue;
