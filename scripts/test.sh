@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: starts the test services (PostgreSQL, the S3 server, clamd, the OpenID
 # Provider, the SMTP server), then the Rust unit and HTTP-level suites on SQLite and
-# PostgreSQL and the storage suite on the local store and on S3, then the real-browser scenarios (scripts/test-e2e.sh: Debian's
-# Chromium, on SQLite and on PostgreSQL + S3). The S3 tests fail (never skip) when the S3
-# server is not there; the browser scenarios fail when Chromium is not installed.
+# PostgreSQL and the storage suite on the local store and on S3, then the real-browser
+# scenarios (scripts/test-e2e.sh: Debian's Chromium, on SQLite and on PostgreSQL + S3). The
+# S3 tests fail (never skip) when the S3 server is not there; the browser scenarios fail
+# when Chromium is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
