@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::Notifier;
 use super::retry::Next;
+use crate::app::accounts::ActingAdmin;
 use crate::app::audit::{self, Actor, Event, Outcome};
 use crate::app::error::AppError;
 use crate::domain::email::Email;
@@ -155,13 +156,12 @@ pub(super) async fn send_due(n: &Notifier) -> Result<SendReport, AppError> {
     let owner = token.clone();
     let claimed =
         n.db.run(move |conn| {
+            if !repo::any_due(conn, QUEUED, now)? {
+                return Ok(Vec::new());
+            }
             write_tx(conn, |conn| {
-                let ids = repo::due(conn, QUEUED, now, BATCH)?;
-                if ids.is_empty() {
-                    return Ok::<_, AppError>(Vec::new());
-                }
-                repo::lease_all(conn, &ids, &owner, now + super::LEASE)?;
-                Ok(repo::claimed(conn, &ids, &owner)?)
+                let ids = repo::claim_due(conn, QUEUED, now, BATCH, &owner, now + super::LEASE)?;
+                Ok::<_, AppError>(repo::claimed(conn, &ids, &owner)?)
             })
         })
         .await?;
@@ -272,7 +272,7 @@ pub fn outbox(conn: &mut DbConnection) -> Result<Outbox, AppError> {
 /// series of attempts. False when the message is not (or no longer) failed.
 pub fn retry_now(
     conn: &mut DbConnection,
-    actor: Actor,
+    admin: &ActingAdmin,
     id: &EmailId,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
@@ -282,7 +282,9 @@ pub fn retry_now(
         }
         audit::record(
             conn,
-            &Event::new(actor, "email.retry", Outcome::Success).target("email", id.as_str()),
+            &Event::new(admin.actor.clone(), "email.retry", Outcome::Success)
+                .origin(admin.origin.clone())
+                .target("email", id.as_str()),
         )?;
         Ok(true)
     })

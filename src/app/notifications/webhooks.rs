@@ -14,10 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 pub use self::deliver::{DeliveryReport, send_due, signature};
-use crate::app::audit::{self, Actor, Event, Outcome};
+use crate::app::accounts::ActingAdmin;
+use crate::app::audit::{self, Event, Outcome};
 use crate::app::error::AppError;
 use crate::app::uploads::Upload;
-use crate::domain::ids::{BucketId, DeliveryId, UserId, WebhookId};
+use crate::domain::ids::{BucketId, DeliveryId, WebhookId};
 pub use crate::domain::webhook::{WebhookEvent, WebhookEvents, WebhookUrl};
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
 use crate::infra::db::repo::{webhook_deliveries as deliveries, webhooks as repo};
@@ -181,8 +182,7 @@ pub struct NewWebhook {
 pub fn create(
     conn: &mut DbConnection,
     keyring: &Keyring,
-    actor: Actor,
-    created_by: &UserId,
+    admin: &ActingAdmin,
     new: &NewWebhook,
     now: NaiveDateTime,
 ) -> Result<Created, AppError> {
@@ -207,14 +207,15 @@ pub fn create(
                 secret_sealed: sealed,
                 events: new.events.to_db(),
                 enabled: true,
-                created_by: Some(created_by.as_str().to_string()),
+                created_by: Some(admin.id.as_str().to_string()),
                 created_at: now,
                 updated_at: now,
             },
         )?;
         audit::record(
             conn,
-            &Event::new(actor, "webhook.create", Outcome::Success)
+            &Event::new(admin.actor.clone(), "webhook.create", Outcome::Success)
+                .origin(admin.origin.clone())
                 .target("webhook", id.as_str())
                 .details(json!({
                     "bucket": new.bucket.as_str(),
@@ -249,7 +250,7 @@ impl Change {
 /// Applies `change` to webhook `id` of `bucket` (audited). `NotFound` when there is none.
 pub fn change(
     conn: &mut DbConnection,
-    actor: Actor,
+    admin: &ActingAdmin,
     bucket: &BucketId,
     id: &WebhookId,
     change: Change,
@@ -266,7 +267,8 @@ pub fn change(
         }
         audit::record(
             conn,
-            &Event::new(actor, change.action(), Outcome::Success)
+            &Event::new(admin.actor.clone(), change.action(), Outcome::Success)
+                .origin(admin.origin.clone())
                 .target("webhook", id.as_str())
                 .details(json!({ "bucket": bucket.as_str() })),
         )?;

@@ -51,13 +51,19 @@ pub async fn send_due(n: &Notifier) -> Result<DeliveryReport, AppError> {
     let owner = token.clone();
     let claimed =
         n.db.run(move |conn| {
+            if !repo::any_due(conn, PENDING, now)? {
+                return Ok(Vec::new());
+            }
             write_tx(conn, |conn| {
-                let ids = repo::due(conn, PENDING, now, BATCH)?;
-                if ids.is_empty() {
-                    return Ok::<_, AppError>(Vec::new());
-                }
-                repo::lease_all(conn, &ids, &owner, now + crate::app::notifications::LEASE)?;
-                Ok(repo::claimed(conn, &ids, &owner)?)
+                let ids = repo::claim_due(
+                    conn,
+                    PENDING,
+                    now,
+                    BATCH,
+                    &owner,
+                    now + crate::app::notifications::LEASE,
+                )?;
+                Ok::<_, AppError>(repo::claimed(conn, &ids, &owner)?)
             })
         })
         .await?;

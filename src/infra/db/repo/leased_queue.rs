@@ -3,14 +3,52 @@
 //! worker at a time through `lease_token` / `lease_until`, as the cleanup worker claims
 //! uploads. Each table's module expands [`leased_queue!`] once.
 
-/// Expands to `due`, `lease_all`, `release` and `count_in` for `$table`, which must have
-/// the columns `id`, `state`, `next_attempt_at`, `lease_token` and `lease_until`.
+/// Expands to `any_due`, `claim_due` and `count_in` for `$table`, which must
+/// have the columns `id`, `state`, `next_attempt_at`, `lease_token` and `lease_until`.
 macro_rules! leased_queue {
     ($table:ident) => {
+        /// Whether any row in `state` is due at `now` and free: a plain read, so idle
+        /// workers look without taking the write lock.
+        pub fn any_due(
+            conn: &mut DbConnection,
+            state: &str,
+            now: NaiveDateTime,
+        ) -> Result<bool, DbError> {
+            let first: Option<String> = $table::table
+                .filter($table::state.eq(state))
+                .filter($table::next_attempt_at.le(now))
+                .filter(
+                    $table::lease_until
+                        .is_null()
+                        .or($table::lease_until.lt(now)),
+                )
+                .select($table::id)
+                .first(conn)
+                .optional()?;
+            Ok(first.is_some())
+        }
+
+        /// Claims up to `limit` due rows for `token` until `until` (inside a write
+        /// transaction); their ids.
+        pub fn claim_due(
+            conn: &mut DbConnection,
+            state: &str,
+            now: NaiveDateTime,
+            limit: i64,
+            token: &str,
+            until: NaiveDateTime,
+        ) -> Result<Vec<String>, DbError> {
+            let ids = due(conn, state, now, limit)?;
+            if !ids.is_empty() {
+                lease_all(conn, &ids, token, until)?;
+            }
+            Ok(ids)
+        }
+
         /// Ids of up to `limit` rows in `state` that are due at `now` and that nobody holds,
         /// the longest waiting first. On PostgreSQL the rows are locked with `SKIP LOCKED`,
         /// so concurrent workers take disjoint batches instead of waiting.
-        pub fn due(
+        fn due(
             conn: &mut DbConnection,
             state: &str,
             now: NaiveDateTime,
@@ -34,7 +72,7 @@ macro_rules! leased_queue {
         }
 
         /// Gives `token` the lease on every row in `ids`, until `until`.
-        pub fn lease_all(
+        fn lease_all(
             conn: &mut DbConnection,
             ids: &[String],
             token: &str,
@@ -46,25 +84,6 @@ macro_rules! leased_queue {
                     $table::lease_until.eq(Some(until)),
                 ))
                 .execute(conn)?;
-            Ok(())
-        }
-
-        /// Lets go of `token`'s leases on the rows in `ids` (a pass that stops early).
-        pub fn release(
-            conn: &mut DbConnection,
-            ids: &[String],
-            token: &str,
-        ) -> Result<(), DbError> {
-            diesel::update(
-                $table::table
-                    .filter($table::id.eq_any(ids))
-                    .filter($table::lease_token.eq(token)),
-            )
-            .set((
-                $table::lease_token.eq(None::<String>),
-                $table::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
             Ok(())
         }
 
