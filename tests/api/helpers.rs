@@ -7,6 +7,7 @@ mod database;
 pub mod dicom;
 pub mod dicomweb;
 mod forms;
+pub mod notifications;
 pub mod oidc;
 mod postgres;
 mod process;
@@ -58,6 +59,8 @@ pub struct TestApp {
     pub database_url: String,
     pub clock: Clock,
     handle: actix_web::dev::ServerHandle,
+    /// The server's task; it ends once the server and its workers have stopped.
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Dropped after the server is told to stop.
     _pg: Option<PgTestDb>,
     _proxy: Option<CutProxy>,
@@ -150,7 +153,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let db = app.db().clone();
-        tokio::spawn(app.run_until_stopped());
+        let running = Some(tokio::spawn(app.run_until_stopped()));
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -166,6 +169,7 @@ impl TestApp {
             database_url,
             clock,
             handle,
+            running,
             _pg: pg,
             _proxy: proxy,
             _dir: dir,
@@ -283,6 +287,61 @@ impl TestApp {
 
     pub fn sqlite_path(&self) -> PathBuf {
         PathBuf::from(&self.database_url)
+    }
+}
+
+/// What a stopped app leaves behind for a server started on it later (a restart): its
+/// database, data directory and master key.
+pub struct Stopped {
+    data_dir: PathBuf,
+    database_url: String,
+    _pg: Option<PgTestDb>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stopped {
+    /// Settings tweak: a new server on this database, data directory and master key.
+    pub fn reuse(&self) -> impl FnOnce(&mut Settings) + Send + 'static {
+        on_data(self.data_dir.clone(), self.database_url.clone())
+    }
+}
+
+/// Settings tweak: a server on an existing database, data directory and master key.
+fn on_data(data_dir: PathBuf, database_url: String) -> impl FnOnce(&mut Settings) + Send + 'static {
+    move |s| {
+        s.master_key = medport::config::MasterKeySource::DataDir(data_dir.join("master.key"));
+        s.data_dir = data_dir;
+        s.database = if database_url.starts_with("postgres") {
+            DatabaseSettings::Postgres {
+                url: SecretString::from(database_url),
+            }
+        } else {
+            DatabaseSettings::Sqlite {
+                path: PathBuf::from(database_url),
+            }
+        };
+    }
+}
+
+impl TestApp {
+    /// Stops the server and waits until its background workers have ended, keeping the
+    /// database and data directory for a restart (`Stopped::reuse`).
+    pub async fn stop(mut self) -> Stopped {
+        self.handle.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+        Stopped {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            _pg: self._pg.take(),
+            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+        }
+    }
+
+    /// Settings tweak: a second server on this app's database, data directory and key.
+    pub fn share_data(&self) -> impl FnOnce(&mut Settings) + Send + 'static {
+        on_data(self.data_dir.clone(), self.database_url.clone())
     }
 }
 

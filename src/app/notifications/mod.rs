@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 pub use self::retry::{Next, Schedule};
 use crate::app::error::AppError;
@@ -122,21 +123,29 @@ fn claim_token() -> Result<String, AppError> {
 }
 
 /// Starts the worker on the current runtime, as the cleanup worker is started. It ends
-/// when the runtime shuts down; a failed pass is logged and the next one runs on schedule.
-pub fn spawn_worker(notifier: Arc<Notifier>) {
+/// when `stop` is cancelled (after the pass under way) or the runtime shuts down; a failed
+/// pass is logged and the next one runs on schedule.
+pub fn spawn_worker(
+    notifier: Arc<Notifier>,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(worker(notifier));
+        Ok(runtime) => Some(runtime.spawn(worker(notifier, stop))),
+        Err(_) => {
+            tracing::error!("no async runtime: the notification worker is not running");
+            None
         }
-        Err(_) => tracing::error!("no async runtime: the notification worker is not running"),
     }
 }
 
-async fn worker(notifier: Arc<Notifier>) {
+async fn worker(notifier: Arc<Notifier>, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(notifier.poll);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
         let pass = notifier.clone();
         // Each pass is a task of its own, so even a bug that panics ends one pass, not the
         // worker.
