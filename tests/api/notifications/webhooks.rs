@@ -418,3 +418,54 @@ both_backends!(
     a_webhook_target_that_is_down_never_holds_up_an_upload,
     only_admins_manage_webhooks_and_see_the_outbox,
 );
+
+async fn key_rotation_reseals_webhook_secrets_and_deliveries_stay_verifiable(backend: Backend) {
+    let app = spawn(backend, true).await;
+    let receiver = Receiver::start().await;
+    app.admin().await;
+    let secret = add_hook(&app, &receiver.url, &["upload.completed"]).await;
+    receiver.trust(&secret);
+
+    let (code, out) = crate::keys::rotate(&app);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 webhook secrets"), "{out}");
+    let sealed: Vec<u8> = {
+        use diesel::prelude::*;
+        use medport::infra::db::schema::webhooks as w;
+        let mut conn = app.db.conn().unwrap();
+        w::table.select(w::secret_sealed).first(&mut *conn).unwrap()
+    };
+    let current = app.master_keyring();
+    assert_eq!(
+        medport::infra::crypto::secrets::sealed_key_id(&sealed).as_deref(),
+        Some(current.current().id().as_str()),
+        "sealed under the new key"
+    );
+    assert!(!String::from_utf8_lossy(&sealed).contains(&secret));
+
+    // A server started on the rotated key signs with the same secret.
+    let stopped = app.stop().await;
+    let reuse = stopped.reuse();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            tweak: Box::new(move |s: &mut Settings| {
+                reuse(s);
+                quick_notifications(s);
+                s.allow_loopback_endpoints = true;
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    upload(&app, 6).await;
+    let got = receiver.wait_for(1, 20).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].signed,
+        "verified with the secret shown before the rotation"
+    );
+    let _ = backend;
+}
+
+both_backends!(key_rotation_reseals_webhook_secrets_and_deliveries_stay_verifiable);
