@@ -469,3 +469,27 @@ async fn key_rotation_reseals_webhook_secrets_and_deliveries_stay_verifiable(bac
 }
 
 both_backends!(key_rotation_reseals_webhook_secrets_and_deliveries_stay_verifiable);
+
+async fn the_webhook_and_outbox_pages_only_read(backend: Backend) {
+    let app = spawn(backend, true).await;
+    let receiver = Receiver::start().await;
+    app.admin().await;
+    add_hook(&app, &receiver.url, &["upload.completed"]).await;
+    let pages = [
+        "/admin/notifications".to_string(),
+        format!("/admin/buckets/{SYSTEM}/webhooks"),
+    ];
+    // The first views settle what a page view may write (the session's last-seen stamp).
+    for path in &pages {
+        assert_eq!(app.get_html(path).await.status(), 200, "{path}");
+    }
+    let mut watch = app.watch_writes();
+    for _ in 0..10 {
+        for path in &pages {
+            assert_eq!(app.get_html(path).await.status(), 200, "{path}");
+        }
+    }
+    assert_eq!(watch.written(), Vec::<String>::new());
+}
+
+both_backends!(the_webhook_and_outbox_pages_only_read);
