@@ -404,7 +404,7 @@ async fn the_smtp_server_is_checked_and_its_password_never_shown() {
     // A server that is down, reached with a password: named with a fix, the password never.
     let down = format!(
         "smtp://medport:s3cret-pw@127.0.0.1:{}",
-        crate::helpers::notifications::closed_port()
+        crate::helpers::notifications::closed_smtp_port()
     );
     let failing = [sender[0], ("MEDPORT_SMTP_URL", down.as_str())];
     let checked = check(&app, &failing, &min_free);

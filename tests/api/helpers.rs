@@ -405,6 +405,14 @@ pub async fn api_error(res: reqwest::Response, status: u16) -> serde_json::Value
     body
 }
 
+/// An address on 127.0.0.1 where nothing listens (bound, then released): a server that is down.
+pub fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    addr
+}
+
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")

@@ -65,10 +65,10 @@ pub fn smtp_on(port: u16, from: &str) -> SmtpSettings {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens (an SMTP server or webhook target that is down).
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// The port of an address where nothing listens (an SMTP server that is down).
+pub fn closed_smtp_port() -> u16 {
+    let addr = super::closed_port();
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
 /// One recipient of the test SMTP server: a fresh address, its directory of received

@@ -9,7 +9,9 @@ use medport::config::Settings;
 
 use super::{outbox_row, queue_email, receipt};
 use crate::both_backends;
-use crate::helpers::notifications::{Mailbox, closed_port, quick_notifications, smtp_env, smtp_on};
+use crate::helpers::notifications::{
+    Mailbox, closed_smtp_port, quick_notifications, smtp_env, smtp_on,
+};
 use crate::helpers::{Backend, Options, TestApp};
 
 async fn spawn(backend: Backend, smtp_port: Option<u16>) -> TestApp {
@@ -187,7 +189,7 @@ async fn without_smtp_the_message_waits_and_the_page_says_so(backend: Backend) {
 }
 
 async fn a_message_given_up_on_is_failed_listed_and_can_be_retried(backend: Backend) {
-    let app = spawn(backend, Some(closed_port())).await;
+    let app = spawn(backend, Some(closed_smtp_port())).await;
     let env = smtp_env();
     let mailbox = Mailbox::new(&env);
     queue_email(&app, &receipt(mailbox.email()));
@@ -233,7 +235,7 @@ async fn a_message_given_up_on_is_failed_listed_and_can_be_retried(backend: Back
 async fn the_queue_survives_a_restart_during_an_smtp_outage(backend: Backend) {
     let env = smtp_env();
     // The server is down: the message is tried, and waits.
-    let app = spawn(backend, Some(closed_port())).await;
+    let app = spawn(backend, Some(closed_smtp_port())).await;
     let mailbox = Mailbox::new(&env);
     queue_email(&app, &receipt(mailbox.email()));
     let (state, attempts, error) = wait_row(&app, &mailbox.address, 10, |r| r.1 >= 1).await;

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use medport::config::Settings;
 
 use crate::both_backends;
-use crate::helpers::notifications::{
-    Answer, Receiver, closed_port, quick_notifications, secret_on,
-};
+use crate::helpers::notifications::{Answer, Receiver, quick_notifications, secret_on};
 use crate::helpers::{Backend, Options, TestApp};
 use crate::tus_support::{Tus, pdf, sha256_hex};
 
@@ -336,7 +334,7 @@ async fn a_target_refused_at_delivery_time_is_never_contacted(backend: Backend) 
 async fn a_webhook_target_that_is_down_never_holds_up_an_upload(backend: Backend) {
     let app = spawn(backend, true).await;
     app.admin().await;
-    let down = format!("http://127.0.0.1:{}/hook", closed_port());
+    let down = format!("http://{}/hook", crate::helpers::closed_port());
     add_hook(&app, &down, &ALL).await;
     let receiver = Receiver::start().await;
     receiver.answer_always(Answer::Hang(Duration::from_secs(5)));
@@ -493,3 +491,62 @@ async fn the_webhook_and_outbox_pages_only_read(backend: Backend) {
 }
 
 both_backends!(the_webhook_and_outbox_pages_only_read);
+
+async fn with_a_scanner_a_clean_file_is_completed_and_an_infected_one_quarantined(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            tweak: Box::new(|s: &mut Settings| {
+                quick_notifications(s);
+                s.allow_loopback_endpoints = true;
+                crate::scanning::with_clamd(s);
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    app.admin().await;
+    let secret = add_hook(&app, &receiver.url, &ALL).await;
+    receiver.trust(&secret);
+
+    let user = app.create_user(
+        "scanned@example.org",
+        "uploader",
+        "a long enough test password",
+    );
+    let tus = Tus::with_key(&app, &app.create_api_key(&user, "upload,read"));
+    let clean = crate::scanning::clean_text(2000);
+    let clean_id = tus.upload("notes.txt", &clean, None, clean.len()).await;
+    let infected = crate::scanning::infected_text();
+    let infected_id = tus
+        .upload("referral.txt", &infected, None, infected.len())
+        .await;
+
+    let got = receiver.wait_for(2, 30).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let of = |id: &str| {
+        got.iter()
+            .find(|r| r.body["data"]["upload_id"] == id)
+            .unwrap_or_else(|| panic!("no delivery for {id}: {got:?}"))
+    };
+    let completed = of(&clean_id);
+    assert!(completed.signed);
+    assert_eq!(completed.body["type"], "upload.completed");
+    assert_eq!(completed.body["data"]["scan"], "clean");
+    assert_eq!(
+        completed.body["data"]["sha256"],
+        sha256_hex(&clean).as_str()
+    );
+    let quarantined = of(&infected_id);
+    assert!(quarantined.signed);
+    assert_eq!(quarantined.body["type"], "upload.quarantined");
+    assert_eq!(quarantined.body["data"]["status"], "quarantined");
+    assert_eq!(quarantined.body["data"]["scan"], "infected");
+    // The signature name and the object's key stay in medport.
+    assert!(!quarantined.raw.contains("Medport.Test") && !quarantined.raw.contains("quarantine/"));
+}
+
+both_backends!(with_a_scanner_a_clean_file_is_completed_and_an_infected_one_quarantined);
