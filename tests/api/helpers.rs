@@ -405,6 +405,18 @@ pub async fn api_error(res: reqwest::Response, status: u16) -> serde_json::Value
     body
 }
 
+/// Reads with `read` every 50 ms until `done` holds or `secs` have passed; the last reading.
+pub async fn wait_until<T>(secs: u64, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// An address on 127.0.0.1 where nothing listens (bound, then released): a server that is down.
 pub fn closed_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -6,13 +6,31 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use medport::config::{NotificationSettings, Sender, Settings, SmtpServer, SmtpSettings, SmtpTls};
 use medport::domain::email::Email;
 
-use super::TestApp;
+use super::{Backend, Options, TestApp, wait_until};
+
+/// An app whose notification workers are quick (`quick_notifications`), with `tweak`.
+pub async fn spawn_notifying(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings) + Send + 'static,
+) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            tweak: Box::new(move |s: &mut Settings| {
+                quick_notifications(s);
+                tweak(s);
+            }),
+            ..Options::default()
+        },
+    )
+    .await
+}
 
 /// Worker timing for tests: polls every 50 ms, retries after 100 ms then 200 ms, stops
 /// after five failed attempts (the waits pass 700 ms), one webhook POST at most 1 s.
@@ -117,14 +135,7 @@ impl Mailbox {
 
     /// Waits up to `secs` for `n` messages; returns what arrived.
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.messages();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until(secs, || self.messages(), |got| got.len() >= n).await
     }
 }
 
@@ -224,14 +235,7 @@ impl Receiver {
 
     /// Waits up to `secs` for `n` POSTs; returns what arrived.
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.received();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until(secs, || self.received(), |got| got.len() >= n).await
     }
 }
 

@@ -10,21 +10,21 @@ use medport::config::Settings;
 use super::{outbox_row, queue_email, receipt};
 use crate::both_backends;
 use crate::helpers::notifications::{
-    Mailbox, closed_smtp_port, quick_notifications, smtp_env, smtp_on,
+    Mailbox, closed_smtp_port, smtp_env, smtp_on, spawn_notifying,
 };
-use crate::helpers::{Backend, Options, TestApp};
+use crate::helpers::{Backend, TestApp, wait_until};
+
+/// `tweak` for an SMTP server on this machine at `port`, sending as `from`.
+fn smtp(port: u16, from: &'static str) -> impl FnOnce(&mut Settings) + Send + 'static {
+    move |s| s.smtp = Some(smtp_on(port, from))
+}
 
 async fn spawn(backend: Backend, smtp_port: Option<u16>) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                quick_notifications(s);
-                s.smtp = smtp_port.map(|port| smtp_on(port, "noreply@medport.example.org"));
-            }),
-            ..Options::default()
-        },
-    )
+    spawn_notifying(backend, move |s| {
+        if let Some(port) = smtp_port {
+            smtp(port, "noreply@medport.example.org")(s);
+        }
+    })
     .await
 }
 
@@ -35,14 +35,8 @@ async fn wait_row(
     secs: u64,
     done: impl Fn(&(String, i32, Option<String>)) -> bool,
 ) -> (String, i32, Option<String>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let row = outbox_row(app, recipient).expect("the message is in the outbox");
-        if done(&row) || std::time::Instant::now() > deadline {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let read = || outbox_row(app, recipient).expect("the message is in the outbox");
+    wait_until(secs, read, done).await
 }
 
 async fn a_queued_message_arrives_as_text_and_html_with_markup_escaped(backend: Backend) {
@@ -245,19 +239,14 @@ async fn the_queue_survives_a_restart_during_an_smtp_outage(backend: Backend) {
     let stopped = app.stop().await;
 
     // A new server on the same database, with the SMTP server back.
-    let reuse = stopped.reuse();
-    let port = env.port;
-    let restarted = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                reuse(s);
-                quick_notifications(s);
-                s.smtp = Some(smtp_on(port, "noreply@medport.example.org"));
-            }),
-            ..Options::default()
-        },
-    )
+    let (reuse, back) = (
+        stopped.reuse(),
+        smtp(env.port, "noreply@medport.example.org"),
+    );
+    let restarted = spawn_notifying(Backend::Sqlite, move |s| {
+        reuse(s);
+        back(s);
+    })
     .await;
     assert_eq!(mailbox.wait_for(1, 20).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -272,38 +261,19 @@ async fn the_queue_survives_a_restart_during_an_smtp_outage(backend: Backend) {
 async fn two_instances_on_one_database_send_each_message_once(backend: Backend) {
     let env = smtp_env();
     let port = env.port;
-    let first = TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                quick_notifications(s);
-                s.smtp = Some(smtp_on(port, "first@medport.example.org"));
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
-    let share = first.share_data();
-    let second = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                share(s);
-                quick_notifications(s);
-                s.smtp = Some(smtp_on(port, "second@medport.example.org"));
-            }),
-            ..Options::default()
-        },
-    )
+    let first = spawn_notifying(backend, smtp(port, "first@medport.example.org")).await;
+    let (share, own) = (first.share_data(), smtp(port, "second@medport.example.org"));
+    let second = spawn_notifying(Backend::Sqlite, move |s| {
+        share(s);
+        own(s);
+    })
     .await;
     let boxes: Vec<Mailbox> = (0..60).map(|_| Mailbox::new(&env)).collect();
     for mailbox in &boxes {
         queue_email(&first, &receipt(mailbox.email()));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while boxes.iter().any(|b| b.messages().is_empty()) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let all_arrived = || boxes.iter().all(|b| !b.messages().is_empty());
+    wait_until(60, all_arrived, |done| *done).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut senders = std::collections::BTreeSet::new();
     for mailbox in &boxes {

@@ -5,11 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use medport::config::Settings;
-
 use crate::both_backends;
-use crate::helpers::notifications::{Answer, Receiver, quick_notifications, secret_on};
-use crate::helpers::{Backend, Options, TestApp};
+use crate::helpers::notifications::{Answer, Receiver, secret_on, spawn_notifying};
+use crate::helpers::{Backend, Stopped, TestApp, wait_until};
 use crate::tus_support::{Tus, pdf, sha256_hex};
 
 const SYSTEM: &str = medport::app::buckets::SYSTEM_BUCKET_ID;
@@ -21,16 +19,16 @@ const ALL: [&str; 4] = [
 ];
 
 async fn spawn(backend: Backend, loopback: bool) -> TestApp {
-    TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                quick_notifications(s);
-                s.allow_loopback_endpoints = loopback;
-            }),
-            ..Options::default()
-        },
-    )
+    spawn_notifying(backend, move |s| s.allow_loopback_endpoints = loopback).await
+}
+
+/// A server on the data `stopped` left, with loopback targets allowed or not.
+async fn restart(stopped: &Stopped, loopback: bool) -> TestApp {
+    let reuse = stopped.reuse();
+    spawn_notifying(Backend::Sqlite, move |s| {
+        reuse(s);
+        s.allow_loopback_endpoints = loopback;
+    })
     .await
 }
 
@@ -73,15 +71,10 @@ async fn wait_settled(
     n: usize,
     secs: u64,
 ) -> Vec<(String, i32, Option<i32>, Option<String>)> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let rows = deliveries(app);
-        let settled = rows.len() >= n && rows.iter().all(|r| r.0 != "pending");
-        if settled || Instant::now() > deadline {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let settled = |rows: &Vec<(String, i32, Option<i32>, Option<String>)>| {
+        rows.len() >= n && rows.iter().all(|r| r.0 != "pending")
+    };
+    wait_until(secs, || deliveries(app), settled).await
 }
 
 async fn deliveries_are_signed_and_retried_after_500s_until_accepted(backend: Backend) {
@@ -303,19 +296,7 @@ async fn a_target_refused_at_delivery_time_is_never_contacted(backend: Backend) 
 
     // ...then the installation no longer allows it: the name resolves to a refused address
     // when the connection is made, and the literal address is refused before it.
-    let reuse = stopped.reuse();
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                reuse(s);
-                quick_notifications(s);
-                s.allow_loopback_endpoints = false;
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = restart(&stopped, false).await;
     upload(&app, 4).await;
     let rows = wait_settled(&app, 2, 20).await;
     assert_eq!(rows.len(), 2);
@@ -443,19 +424,7 @@ async fn key_rotation_reseals_webhook_secrets_and_deliveries_stay_verifiable(bac
 
     // A server started on the rotated key signs with the same secret.
     let stopped = app.stop().await;
-    let reuse = stopped.reuse();
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        Options {
-            tweak: Box::new(move |s: &mut Settings| {
-                reuse(s);
-                quick_notifications(s);
-                s.allow_loopback_endpoints = true;
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = restart(&stopped, true).await;
     upload(&app, 6).await;
     let got = receiver.wait_for(1, 20).await;
     assert_eq!(got.len(), 1);
@@ -495,17 +464,10 @@ both_backends!(the_webhook_and_outbox_pages_only_read);
 async fn with_a_scanner_a_clean_file_is_completed_and_an_infected_one_quarantined(
     backend: Backend,
 ) {
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            tweak: Box::new(|s: &mut Settings| {
-                quick_notifications(s);
-                s.allow_loopback_endpoints = true;
-                crate::scanning::with_clamd(s);
-            }),
-            ..Options::default()
-        },
-    )
+    let app = spawn_notifying(backend, |s| {
+        s.allow_loopback_endpoints = true;
+        crate::scanning::with_clamd(s);
+    })
     .await;
     let receiver = Receiver::start().await;
     app.admin().await;
