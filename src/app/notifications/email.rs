@@ -214,12 +214,18 @@ async fn record(
     let token = token.to_string();
     n.db.run(move |conn| {
         write_tx(conn, |conn| {
-            let written = match &error {
-                None => repo::sent(conn, &msg.id, &token, SENT, attempts, now)?,
-                Some(error) => {
-                    repo::not_sent(conn, &msg.id, &token, state, attempts, next_at, error)?
-                }
-            };
+            let written = repo::record(
+                conn,
+                &msg.id,
+                &token,
+                &repo::Attempt {
+                    state,
+                    attempts,
+                    next_at,
+                    error: error.as_deref(),
+                    sent_at: (state == SENT).then_some(now),
+                },
+            )?;
             if !written {
                 return Ok(None);
             }

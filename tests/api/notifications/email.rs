@@ -28,6 +28,13 @@ async fn spawn(backend: Backend, smtp_port: Option<u16>) -> TestApp {
     .await
 }
 
+/// Admin → Notifications as the main browser sees it.
+async fn outbox_page(app: &TestApp) -> String {
+    let res = app.get_html("/admin/notifications").await;
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
 /// Waits up to `secs` until the outbox row of `recipient` satisfies `done`.
 async fn wait_row(
     app: &TestApp,
@@ -130,10 +137,8 @@ async fn a_refusing_server_leaves_the_message_queued_and_listed_then_it_is_sent_
     );
     assert!(mailbox.messages().is_empty());
 
-    let admin = app.admin().await;
-    let page = app.get_html("/admin/notifications").await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    app.admin().await;
+    let html = outbox_page(&app).await;
     assert!(html.contains(&mailbox.address), "{html}");
     assert!(
         html.contains("request.receipt") && html.contains("451"),
@@ -143,7 +148,6 @@ async fn a_refusing_server_leaves_the_message_queued_and_listed_then_it_is_sent_
         html.contains("smtp://127.0.0.1:"),
         "the server is named: {html}"
     );
-    drop(admin);
 
     mailbox.refuse(false);
     let got = mailbox.wait_for(1, 20).await;
@@ -169,12 +173,7 @@ async fn without_smtp_the_message_waits_and_the_page_says_so(backend: Backend) {
         "nothing tried, nothing lost"
     );
     app.admin().await;
-    let html = app
-        .get_html("/admin/notifications")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = outbox_page(&app).await;
     assert!(html.contains("SMTP is not configured"), "{html}");
     assert!(
         html.contains(&mailbox.address) && html.contains("1 queued"),
@@ -195,12 +194,7 @@ async fn a_message_given_up_on_is_failed_listed_and_can_be_retried(backend: Back
     assert_eq!(failed[0].details["attempts"], 5);
 
     app.admin().await;
-    let html = app
-        .get_html("/admin/notifications")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = outbox_page(&app).await;
     assert!(
         html.contains("1 failed") && html.contains("Retry now"),
         "{html}"

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::leased_queue::leased_queue;
+use super::leased_queue::{free_and_due, leased_queue};
 use crate::infra::db::schema::email_outbox;
 use crate::infra::db::{DbConnection, DbError};
 
@@ -64,60 +64,48 @@ pub fn claimed(
         .load(conn)?)
 }
 
-/// Sent: the bodies are emptied (the recipient has them now) and the lease released. Only
-/// while `token` holds the lease; `true` when written.
-pub fn sent(
-    conn: &mut DbConnection,
-    id: &str,
-    token: &str,
-    state: &str,
-    attempts: i32,
-    now: NaiveDateTime,
-) -> Result<bool, DbError> {
-    let changed = diesel::update(
-        email_outbox::table
-            .find(id)
-            .filter(email_outbox::lease_token.eq(token)),
-    )
-    .set((
-        email_outbox::state.eq(state),
-        email_outbox::attempts.eq(attempts),
-        email_outbox::body_text.eq(""),
-        email_outbox::body_html.eq(""),
-        email_outbox::last_error.eq(None::<String>),
-        email_outbox::sent_at.eq(Some(now)),
-        email_outbox::lease_token.eq(None::<String>),
-        email_outbox::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+/// The outcome of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub state: &'a str,
+    pub attempts: i32,
+    pub next_at: NaiveDateTime,
+    /// The server's answer or the connection failure, for an attempt that failed.
+    pub error: Option<&'a str>,
+    /// When the server accepted it; its bodies are then emptied (the recipient has them).
+    pub sent_at: Option<NaiveDateTime>,
 }
 
-/// Not sent this time: `state` (still queued, or failed for good), the attempt counted,
-/// the next one at `next_at`, the lease released. Only while `token` holds the lease.
-pub fn not_sent(
+/// Records an attempt and releases the lease. Only while `token` holds the lease; `true`
+/// when written.
+pub fn record(
     conn: &mut DbConnection,
     id: &str,
     token: &str,
-    state: &str,
-    attempts: i32,
-    next_at: NaiveDateTime,
-    error: &str,
+    attempt: &Attempt<'_>,
 ) -> Result<bool, DbError> {
-    let changed = diesel::update(
-        email_outbox::table
-            .find(id)
-            .filter(email_outbox::lease_token.eq(token)),
-    )
-    .set((
-        email_outbox::state.eq(state),
-        email_outbox::attempts.eq(attempts),
-        email_outbox::next_attempt_at.eq(next_at),
-        email_outbox::last_error.eq(Some(error)),
+    let row = email_outbox::table
+        .find(id)
+        .filter(email_outbox::lease_token.eq(token));
+    let outcome = (
+        email_outbox::state.eq(attempt.state),
+        email_outbox::attempts.eq(attempt.attempts),
+        email_outbox::next_attempt_at.eq(attempt.next_at),
+        email_outbox::last_error.eq(attempt.error),
+        email_outbox::sent_at.eq(attempt.sent_at),
         email_outbox::lease_token.eq(None::<String>),
         email_outbox::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
+    );
+    let changed = match attempt.sent_at {
+        Some(_) => diesel::update(row)
+            .set((
+                outcome,
+                email_outbox::body_text.eq(""),
+                email_outbox::body_html.eq(""),
+            ))
+            .execute(conn)?,
+        None => diesel::update(row).set(outcome).execute(conn)?,
+    };
     Ok(changed == 1)
 }
 

@@ -3,6 +3,20 @@
 //! worker at a time through `lease_token` / `lease_until`, as the cleanup worker claims
 //! uploads. Each table's module expands [`leased_queue!`] once.
 
+/// The rows of `$table` in `$state`, due at `$now`, whose lease is free or ran out.
+macro_rules! free_and_due {
+    ($table:ident, $state:expr, $now:expr) => {
+        $table::table
+            .filter($table::state.eq($state))
+            .filter($table::next_attempt_at.le($now))
+            .filter(
+                $table::lease_until
+                    .is_null()
+                    .or($table::lease_until.lt($now)),
+            )
+    };
+}
+
 /// Expands to `any_due`, `claim_due` and `count_in` for `$table`, which must
 /// have the columns `id`, `state`, `next_attempt_at`, `lease_token` and `lease_until`.
 macro_rules! leased_queue {
@@ -14,14 +28,7 @@ macro_rules! leased_queue {
             state: &str,
             now: NaiveDateTime,
         ) -> Result<bool, DbError> {
-            let first: Option<String> = $table::table
-                .filter($table::state.eq(state))
-                .filter($table::next_attempt_at.le(now))
-                .filter(
-                    $table::lease_until
-                        .is_null()
-                        .or($table::lease_until.lt(now)),
-                )
+            let first: Option<String> = free_and_due!($table, state, now)
                 .select($table::id)
                 .first(conn)
                 .optional()?;
@@ -54,14 +61,7 @@ macro_rules! leased_queue {
             now: NaiveDateTime,
             limit: i64,
         ) -> Result<Vec<String>, DbError> {
-            let query = $table::table
-                .filter($table::state.eq(state))
-                .filter($table::next_attempt_at.le(now))
-                .filter(
-                    $table::lease_until
-                        .is_null()
-                        .or($table::lease_until.lt(now)),
-                )
+            let query = free_and_due!($table, state, now)
                 .order(($table::next_attempt_at.asc(), $table::id.asc()))
                 .limit(limit)
                 .select($table::id);
@@ -97,4 +97,4 @@ macro_rules! leased_queue {
     };
 }
 
-pub(crate) use leased_queue;
+pub(crate) use {free_and_due, leased_queue};

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::leased_queue::leased_queue;
+use super::leased_queue::{free_and_due, leased_queue};
 use crate::infra::db::schema::{webhook_deliveries, webhooks};
 use crate::infra::db::{DbConnection, DbError};
 
