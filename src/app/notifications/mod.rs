@@ -43,7 +43,9 @@ pub struct Notifier {
     poll: Duration,
     /// `None` without an SMTP server: e-mail stays queued.
     mailer: Option<Mailer>,
-    http: HttpClient,
+    /// The webhook client, or why it could not be made (no CA certificates on this
+    /// machine): the server still starts, and each delivery's log says why it failed.
+    http: Result<HttpClient, String>,
 }
 
 impl Notifier {
@@ -75,7 +77,10 @@ impl Notifier {
                 allow_loopback: settings.allow_loopback_endpoints,
             }),
         )
-        .map_err(|e| AppError::internal(format!("webhook client: {e}")))?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, "webhooks cannot be delivered until this is fixed (install ca-certificates)");
+            format!("no HTTPS client: {e}")
+        });
         Ok(Self {
             db,
             keyring,

@@ -129,7 +129,17 @@ async fn attempt(n: &Notifier, d: &Claimed) -> Tried {
         Ok(r) => r,
         Err(_) => return Tried::refused("the stored URL is not usable"),
     };
-    match n.http.send(request).await {
+    let http = match &n.http {
+        Ok(http) => http,
+        Err(why) => {
+            return Tried {
+                status: None,
+                error: Some(why.clone()),
+                permanent: false,
+            };
+        }
+    };
+    match http.send(request).await {
         Ok(answer) if answer.status().is_success() => Tried {
             status: Some(answer.status().as_u16()),
             error: None,
