@@ -18,7 +18,7 @@ use chrono::TimeDelta;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-pub use self::retry::{Next, Schedule};
+use self::retry::Schedule;
 use crate::app::error::AppError;
 use crate::config::Settings;
 use crate::domain::bucket::EndpointPolicy;

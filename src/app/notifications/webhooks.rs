@@ -18,7 +18,7 @@ use crate::app::accounts::ActingAdmin;
 use crate::app::audit::{self, Event, Outcome};
 use crate::app::error::AppError;
 use crate::app::uploads::Upload;
-use crate::domain::ids::{BucketId, DeliveryId, WebhookId};
+use crate::domain::ids::{BatchId, BucketId, DeliveryId, WebhookId};
 pub use crate::domain::webhook::{WebhookEvent, WebhookEvents, WebhookUrl};
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
 use crate::infra::db::repo::{webhook_deliveries as deliveries, webhooks as repo};
@@ -117,6 +117,19 @@ pub fn upload_event(
             "status": status,
             "scan": scan,
         }),
+    }
+}
+
+/// A finished batch's event: its id, bucket and the counts its audit event holds.
+pub fn batch_event(batch: &BatchId, bucket: &BucketId, counts: &Value) -> BucketEvent {
+    let mut data = json!({ "batch_id": batch.as_str(), "bucket_id": bucket.as_str() });
+    if let (Some(data), Some(counts)) = (data.as_object_mut(), counts.as_object()) {
+        data.extend(counts.clone());
+    }
+    BucketEvent {
+        bucket: bucket.clone(),
+        event: WebhookEvent::BatchCompleted,
+        data,
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::app::audit::{self, Event, Outcome};
 use crate::app::buckets::{self, SYSTEM_BUCKET_ID};
 use crate::app::error::AppError;
-use crate::app::notifications::webhooks::{self, WebhookEvent};
+use crate::app::notifications::webhooks;
 use crate::app::studies::index::IndexState;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::app::uploads::{UploadContext, Uploader};
@@ -303,8 +303,7 @@ pub async fn finish(
                             "skipped": skipped,
                         }));
                     audit::record(conn, &event)?;
-                    let data = json!({ "batch_id": id.as_str(), "bucket_id": status.batch.bucket.as_str(), "declared_files": status.batch.declared_files, "stored": status.stored, "duplicates": status.duplicates, "problems": status.problems, "skipped": skipped });
-                    webhooks::queue(conn, &status.batch.bucket, WebhookEvent::BatchCompleted, data)?;
+                    webhooks::batch_event(&id, &status.batch.bucket, &event.details).queue(conn)?;
                 }
                 Ok(status)
             })

@@ -36,17 +36,12 @@ pub async fn write(
     let now = ctx.clock.now_naive();
     let quarantined = !matches!(outcome, Final::Clean);
     let (changes, event) = describe(upload, outcome, now);
-    let notice = match changes.scan_status {
-        Some(scan) if !quarantined => {
-            upload_event(upload, WebhookEvent::UploadCompleted, None, scan)
-        }
-        scan => upload_event(
-            upload,
-            WebhookEvent::UploadQuarantined,
-            None,
-            scan.unwrap_or(""),
-        ),
+    let kind = if quarantined {
+        WebhookEvent::UploadQuarantined
+    } else {
+        WebhookEvent::UploadCompleted
     };
+    let notice = upload_event(upload, kind, None, changes.scan_status.unwrap_or(""));
     let (id, token) = (upload.id.as_str().to_string(), lease.token().to_string());
     let applied = ctx
         .db
