@@ -2,10 +2,10 @@
 # Starts the services the integration tests talk to and writes their connection
 # settings to target/test-services.env (source it before running the tests).
 #
-#   scripts/test-services.sh                             # postgres + s3 + clamd + oidc
-#   scripts/test-services.sh [postgres] [s3] [clamd] [oidc]
-#   scripts/test-services.sh verify [s3] [clamd] [oidc]  # start, then prove them with a real client
-#   scripts/test-services.sh stop                        # stop the S3 server, clamd and the OP started here
+#   scripts/test-services.sh                                  # postgres + s3 + clamd + oidc + smtp
+#   scripts/test-services.sh [postgres] [s3] [clamd] [oidc] [smtp]
+#   scripts/test-services.sh verify [s3] [clamd] [oidc] [smtp] # start, then prove them with a real client
+#   scripts/test-services.sh stop                             # stop what was started here
 #
 # Idempotent: a service that already answers (with the test credentials / the test
 # signature) is reused, so a second run takes well under a second.
@@ -19,9 +19,12 @@
 #   oidc      an OpenID Provider (npm oidc-provider, tests/oidc/provider.mjs under Node.js) on
 #             127.0.0.1, issuer MEDPORT_TEST_OIDC_ISSUER; in memory, with test-only endpoints
 #             for accounts and token faults (see tests/oidc/README.md).
+#   smtp      an SMTP server (aiosmtpd, from PyPI, tests/smtp/server.py) on 127.0.0.1 that keeps
+#             each message as a .eml file under MEDPORT_TEST_SMTP_MAILDIR/<recipient>/, and
+#             answers 451 to recipients named under MEDPORT_TEST_SMTP_CONTROL/refuse/.
 #
 # Knobs (environment): MEDPORT_TEST_POSTGRES_PORT (5432), MEDPORT_TEST_S3_PORT (8333),
-# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_OIDC_PORT (9400),
+# MEDPORT_TEST_CLAMD_PORT (3310), MEDPORT_TEST_OIDC_PORT (9400), MEDPORT_TEST_SMTP_PORT (2525),
 # MEDPORT_TEST_S3_MIN_FREE_SLOTS (300: a reused SeaweedFS with fewer free volume slots is
 # restarted empty), MEDPORT_TEST_SEAWEEDFS_{MASTER,VOLUME,FILER,ADMIN}_PORT
 # (9333, 9340, 8888, 23646; each also uses port+10000 for gRPC),
@@ -54,6 +57,9 @@ CLAMD_SIGNATURE="MEDPORT-TEST-MALWARE-SIGNATURE-7f3a"
 CLAMD_SIGNATURE_NAME="Medport.Test.Marker-1"
 
 OIDC_PORT="${MEDPORT_TEST_OIDC_PORT:-9400}"
+
+AIOSMTPD_VERSION="1.4.6"
+SMTP_PORT="${MEDPORT_TEST_SMTP_PORT:-2525}"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 export DEBIAN_FRONTEND=noninteractive
@@ -524,6 +530,112 @@ start_oidc() {
     echo "oidc: ready at $OIDC_ISSUER (oidc-provider, tests/oidc) ($(since "$t0") s)"
 }
 
+# ---------------------------------------------------------------- smtp (aiosmtpd)
+
+SMTP_DIR="$ROOT/tests/smtp"
+SMTP_STATE="$STATE/smtp"
+SMTP_PIDFILE="$STATE/smtp.pid"
+SMTP_LOG="$STATE/smtp.log"
+SMTP_LIB="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
+# The greeting names the server's code, so a server left from older code is replaced.
+SMTP_IDENT="medport-test-smtp-$(sha256sum "$SMTP_DIR/server.py" | cut -c1-16)"
+
+smtp_greeting() { # the server's 220 line on $SMTP_PORT, or nothing
+    # shellcheck disable=SC2016 # the inner script expands its own positional parameters
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r line <&3 && printf "%s" "$line"
+        printf "QUIT\r\n" >&3
+    ' smtp_greeting "$SMTP_PORT" 2>/dev/null || true
+}
+
+smtp_healthy() { [[ "$(smtp_greeting)" == *"$SMTP_IDENT"* ]]; }
+
+install_aiosmtpd() {
+    PYTHONPATH="$SMTP_LIB" python3 -c 'import aiosmtpd' 2>/dev/null && return 0
+    log "smtp: installing aiosmtpd==$AIOSMTPD_VERSION (PyPI) into $SMTP_LIB"
+    command -v python3 >/dev/null || die "smtp: python3 (with pip) is needed to install aiosmtpd"
+    mkdir -p "$CACHE"
+    local tmp
+    tmp="$(mktemp -d "$CACHE/.install.XXXXXX")"
+    python3 -m pip install --disable-pip-version-check --no-input -q --target "$tmp" \
+        "aiosmtpd==$AIOSMTPD_VERSION" >"$STATE/aiosmtpd-install.log" 2>&1 || {
+        rm -rf "$tmp"
+        die "smtp: pip install aiosmtpd==$AIOSMTPD_VERSION failed; see $STATE/aiosmtpd-install.log"
+    }
+    rm -rf "$SMTP_LIB"
+    mv "$tmp" "$SMTP_LIB"
+}
+
+start_smtp() {
+    local t0 i started status
+    t0="$(now)"
+    if ! smtp_healthy; then
+        if pid_alive "$SMTP_PIDFILE" tests/smtp/server.py; then
+            # Ours but not answering, or older code: replace it (it keeps nothing of value).
+            stop_pidfile smtp "$SMTP_PIDFILE" tests/smtp/server.py >/dev/null 2>&1
+        fi
+        rm -f "$SMTP_PIDFILE"
+        port_listening "$SMTP_PORT" &&
+            die "smtp: port $SMTP_PORT is in use by something that is not this test server; stop it or set MEDPORT_TEST_SMTP_PORT"
+        install_aiosmtpd
+        mkdir -p "$SMTP_STATE/mail" "$SMTP_STATE/control/refuse"
+        printf -- '--- %s: starting on port %s\n' "$(date -Is)" "$SMTP_PORT" >>"$SMTP_LOG"
+        PYTHONPATH="$SMTP_LIB" SMTP_PORT="$SMTP_PORT" SMTP_MAILDIR="$SMTP_STATE/mail" \
+            SMTP_CONTROL="$SMTP_STATE/control" SMTP_IDENT="$SMTP_IDENT" \
+            nohup python3 "$SMTP_DIR/server.py" >>"$SMTP_LOG" 2>&1 </dev/null 9>&- &
+        started=$!
+        echo "$started" >"$SMTP_PIDFILE"
+        for ((i = 0; i < 60; i++)); do
+            smtp_healthy && break
+            if ! process_running "$started"; then
+                status=0
+                wait "$started" || status=$?
+                rm -f "$SMTP_PIDFILE"
+                die "smtp: the server exited during start (status $status); last log lines: $(tail -n 20 "$SMTP_LOG" | tr '\n' ' ')"
+            fi
+            sleep 0.5
+        done
+        smtp_healthy || die "smtp: no greeting on 127.0.0.1:$SMTP_PORT within 30 s; see $SMTP_LOG"
+    fi
+    set_env MEDPORT_TEST_SMTP_URL "smtp://127.0.0.1:$SMTP_PORT"
+    set_env MEDPORT_TEST_SMTP_MAILDIR "$SMTP_STATE/mail"
+    set_env MEDPORT_TEST_SMTP_CONTROL "$SMTP_STATE/control"
+    echo "smtp: ready at smtp://127.0.0.1:$SMTP_PORT (aiosmtpd $AIOSMTPD_VERSION, mail in $SMTP_STATE/mail) ($(since "$t0") s)"
+}
+
+# Sends one message with Python's own smtplib, finds it in the mail directory, and checks
+# that a refused recipient gets 451.
+verify_smtp() {
+    python3 - "$SMTP_PORT" "$SMTP_STATE/mail" "$SMTP_STATE/control" <<'EOF'
+import email, os, smtplib, sys, uuid
+port, maildir, control = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rcpt = f"verify-{uuid.uuid4().hex[:8]}@example.org"
+msg = f"From: v@example.org\r\nTo: {rcpt}\r\nSubject: verify\r\n\r\nhello\r\n"
+with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+    s.sendmail("v@example.org", [rcpt], msg)
+box = os.path.join(maildir, rcpt)
+files = [f for f in os.listdir(box) if f.endswith(".eml")]
+assert len(files) == 1, files
+parsed = email.message_from_bytes(open(os.path.join(box, files[0]), "rb").read())
+assert parsed["Subject"] == "verify", parsed["Subject"]
+flag = os.path.join(control, "refuse", rcpt)
+open(flag, "w").close()
+try:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.sendmail("v@example.org", [rcpt], msg)
+    raise SystemExit("a refused recipient was accepted")
+except smtplib.SMTPRecipientsRefused as e:
+    assert e.recipients[rcpt][0] == 451, e.recipients
+finally:
+    os.remove(flag)
+for f in os.listdir(box):
+    os.remove(os.path.join(box, f))
+os.rmdir(box)
+print("smtp: verified (message stored and parsed; a refused recipient -> 451)")
+EOF
+}
+
 # ---------------------------------------------------------------- verify
 
 # Proves the S3 server with a real SigV4 client (boto3): bucket, 3-part multipart upload,
@@ -629,7 +741,7 @@ EOF
 # ---------------------------------------------------------------- main
 
 main() {
-    local want_pg=0 want_s3=0 want_clamd=0 want_oidc=0 verify=0 arg
+    local want_pg=0 want_s3=0 want_clamd=0 want_oidc=0 want_smtp=0 verify=0 arg
     mkdir -p "$STATE"
 
     if [[ "${1:-}" == "stop" ]]; then
@@ -639,6 +751,8 @@ main() {
         stop_pidfile s3 "$S3_PIDFILE" weed
         stop_pidfile clamd "$CLAMD_PIDFILE" clamd
         stop_pidfile oidc "$OIDC_PIDFILE" provider.mjs
+        stop_pidfile smtp "$SMTP_PIDFILE" tests/smtp/server.py
+        unset_env_prefix MEDPORT_TEST_SMTP_
         unset_env_prefix MEDPORT_TEST_S3_
         unset_env_prefix MEDPORT_TEST_CLAMD
         unset_env_prefix MEDPORT_TEST_OIDC_
@@ -652,16 +766,17 @@ main() {
             s3) want_s3=1 ;;
             clamd) want_clamd=1 ;;
             oidc) want_oidc=1 ;;
+            smtp) want_smtp=1 ;;
             verify) verify=1 ;;
             -h | --help)
                 sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
                 return 0
                 ;;
-            *) die "unknown argument '$arg' (usage: $0 [postgres] [s3] [clamd] [oidc] | verify [s3] [clamd] [oidc] | stop)" ;;
+            *) die "unknown argument '$arg' (usage: $0 [postgres] [s3] [clamd] [oidc] [smtp] | verify [s3] [clamd] [oidc] [smtp] | stop)" ;;
         esac
     done
-    if [[ $((want_pg + want_s3 + want_clamd + want_oidc)) -eq 0 ]]; then
-        want_pg=1 want_s3=1 want_clamd=1 want_oidc=1
+    if [[ $((want_pg + want_s3 + want_clamd + want_oidc + want_smtp)) -eq 0 ]]; then
+        want_pg=1 want_s3=1 want_clamd=1 want_oidc=1 want_smtp=1
         [[ $verify -eq 1 ]] && want_pg=0
     fi
 
@@ -673,10 +788,12 @@ main() {
     [[ $want_s3 -eq 1 ]] && start_s3
     [[ $want_clamd -eq 1 ]] && start_clamd
     [[ $want_oidc -eq 1 ]] && start_oidc
+    [[ $want_smtp -eq 1 ]] && start_smtp
     if [[ $verify -eq 1 ]]; then
         [[ $want_s3 -eq 1 ]] && verify_s3
         [[ $want_clamd -eq 1 ]] && verify_clamd
         [[ $want_oidc -eq 1 ]] && verify_oidc
+        [[ $want_smtp -eq 1 ]] && verify_smtp
     fi
     log "settings: $ENV_FILE"
 }

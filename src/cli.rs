@@ -634,6 +634,7 @@ fn keys_rotate(settings: Settings) -> ExitCode {
                 "bucket_secrets": report.bucket_secrets,
                 "patient_records": report.patient_records,
                 "sender_records": report.sender_records,
+                "webhook_secrets": report.webhook_secrets,
             })),
         )?;
         Ok(report)

@@ -11,11 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod buckets;
+mod notifications;
 mod oidc;
 mod rate_limits;
 mod uploads;
 
 pub use buckets::{DefaultBucket, SystemS3};
+pub use notifications::{NotificationSettings, Sender, SmtpServer, SmtpSettings, SmtpTls};
 pub use oidc::{CALLBACK_PATH, OidcSettings, PasswordSignIn, RoleMapping};
 pub use rate_limits::RateLimits;
 pub use uploads::{QuarantineAction, UploadSettings};
@@ -136,6 +138,9 @@ pub struct Settings {
     /// Single sign-on, when an issuer is set.
     pub oidc: Option<OidcSettings>,
     pub password_sign_in: PasswordSignIn,
+    /// E-mail, when an SMTP server is set; without one messages stay queued.
+    pub smtp: Option<SmtpSettings>,
+    pub notifications: NotificationSettings,
 }
 
 impl Settings {
@@ -168,6 +173,8 @@ impl Settings {
             metrics_token: None,
             oidc: None,
             password_sign_in: PasswordSignIn::All,
+            smtp: None,
+            notifications: NotificationSettings::default(),
         }
     }
 
@@ -259,6 +266,8 @@ struct FileSettings {
     oidc_label: Option<String>,
     password_sign_in: Option<String>,
     break_glass_emails: Option<Vec<String>>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
 }
 
 /// One raw value and the name of the place it came from, for error messages.
@@ -287,6 +296,7 @@ struct Raw {
     uploads: uploads::RawUploads,
     rate_limits: rate_limits::RawRateLimits,
     oidc: oidc::RawOidc,
+    smtp: notifications::RawSmtp,
 }
 
 impl Raw {
@@ -295,6 +305,7 @@ impl Raw {
         let uploads = uploads::RawUploads::merge(&mut file, env);
         let rate_limits = rate_limits::RawRateLimits::merge(&mut file, env);
         let oidc = oidc::RawOidc::merge(&mut file, env);
+        let smtp = notifications::RawSmtp::merge(&mut file, env);
         let from_file = |key: &str, v: Option<String>| {
             v.map(|value| Val {
                 value,
@@ -349,6 +360,7 @@ impl Raw {
             uploads,
             rate_limits,
             oidc,
+            smtp,
         }
     }
 
@@ -443,6 +455,7 @@ impl Raw {
         self.uploads.validate(&mut s)?;
         self.rate_limits.validate(&mut s)?;
         self.oidc.validate(&mut s)?;
+        self.smtp.validate(&mut s)?;
         if s.session.idle_timeout > s.session.absolute_timeout {
             let origin = self
                 .session_idle_minutes
@@ -602,6 +615,13 @@ pub fn describe(settings: &Settings) -> Vec<(String, String)> {
             settings.oidc.as_ref().map_or_else(
                 || "(off)".into(),
                 |o| format!("{} (client {})", o.issuer, o.client_id),
+            ),
+        ),
+        (
+            "smtp".into(),
+            settings.smtp.as_ref().map_or_else(
+                || "(off: e-mail stays queued)".into(),
+                SmtpSettings::describe,
             ),
         ),
         (

@@ -110,6 +110,15 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Database,
+    /// Background work that ends with the server: the notification worker.
+    workers: Workers,
+}
+
+/// Background tasks stopped when the server stops, so a stopped server (a test's restart,
+/// or a graceful shutdown) sends nothing more.
+struct Workers {
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -142,8 +151,14 @@ impl Application {
         // build it in the background so readiness does not wait for it.
         let cost = core.settings.bcrypt_cost;
         std::thread::spawn(move || crate::app::accounts::passwords::warm_up(cost));
-        let server = run(listener, core, options)?;
-        Ok(Self { port, server, db })
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (server, tasks) = run(listener, core, options, &stop)?;
+        Ok(Self {
+            port,
+            server,
+            db,
+            workers: Workers { stop, tasks },
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -160,12 +175,26 @@ impl Application {
         &self.db
     }
 
+    /// Serves until the server is stopped, then stops the background workers and waits
+    /// for the pass each may be in the middle of.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.workers.stop.cancel();
+        for task in self.workers.tasks {
+            let _ = task.await;
+        }
+        served
     }
 }
 
-fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Server, StartupError> {
+type Tasks = Vec<tokio::task::JoinHandle<()>>;
+
+fn run(
+    listener: TcpListener,
+    core: Core,
+    options: BuildOptions,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(Server, Tasks), StartupError> {
     let addr = listener.local_addr().ok();
     let workers = core.settings.workers;
     let limiters =
@@ -192,6 +221,16 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
         options.clock.clone(),
     );
     crate::app::uploads::cleanup::spawn_worker(upload_ctx.clone());
+    let notifier = crate::app::notifications::Notifier::new(
+        &core.settings,
+        core.db.clone(),
+        core.keyring.clone(),
+        options.clock.clone(),
+    )
+    .map_err(|e| StartupError::Task(format!("notifications: {e}")))?;
+    let tasks: Tasks = crate::app::notifications::spawn_worker(Arc::new(notifier), stop.clone())
+        .into_iter()
+        .collect();
     let provider = single_sign_on(&core.settings)?;
     let refusals = web::Data::new(crate::app::audit::refusals::Refusals::new());
     crate::app::audit::refusals::spawn_ticker(
@@ -263,7 +302,7 @@ fn run(listener: TcpListener, core: Core, options: BuildOptions) -> Result<Serve
             source,
         })?
         .run();
-    Ok(server)
+    Ok((server, tasks))
 }
 
 /// The OpenID Provider, when single sign-on is set up. Discovery runs once in the

@@ -175,6 +175,7 @@ pub async fn run(settings: Settings, options: &Options) -> Report {
     }
     report.push(clamd(settings.uploads.clamd.as_deref()).await);
     report.push(single_sign_on(&settings).await);
+    report.push(smtp(&settings).await);
     report.push(public_url(&settings));
     report
 }
@@ -203,6 +204,32 @@ async fn single_sign_on(settings: &Settings) -> Finding {
             SUBJECT,
             e.to_string(),
             "check MEDPORT_OIDC_ISSUER (its /.well-known/openid-configuration must answer from this server) and the network path to the provider",
+        ),
+    }
+}
+
+/// Connects to the SMTP server as the worker would (TLS, sign-in), without sending mail.
+/// The line names the server and the sender, never the password.
+async fn smtp(settings: &Settings) -> Finding {
+    const SUBJECT: &str = "e-mail (SMTP)";
+    let Some(smtp) = &settings.smtp else {
+        return Finding::note(
+            SUBJECT,
+            "not set (MEDPORT_SMTP_URL, MEDPORT_SMTP_FROM): e-mail stays queued, listed on /admin/notifications",
+        );
+    };
+    let shown = smtp.describe();
+    let probe = async {
+        let mailer =
+            crate::infra::smtp::Mailer::new(smtp, None, settings.notifications.smtp_timeout)?;
+        mailer.probe().await
+    };
+    match probe.await {
+        Ok(()) => Finding::pass(SUBJECT, format!("{shown}: the server answers")),
+        Err(e) => Finding::fail(
+            SUBJECT,
+            format!("{shown}: {e}"),
+            "check MEDPORT_SMTP_URL (host, port, tls option, user name and password) and the network path to the server; queued e-mail waits until it answers",
         ),
     }
 }

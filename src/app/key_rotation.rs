@@ -92,6 +92,7 @@ pub struct RotationReport {
     pub bucket_secrets: usize,
     pub patient_records: usize,
     pub sender_records: usize,
+    pub webhook_secrets: usize,
     pub blind_indexes: usize,
     pub old_key_file: Option<PathBuf>,
 }
@@ -100,13 +101,18 @@ impl std::fmt::Display for RotationReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records, {} upload request senders); recomputed {} DICOM blind indexes",
-            self.totp_seeds + self.bucket_secrets + self.patient_records + self.sender_records,
+            "re-sealed {} rows under key {} ({} TOTP seeds, {} bucket secrets, {} DICOM patient records, {} upload request senders, {} webhook secrets); recomputed {} DICOM blind indexes",
+            self.totp_seeds
+                + self.bucket_secrets
+                + self.patient_records
+                + self.sender_records
+                + self.webhook_secrets,
             self.new_key_id,
             self.totp_seeds,
             self.bucket_secrets,
             self.patient_records,
             self.sender_records,
+            self.webhook_secrets,
             self.blind_indexes
         )?;
         if let Some(old) = &self.old_key_file {
@@ -237,6 +243,16 @@ fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport,
         report.patient_records += 1;
     }
     report.sender_records = crate::app::requests::receipt::reseal_all(conn, ring)?;
+    for (id, sealed) in repo::webhooks::sealed_secrets(conn)? {
+        if !secrets::needs_reseal(ring, &sealed) {
+            continue;
+        }
+        let ctx = crate::app::notifications::webhooks::seal_context(&id);
+        let fresh = secrets::reseal(ring, &ctx, &sealed)
+            .map_err(|e| AppError::internal(format!("webhook {id}: {e}")))?;
+        repo::webhooks::set_sealed_secret(conn, &id, fresh)?;
+        report.webhook_secrets += 1;
+    }
     // The blind index key derives from the master key: recompute them under the new one.
     report.blind_indexes = crate::app::studies::blind::refresh_all(conn, ring)?;
     Ok(report)

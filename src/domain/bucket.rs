@@ -177,30 +177,7 @@ impl Endpoint {
         if url.query().is_some() || url.fragment().is_some() || !matches!(url.path(), "" | "/") {
             return err("must be just the scheme, host and optional port");
         }
-        let loopback = match url.host() {
-            None => return err("has no host"),
-            Some(url::Host::Domain(d)) => {
-                let d = d.trim_end_matches('.').to_ascii_lowercase();
-                if METADATA_HOSTS.contains(&d.as_str()) {
-                    return err("points at a cloud metadata service");
-                }
-                d == "localhost" || d.ends_with(".localhost")
-            }
-            Some(url::Host::Ipv4(ip)) => {
-                check_address(IpAddr::V4(ip), policy)?;
-                ip.is_loopback()
-            }
-            Some(url::Host::Ipv6(ip)) => {
-                check_address(IpAddr::V6(ip), policy)?;
-                ip.is_loopback()
-            }
-        };
-        if loopback && !policy.allow_loopback {
-            return err(THIS_SERVER);
-        }
-        if url.scheme() == "http" && !loopback {
-            return err("must use https (plain http is allowed only to this host)");
-        }
+        check_host(&url, policy).map_err(|e| FieldError::new("endpoint", e))?;
         Ok(Self(url))
     }
 
@@ -214,22 +191,57 @@ impl Endpoint {
 
     /// Resolves the host and checks every address (a name may point at a forbidden one).
     pub async fn check_resolved(&self, policy: EndpointPolicy) -> Result<(), FieldError> {
-        let Some(host) = self.0.host_str() else {
-            return Err(FieldError::new("endpoint", "has no host"));
-        };
-        let port = self.0.port_or_known_default().unwrap_or(443);
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let addrs = tokio::net::lookup_host((host.as_str(), port))
+        check_resolved(&self.0, policy)
             .await
-            .map_err(|_| FieldError::new("endpoint", "the host name could not be resolved"))?;
-        for addr in addrs {
-            check_address(addr.ip(), policy)?;
-        }
-        Ok(())
+            .map_err(|e| FieldError::new("endpoint", e))
     }
+}
+
+/// The rules for the host of a URL the server will connect to (an S3 endpoint, a webhook):
+/// no metadata service, no link-local or shared address, this host only where allowed,
+/// plain http only to this host. The refusal is worded for the form field.
+pub(super) fn check_host(url: &url::Url, policy: EndpointPolicy) -> Result<(), String> {
+    let loopback = match url.host() {
+        None => return Err("has no host".into()),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if METADATA_HOSTS.contains(&d.as_str()) {
+                return Err("points at a cloud metadata service".into());
+            }
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            check_address(IpAddr::V4(ip), policy).map_err(|e| e.message)?;
+            ip.is_loopback()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            check_address(IpAddr::V6(ip), policy).map_err(|e| e.message)?;
+            ip.is_loopback()
+        }
+    };
+    if loopback && !policy.allow_loopback {
+        return Err(THIS_SERVER.into());
+    }
+    if url.scheme() == "http" && !loopback {
+        return Err("must use https (plain http is allowed only to this host)".into());
+    }
+    Ok(())
+}
+
+/// Resolves the URL's host and checks every address (a name may point at a forbidden one).
+pub(super) async fn check_resolved(url: &url::Url, policy: EndpointPolicy) -> Result<(), String> {
+    let Some(host) = url.host_str() else {
+        return Err("has no host".into());
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| "the host name could not be resolved".to_string())?;
+    for addr in addrs {
+        check_address(addr.ip(), policy).map_err(|e| e.message)?;
+    }
+    Ok(())
 }
 
 /// Refuses addresses an endpoint must never reach. An IPv6 address is judged as itself and

@@ -98,6 +98,18 @@ define_id!(
     /// A row in `request_submissions`: one sender's visit through a request's link.
     SubmissionId
 );
+define_id!(
+    /// A row in `webhooks`.
+    WebhookId
+);
+define_id!(
+    /// A row in `webhook_deliveries`; also the `id` of the JSON body and `Medport-Delivery`.
+    DeliveryId
+);
+define_id!(
+    /// A row in `email_outbox`.
+    EmailId
+);
 
 #[cfg(test)]
 mod tests {

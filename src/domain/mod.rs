@@ -12,6 +12,7 @@ pub mod password;
 mod relative_path;
 pub mod role;
 pub mod upload_request;
+pub mod webhook;
 
 pub use dicom_uid::DicomUid;
 pub use local_path::LocalPath;

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
@@ -31,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::config::OidcSettings;
+use crate::infra::http_client::{HttpClient, Limits, describe};
 
 /// Every exchange with the provider ends within this.
 const HTTP_DEADLINE: Duration = Duration::from_secs(10);
@@ -124,7 +123,7 @@ pub struct Provider {
     /// sign-out are paths under it.
     base: String,
     redirect: RedirectUrl,
-    http: Http,
+    http: HttpClient,
     discovered: Mutex<Option<Arc<Discovered>>>,
     keys_refreshed: Mutex<Option<Instant>>,
 }
@@ -139,7 +138,14 @@ impl Provider {
             settings,
             base,
             redirect,
-            http: Http::new()?,
+            http: HttpClient::new(
+                Limits {
+                    deadline: HTTP_DEADLINE,
+                    max_body: MAX_BODY,
+                },
+                None,
+            )
+            .map_err(|e| OidcError::Unavailable(e.to_string()))?,
             discovered: Mutex::new(None),
             keys_refreshed: Mutex::new(None),
         })
@@ -161,7 +167,7 @@ impl Provider {
         let issuer = IssuerUrl::new(self.settings.issuer.as_str().trim_end_matches('/').into())
             .map_err(|e| OidcError::Unavailable(format!("issuer URL: {e}")))?;
         let http = &self.http;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &|r| http.call(r))
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &|r| http.send(r))
             .await
             .map_err(|e| OidcError::Unavailable(describe(&e)))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
@@ -214,7 +220,7 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-            .request_async(&|r| http.call(r))
+            .request_async(&|r| http.send(r))
             .await
             .map_err(|e| match e {
                 // RFC 6749's codes for a provider in trouble, not a refusal of this code.
@@ -333,84 +339,5 @@ impl Provider {
                 "not offered"
             }
         ))
-    }
-}
-
-fn describe<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text.chars().take(300).collect()
-}
-
-/// HTTP to the provider: HTTPS with the system's roots (plain HTTP only for the loopback
-/// issuers configuration admits), one deadline per exchange, bodies capped, redirects
-/// returned as they are (the crate then refuses them) rather than followed.
-struct Http {
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpError(String);
-
-impl Http {
-    fn new() -> Result<Self, OidcError> {
-        use hyper_rustls::ConfigBuilderExt;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| OidcError::Unavailable(format!("TLS: {e}")))?
-        .with_native_roots()
-        .map_err(|e| OidcError::Unavailable(format!("TLS roots: {e}")))?
-        .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        // No kept connections: sign-ins are rare, and a pooled connection belongs to the
-        // runtime (worker thread) that opened it.
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_max_idle_per_host(0)
-                .build(connector);
-        Ok(Self { client })
-    }
-
-    async fn call(
-        &self,
-        request: openidconnect::HttpRequest,
-    ) -> Result<openidconnect::HttpResponse, HttpError> {
-        let (parts, body) = request.into_parts();
-        let request = openidconnect::http::Request::from_parts(parts, Full::new(Bytes::from(body)));
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| HttpError(describe(&e)))?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| HttpError(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok(openidconnect::http::Response::from_parts(
-                parts,
-                body.to_vec(),
-            ))
-        };
-        tokio::time::timeout(HTTP_DEADLINE, exchange)
-            .await
-            .map_err(|_| HttpError(format!("no answer within {} s", HTTP_DEADLINE.as_secs())))?
     }
 }

@@ -55,6 +55,7 @@ impl Layout {
             items.push(("/admin/users", "Users"));
             items.push(("/admin/buckets", "Buckets"));
             items.push(("/admin/uploads/quarantine", "Quarantine"));
+            items.push(("/admin/notifications", "Notifications"));
             items.push(("/admin/security", "Security"));
         }
         if matches!(user.role, Role::Admin | Role::Auditor) {

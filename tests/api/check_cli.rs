@@ -377,3 +377,45 @@ async fn single_sign_on_is_checked_against_the_provider_when_set() {
     let line = checked.failure("single sign-on:");
     assert!(line.contains("MEDPORT_OIDC_ISSUER"), "{line}");
 }
+
+#[tokio::test]
+async fn the_smtp_server_is_checked_and_its_password_never_shown() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let min_free = ["--min-free-mib", "1"];
+    let off = check(&app, &[], &min_free);
+    let line = off.line("e-mail (SMTP):");
+    assert!(
+        line.starts_with("– ") && line.contains("stays queued"),
+        "{line}"
+    );
+
+    let env = crate::helpers::notifications::smtp_env();
+    let url = format!("smtp://127.0.0.1:{}", env.port);
+    let sender = [("MEDPORT_SMTP_FROM", "medport <noreply@example.org>")];
+    let answering = [sender[0], ("MEDPORT_SMTP_URL", url.as_str())];
+    let found = check(&app, &answering, &min_free);
+    assert!(found.passes("e-mail (SMTP):"), "{:#?}", found.lines);
+    assert!(
+        found
+            .line("e-mail (SMTP):")
+            .contains("from medport <noreply@example.org>")
+    );
+
+    // A server that is down, reached with a password: named with a fix, the password never.
+    let down = format!(
+        "smtp://medport:s3cret-pw@127.0.0.1:{}",
+        crate::helpers::notifications::closed_smtp_port()
+    );
+    let failing = [sender[0], ("MEDPORT_SMTP_URL", down.as_str())];
+    let checked = check(&app, &failing, &min_free);
+    let line = checked.failure("e-mail (SMTP):");
+    assert!(
+        line.contains("signs in as medport (password set)"),
+        "{line}"
+    );
+    assert!(
+        checked.lines.iter().all(|l| !l.contains("s3cret-pw")),
+        "{:#?}",
+        checked.lines
+    );
+}

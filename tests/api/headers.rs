@@ -194,8 +194,23 @@ async fn pages_and_templates_have_no_inline_script_or_style() {
     )
     .unwrap();
     let mut checked = 0;
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {
-        let path = entry.unwrap().path();
+    // Pages and the e-mail parts under templates/email/ alike.
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates"
+    ))];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             !inline.is_match(&text),

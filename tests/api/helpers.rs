@@ -7,6 +7,7 @@ mod database;
 pub mod dicom;
 pub mod dicomweb;
 mod forms;
+pub mod notifications;
 pub mod oidc;
 mod postgres;
 mod process;
@@ -59,6 +60,8 @@ pub struct TestApp {
     pub database_url: String,
     pub clock: Clock,
     handle: actix_web::dev::ServerHandle,
+    /// The server's task; it ends once the server and its workers have stopped.
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Dropped after the server is told to stop.
     _pg: Option<PgTestDb>,
     _proxy: Option<CutProxy>,
@@ -151,7 +154,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let db = app.db().clone();
-        tokio::spawn(app.run_until_stopped());
+        let running = Some(tokio::spawn(app.run_until_stopped()));
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -167,6 +170,7 @@ impl TestApp {
             database_url,
             clock,
             handle,
+            running,
             _pg: pg,
             _proxy: proxy,
             _dir: dir,
@@ -287,6 +291,61 @@ impl TestApp {
     }
 }
 
+/// What a stopped app leaves behind for a server started on it later (a restart): its
+/// database, data directory and master key.
+pub struct Stopped {
+    data_dir: PathBuf,
+    database_url: String,
+    _pg: Option<PgTestDb>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stopped {
+    /// Settings tweak: a new server on this database, data directory and master key.
+    pub fn reuse(&self) -> impl FnOnce(&mut Settings) + Send + 'static {
+        on_data(self.data_dir.clone(), self.database_url.clone())
+    }
+}
+
+/// Settings tweak: a server on an existing database, data directory and master key.
+fn on_data(data_dir: PathBuf, database_url: String) -> impl FnOnce(&mut Settings) + Send + 'static {
+    move |s| {
+        s.master_key = medport::config::MasterKeySource::DataDir(data_dir.join("master.key"));
+        s.data_dir = data_dir;
+        s.database = if database_url.starts_with("postgres") {
+            DatabaseSettings::Postgres {
+                url: SecretString::from(database_url),
+            }
+        } else {
+            DatabaseSettings::Sqlite {
+                path: PathBuf::from(database_url),
+            }
+        };
+    }
+}
+
+impl TestApp {
+    /// Stops the server and waits until its background workers have ended, keeping the
+    /// database and data directory for a restart (`Stopped::reuse`).
+    pub async fn stop(mut self) -> Stopped {
+        self.handle.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+        Stopped {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            _pg: self._pg.take(),
+            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+        }
+    }
+
+    /// Settings tweak: a second server on this app's database, data directory and key.
+    pub fn share_data(&self) -> impl FnOnce(&mut Settings) + Send + 'static {
+        on_data(self.data_dir.clone(), self.database_url.clone())
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command now; workers wind down in the background.
@@ -345,6 +404,26 @@ pub async fn api_error(res: reqwest::Response, status: u16) -> serde_json::Value
         "{body}"
     );
     body
+}
+
+/// Reads with `read` every 50 ms until `done` holds or `secs` have passed; the last reading.
+pub async fn wait_until<T>(secs: u64, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, then released): a server that is down.
+pub fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    addr
 }
 
 pub fn location(res: &reqwest::Response) -> String {

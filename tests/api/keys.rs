@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp};
 
-fn rotate(app: &TestApp) -> (i32, String) {
+pub fn rotate(app: &TestApp) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_medport"))
         .args(["keys", "rotate"])
         .current_dir(app.data_dir.parent().unwrap())

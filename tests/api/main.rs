@@ -34,6 +34,7 @@ mod incident;
 mod keys;
 mod metrics;
 mod migrations;
+mod notifications;
 mod pool;
 mod scan;
 mod scanning;

@@ -68,7 +68,10 @@ fn schema_matches(conn: &mut DbConnection) {
         dicom_instances,
         dicomdir_entries,
         study_slices,
-        audit_events
+        audit_events,
+        email_outbox,
+        webhooks,
+        webhook_deliveries
     );
 }
 

@@ -44,13 +44,7 @@ pub fn clean_text(len: usize) -> Vec<u8> {
     line.iter().copied().cycle().take(len).collect()
 }
 
-/// An address where nothing listens (bound, then released).
-pub fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
-    addr
-}
+pub use crate::helpers::closed_port;
 
 pub fn with_clamd(settings: &mut Settings) {
     settings.uploads.clamd = Some(clamd_addr());

@@ -2,6 +2,8 @@
 //! and gets a receipt; the link opens nothing else, and stops at its expiry, when closed or
 //! revoked, and when full. Every test runs on SQLite and on PostgreSQL.
 
+mod notices;
+
 use diesel::prelude::*;
 use medport::infra::db::schema::{audit_events, upload_requests, users};
 use sha2::{Digest, Sha256};
@@ -11,7 +13,11 @@ use crate::helpers::requests::{MadeRequest, Sender, request_form};
 use crate::helpers::{Backend, Options, TestApp, location};
 use crate::tus_support::{pdf, settled_status, sha256_hex, sign_out, stored_sha256};
 
-const SENDER: &[(&str, &str)] = &[("name", "Dr <b>Who</b>"), ("email", "who@example.org")];
+const SENDER: &[(&str, &str)] = &[
+    ("name", "Dr <b>Who</b>"),
+    ("email", "who@example.org"),
+    ("patient_reference", "PATREF-7731"),
+];
 
 async fn owner_with_request(app: &TestApp, changes: &[(&'static str, &str)]) -> MadeRequest {
     app.uploader().await;
@@ -131,8 +137,10 @@ async fn a_sender_sends_files_and_gets_a_receipt_that_proves_them(backend: Backe
     let (_, page) = app.page(&format!("/requests/{}", made.id)).await;
     assert!(page.contains("who@example.org") && page.contains(&sha256_hex(&second)));
     assert!(!page.contains("<b>Who</b>"));
+    assert!(page.contains("PATREF-7731"));
     // The sender's details are sealed at rest: they may name a patient.
-    assert!(!app.database_contains("who@example.org"));
+    assert!(!app.database_contains("PATREF-7731"));
+    assert!(!app.database_contains("Dr <b>Who</b>"));
 }
 
 async fn a_sender_reaches_nothing_beyond_their_request(backend: Backend) {

@@ -10,6 +10,7 @@
 //! request and the submission; so the owner sees them in the history as any other upload.
 
 pub mod manage;
+pub mod notices;
 pub mod quota;
 pub mod receipt;
 pub mod sending;
@@ -138,14 +139,4 @@ pub(crate) fn find(
     id: &RequestId,
 ) -> Result<Option<UploadRequest>, AppError> {
     Ok(repo::find(conn, id.as_str())?.map(UploadRequest::from_row))
-}
-
-/// A sender's file arrived whole (in the transaction that records it): the request's last
-/// activity moves on. True when it was the request's first file.
-pub fn file_received(
-    conn: &mut DbConnection,
-    id: &RequestId,
-    now: NaiveDateTime,
-) -> Result<bool, AppError> {
-    Ok(repo::file_received(conn, id.as_str(), now)?)
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::app::accounts::{passwords, throttle};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
+use crate::app::requests::notices::{self, Portal};
 use crate::app::requests::{self, Status, UploadRequest, Usage, receipt};
 use crate::app::uploads::Uploader;
 use crate::app::uploads::model::UploadStatus;
@@ -327,11 +328,14 @@ pub async fn request_of(db: &Database, who: &Uploader) -> Result<UploadRequest, 
 /// file is still arriving, and when none has arrived.
 pub async fn finish(
     db: &Database,
+    keyring: &Keyring,
     clock: &Clock,
+    portal: &Portal,
     who: &Uploader,
 ) -> Result<SubmissionId, AppError> {
     let scope = who.sender().ok_or(AppError::Forbidden)?.clone();
     let (actor, origin, now) = (who.actor(), who.origin.clone(), clock.now_naive());
+    let (keyring, portal) = (keyring.clone(), portal.clone());
     db.run(move |conn| {
         write_tx(conn, |conn| {
             let rows = request_submissions::files(
@@ -376,6 +380,12 @@ pub async fn finish(
                 ));
             }
             repo::touch(conn, scope.request.as_str(), now)?;
+            // Told in the same commit: a receipt exists exactly when its messages do.
+            let receipt = receipt::load(conn, &keyring, &scope.submission)?
+                .ok_or_else(|| AppError::internal("a finished visit without its receipt"))?;
+            let request = requests::find(conn, &scope.request)?
+                .ok_or_else(|| AppError::internal("a visit without its request"))?;
+            notices::received(conn, &request, &receipt, scope.submission.as_str(), &portal)?;
             Ok(scope.submission.clone())
         })
     })

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::app::audit::{self, Event, Outcome};
 use crate::app::buckets::{self, SYSTEM_BUCKET_ID};
 use crate::app::error::AppError;
+use crate::app::notifications::webhooks;
 use crate::app::studies::index::IndexState;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::app::uploads::{UploadContext, Uploader};
@@ -299,6 +300,7 @@ pub async fn finish(
     who.require_upload(&ctx.db).await?;
     let (owner, id, now) = (who.clone(), id.clone(), ctx.clock.now_naive());
     let (actor, origin) = (who.actor(), who.origin.clone());
+    let portal = crate::app::requests::notices::Portal::of(&ctx.settings);
     ctx.db
         .run(move |conn| {
             crate::infra::db::write_tx(conn, |conn| {
@@ -321,6 +323,16 @@ pub async fn finish(
                             "skipped": skipped,
                         }));
                     audit::record(conn, &event)?;
+                    webhooks::batch_event(&id, &status.batch.bucket, &event.details).queue(conn)?;
+                    if let Some(scope) = owner.sender() {
+                        crate::app::requests::notices::folder_finished(
+                            conn,
+                            scope.submission.as_str(),
+                            status.stored,
+                            status.problems,
+                            &portal,
+                        )?;
+                    }
                 }
                 Ok(status)
             })

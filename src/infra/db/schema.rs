@@ -239,6 +239,57 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        kind -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        lease_token -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        bucket_id -> Text,
+        url -> Text,
+        secret_sealed -> Binary,
+        events -> Text,
+        enabled -> Bool,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        lease_token -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     upload_requests (id) {
         id -> Text,
         owner_id -> Text,
@@ -285,6 +336,8 @@ diesel::joinable!(upload_tails -> uploads (upload_id));
 diesel::joinable!(dicom_instances -> uploads (upload_id));
 diesel::joinable!(dicomdir_entries -> uploads (directory_upload_id));
 diesel::joinable!(upload_batches -> users (user_id));
+diesel::joinable!(webhooks -> buckets (bucket_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -304,4 +357,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     study_slices,
     audit_events,
     oidc_identities,
+    email_outbox,
+    webhooks,
+    webhook_deliveries,
 );

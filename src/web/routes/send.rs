@@ -15,6 +15,7 @@ use askama_web::WebTemplate;
 
 use crate::app::buckets::size;
 use crate::app::error::AppError;
+use crate::app::requests::notices::Portal;
 use crate::app::requests::receipt::Receipt;
 use crate::app::requests::sending::{self, Link, Refusal};
 use crate::app::requests::{UploadRequest, Usage};
@@ -293,7 +294,8 @@ pub async fn finish(
     sender: Sender,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
-    match sending::finish(&ctx.db, &ctx.clock, &sender.0).await {
+    let portal = Portal::of(&ctx.settings);
+    match sending::finish(&ctx.db, &ctx.keyring, &ctx.clock, &portal, &sender.0).await {
         Ok(submission) => {
             session::finish_sending(&session, &submission)?;
             Ok(see_other("/send/receipt"))

@@ -12,6 +12,7 @@ use crate::app::audit::{Actor, Outcome};
 use crate::app::buckets::queries as bucket_queries;
 use crate::app::buckets::{Backend, Bucket, Encryption};
 use crate::app::error::AppError;
+use crate::app::notifications::webhooks::{self, WebhookEvent};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
 use crate::app::uploads::hasher::FileHasher;
@@ -162,6 +163,10 @@ async fn assemble_and_verify(
         }
     };
     let request = upload.request_id.clone();
+    let portal = crate::app::requests::notices::Portal::of(&ctx.settings);
+    let completed = (!scan).then(|| {
+        webhooks::upload_event(upload, WebhookEvent::UploadCompleted, Some(&sha256), "off")
+    });
     ctx.db
         .run(move |conn| {
             let verdict = records::Verdict {
@@ -171,6 +176,8 @@ async fn assemble_and_verify(
                 event: &event,
                 index: index.as_ref(),
                 request: request.as_ref(),
+                portal: &portal,
+                completed: completed.as_ref(),
             };
             records::verified(conn, &id, &token, &verdict)
         })

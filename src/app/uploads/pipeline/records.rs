@@ -357,6 +357,9 @@ pub struct Verdict<'a> {
     pub index: Option<&'a crate::app::studies::index::Prepared>,
     /// The upload request the file came through, whose owner hears of it.
     pub request: Option<&'a crate::domain::ids::RequestId>,
+    pub portal: &'a crate::app::requests::notices::Portal,
+    /// The webhook event of an upload completed without a scan.
+    pub completed: Option<&'a crate::app::notifications::webhooks::BucketEvent>,
 }
 
 pub fn verified(
@@ -372,10 +375,12 @@ pub fn verified(
         event,
         index,
         request,
+        portal,
+        completed,
     } = *verdict;
     write_tx(conn, |conn| {
         if let Some(request) = request {
-            crate::app::requests::file_received(conn, request, now)?;
+            crate::app::requests::notices::file_received(conn, request, now, portal)?;
         }
         if let Some(index) = index {
             index.record(conn, now)?;
@@ -406,6 +411,9 @@ pub fn verified(
             return Err(AppError::internal("the upload changed during completion"));
         }
         audit::record(conn, event)?;
+        if let Some(completed) = completed {
+            completed.queue(conn)?;
+        }
         Ok(())
     })
 }

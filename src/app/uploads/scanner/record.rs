@@ -10,6 +10,7 @@ use super::quarantine::Disposal;
 use super::reason::Reason;
 use crate::app::audit::{self, Actor, Event, Outcome};
 use crate::app::error::AppError;
+use crate::app::notifications::webhooks::{BucketEvent, WebhookEvent, upload_event};
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::lease::{Lease, waiting_for_scan};
 use crate::app::uploads::model::{self, ScanStatus, Upload, UploadStatus};
@@ -35,10 +36,16 @@ pub async fn write(
     let now = ctx.clock.now_naive();
     let quarantined = !matches!(outcome, Final::Clean);
     let (changes, event) = describe(upload, outcome, now);
+    let kind = if quarantined {
+        WebhookEvent::UploadQuarantined
+    } else {
+        WebhookEvent::UploadCompleted
+    };
+    let notice = upload_event(upload, kind, None, changes.scan_status.unwrap_or(""));
     let (id, token) = (upload.id.as_str().to_string(), lease.token().to_string());
     let applied = ctx
         .db
-        .run(move |conn| apply(conn, &id, &token, &changes, &event))
+        .run(move |conn| apply(conn, &id, &token, &changes, &event, &notice))
         .await?;
     if !applied {
         tracing::warn!(upload = %upload.id, "the upload changed under the scanner; its result was not recorded");
@@ -123,12 +130,14 @@ fn apply(
     token: &str,
     changes: &Settled,
     event: &Event,
+    notice: &BucketEvent,
 ) -> Result<bool, AppError> {
     write_tx(conn, |conn| {
         if !repo::settle(conn, id, token, waiting_for_scan(), changes)? {
             return Ok(false);
         }
         audit::record(conn, event)?;
+        notice.queue(conn)?;
         Ok(true)
     })
 }
@@ -157,6 +166,8 @@ pub async fn complete_unscanned(ctx: &UploadContext, id: &UploadId) -> Result<()
                 )?;
                 if completed {
                     audit::record(conn, &event)?;
+                    upload_event(&upload, WebhookEvent::UploadCompleted, None, "off")
+                        .queue(conn)?;
                 }
                 Ok(())
             })

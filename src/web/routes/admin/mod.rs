@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod notifications;
 pub mod security;
 pub mod uploads;
 pub mod users;
@@ -15,6 +16,7 @@ use crate::web::routes::RouteSpec;
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     users::configure(cfg);
     buckets::configure(cfg);
+    notifications::configure(cfg);
     audit::configure(cfg);
     uploads::configure(cfg);
     security::configure(cfg);
@@ -25,6 +27,7 @@ pub fn all_routes() -> Vec<RouteSpec> {
     [
         users::ROUTES,
         buckets::ROUTES,
+        notifications::ROUTES,
         audit::ROUTES,
         uploads::ROUTES,
         security::ROUTES,
