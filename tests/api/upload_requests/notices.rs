@@ -78,15 +78,20 @@ async fn the_owner_and_the_sender_are_told_and_the_webhook_is_signed(backend: Ba
             &[("name", "Ada"), ("email", sender_box.address.as_str())],
         )
         .await;
+    // A folder of two files, as the upload page sends it.
+    let tus = sender.tus(&app);
+    let batch = tus.open_batch(None, 2).await;
     let mut ids = Vec::new();
-    for (name, seed) in [("first.pdf", 1), ("second.pdf", 2)] {
-        let id = sender
-            .tus(&app)
-            .upload(name, &pdf(3000, seed), None, 4096)
+    for (name, seed) in [("CD/first.pdf", 1), ("CD/second.pdf", 2)] {
+        let (status, id, body) = tus
+            .send_in_batch(Some(&batch), name, &pdf(3000, seed))
             .await;
+        assert_eq!(status, 201, "{body}");
+        let id = id.unwrap();
         assert_eq!(settled_status(&app, &id, 20).await, "completed");
         ids.push(id);
     }
+    assert_eq!(tus.finish_batch(&batch, 0).await.status(), 200);
     assert_eq!(sender.post(&app, "/send/finish").await.status(), 303);
 
     // The sender's receipt lists every file with the SHA-256 the server stored.
@@ -110,9 +115,14 @@ async fn the_owner_and_the_sender_are_told_and_the_webhook_is_signed(backend: Ba
         .map(|c| c[1].to_string())
         .expect("the audit hash in the receipt");
 
-    // The owner heard of the first file and of the finished visit, with a link back.
-    let got = owner_box.wait_for(2, 20).await;
+    // The owner heard of the first file, the folder and the finished visit, with links back.
+    let got = owner_box.wait_for(3, 20).await;
     let subjects: Vec<String> = got.iter().map(|m| parsed(m).0).collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.starts_with("A folder arrived")),
+        "{subjects:?}"
+    );
     assert!(
         subjects.iter().any(|s| s.starts_with("Files are arriving")),
         "{subjects:?}"
