@@ -161,6 +161,17 @@ pub struct EndpointPolicy {
     pub allow_loopback: bool,
 }
 
+impl EndpointPolicy {
+    /// The shipped rules: this host is refused.
+    pub const STRICT: Self = Self {
+        allow_loopback: false,
+    };
+    /// An installation that allows this host (`MEDPORT_ALLOW_LOOPBACK_ENDPOINTS`).
+    pub const LOOPBACK_OK: Self = Self {
+        allow_loopback: true,
+    };
+}
+
 impl Endpoint {
     /// Checks the URL itself; `check_address` checks each address it resolves to.
     pub fn parse(raw: &str, policy: EndpointPolicy) -> Result<Self, FieldError> {
@@ -314,12 +325,8 @@ fn check_ipv6(v6: Ipv6Addr, policy: EndpointPolicy) -> Result<(), FieldError> {
 mod tests {
     use super::*;
 
-    const STRICT: EndpointPolicy = EndpointPolicy {
-        allow_loopback: false,
-    };
-    const LOOPBACK_OK: EndpointPolicy = EndpointPolicy {
-        allow_loopback: true,
-    };
+    const STRICT: EndpointPolicy = EndpointPolicy::STRICT;
+    const LOOPBACK_OK: EndpointPolicy = EndpointPolicy::LOOPBACK_OK;
 
     #[test]
     fn bucket_names_follow_s3_rules() {

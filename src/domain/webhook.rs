@@ -150,12 +150,8 @@ impl WebhookUrl {
 mod tests {
     use super::*;
 
-    const STRICT: EndpointPolicy = EndpointPolicy {
-        allow_loopback: false,
-    };
-    const LOOPBACK_OK: EndpointPolicy = EndpointPolicy {
-        allow_loopback: true,
-    };
+    const STRICT: EndpointPolicy = EndpointPolicy::STRICT;
+    const LOOPBACK_OK: EndpointPolicy = EndpointPolicy::LOOPBACK_OK;
 
     #[test]
     fn webhook_urls_follow_the_bucket_endpoint_address_rules() {
