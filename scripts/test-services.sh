@@ -533,12 +533,15 @@ start_oidc() {
 # ---------------------------------------------------------------- smtp (aiosmtpd)
 
 SMTP_DIR="$ROOT/tests/smtp"
-SMTP_STATE="$STATE/smtp"
+# Keyed by port, not by checkout: a server another checkout started on this port is reused,
+# and it writes where every checkout's tests look.
+SMTP_STATE="${TMPDIR:-/tmp}/medport-test-smtp-$SMTP_PORT"
 SMTP_PIDFILE="$STATE/smtp.pid"
 SMTP_LOG="$STATE/smtp.log"
 SMTP_LIB="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
-# The greeting names the server's code, so a server left from older code is replaced.
-SMTP_IDENT="medport-test-smtp-$(sha256sum "$SMTP_DIR/server.py" | cut -c1-16)"
+# The greeting names the server's code and where it writes, so a server left from older
+# code, or writing elsewhere, is replaced.
+SMTP_IDENT="medport-test-smtp-$({ sha256sum "$SMTP_DIR/server.py"; echo "$SMTP_STATE"; } | sha256sum | cut -c1-16)"
 
 smtp_greeting() { # the server's 220 line on $SMTP_PORT, or nothing
     # shellcheck disable=SC2016 # the inner script expands its own positional parameters
