@@ -541,7 +541,7 @@ SMTP_LOG="$STATE/smtp.log"
 SMTP_LIB="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
 # The greeting names the server's code and where it writes, so a server left from older
 # code, or writing elsewhere, is replaced.
-SMTP_IDENT="medport-test-smtp-$({ sha256sum "$SMTP_DIR/server.py"; echo "$SMTP_STATE"; } | sha256sum | cut -c1-16)"
+SMTP_IDENT="medport-test-smtp-$({ sha256sum <"$SMTP_DIR/server.py"; echo "$SMTP_STATE"; } | sha256sum | cut -c1-16)"
 
 smtp_greeting() { # the server's 220 line on $SMTP_PORT, or nothing
     # shellcheck disable=SC2016 # the inner script expands its own positional parameters
