@@ -47,10 +47,11 @@ pub async fn request_body(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// The upload routes: the plain form upload, everything under `/tus/` and STOW-RS.
+/// The upload routes: the plain form upload (also a sender's), everything under `/tus/` and
+/// STOW-RS.
 fn takes_files(req: &ServiceRequest) -> bool {
     let path = req.path();
-    (req.method() == Method::POST && (path == "/uploads" || is_stow(path)))
+    (req.method() == Method::POST && (path == "/uploads" || path == "/send/files" || is_stow(path)))
         || path == "/tus"
         || path.starts_with("/tus/")
 }

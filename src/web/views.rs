@@ -163,6 +163,6 @@ impl UploadWidget {
         batches_endpoint: "/batches/send",
         bucket_hidden: true,
         history_link: false,
-        plain_form: false,
+        plain_form: true,
     };
 }

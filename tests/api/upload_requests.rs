@@ -476,7 +476,55 @@ async fn starting_visits_is_rate_limited_like_sign_in(backend: Backend) {
     assert_eq!(app.audit_rows("request.open").len(), 4);
 }
 
+async fn a_sender_without_javascript_sends_through_the_plain_form(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let made = owner_with_request(&app, &[]).await;
+    let sender = app.sender(&made.path, SENDER).await;
+    let page = sender.get(&app, "/send").await.text().await.unwrap();
+    let action = format!("/send/files?csrf_token={}", sender.csrf);
+    assert!(page.contains(&action), "the page's form posts to {action}");
+    let data = pdf(5000, 4);
+    let form = || {
+        reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(data.clone()).file_name("scan.pdf"),
+        )
+    };
+    let res = sender
+        .client
+        .post(app.url(&action))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/send");
+    let html = sender.get(&app, "/send").await.text().await.unwrap();
+    assert!(html.contains("scan.pdf\u{201d} was received"), "{html}");
+    let (_, page) = app.page(&format!("/requests/{}", made.id)).await;
+    assert!(page.contains(&sha256_hex(&data)));
+    // Without the token, or from a browser that is no sender: refused.
+    let res = sender
+        .client
+        .post(app.url("/send/files"))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let (stranger, _) = app.new_browser();
+    let token = app.csrf_token_with(&stranger, &made.path).await;
+    let res = stranger
+        .post(app.url(&format!("/send/files?csrf_token={token}")))
+        .multipart(form())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
 both_backends!(
+    a_sender_without_javascript_sends_through_the_plain_form,
     starting_visits_is_rate_limited_like_sign_in,
     the_link_is_stored_only_as_its_hash_and_shown_once,
     a_sender_sends_files_and_gets_a_receipt_that_proves_them,

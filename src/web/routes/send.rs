@@ -33,6 +33,7 @@ crate::route_table! {
     GET "/r/{token}" => link_page,
     POST "/r/{token}" => start,
     GET "/send" => send_page,
+    POST "/send/files" => send_file,
     POST "/send/finish" => finish,
     GET "/send/receipt" => receipt_page,
     GET "/send/receipt.txt" => receipt_text,
@@ -237,7 +238,7 @@ pub struct SendPage {
     /// The request's bucket, the one choice the shared upload UI offers.
     pub buckets: Vec<super::uploads::BucketChoice>,
     pub error: Option<String>,
-    pub form_action: &'static str,
+    pub form_action: String,
     /// Scopes the browser's list of resumable uploads to this visit.
     pub owner: String,
     pub max_size: String,
@@ -262,7 +263,9 @@ pub async fn send_page(
     let id = request.id.clone();
     let usage = ctx.db.run(move |conn| Usage::of(conn, &id)).await?;
     let scope = who.sender().ok_or(AppError::Forbidden)?;
-    let mut layout = Layout::anonymous(session::csrf_token(&session)?);
+    let token = session::csrf_token(&session)?;
+    let form_action = format!("/send/files?csrf_token={token}");
+    let mut layout = Layout::anonymous(token);
     layout.flashes = session::take_flashes(&session);
     render(
         StatusCode::OK,
@@ -278,7 +281,7 @@ pub async fn send_page(
                 selected: true,
             }],
             error: None,
-            form_action: "/send",
+            form_action,
             owner: scope.submission.to_string(),
             max_size: size::human(ctx.settings.uploads.max_size),
             widget: crate::web::views::UploadWidget::SENDER,
@@ -287,6 +290,23 @@ pub async fn send_page(
             expires: Timestamp::minutes(request.expires_at),
         },
     )
+}
+
+/// The plain form, for a browser without JavaScript: one file, then back to the page.
+pub async fn send_file(
+    req: HttpRequest,
+    session: Session,
+    sender: Sender,
+    ctx: web::Data<UploadContext>,
+    form: actix_multipart::Multipart,
+) -> Result<HttpResponse, AppError> {
+    let (_, name) = super::upload_form::receive(&req, &ctx, &sender.0, form).await?;
+    session::flash(
+        &session,
+        "success",
+        format!("\u{201c}{name}\u{201d} was received."),
+    );
+    Ok(see_other("/send"))
 }
 
 pub async fn finish(

@@ -25,7 +25,7 @@ pub async fn submit(
     req: HttpRequest,
     user: CurrentUser,
     ctx: web::Data<UploadContext>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<HttpResponse, AppError> {
     let who = Uploader::signed_in(
         user.id.clone(),
@@ -33,6 +33,20 @@ pub async fn submit(
         user.role,
         user.origin(),
     );
+    let (id, _) = receive(&req, &ctx, &who, form).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/uploads/{id}")))
+        .finish())
+}
+
+/// Reads the form and sends its file through the pipeline as `who`; the new upload's id
+/// and the file's name. Also a sender's form (`routes::send`).
+pub async fn receive(
+    req: &HttpRequest,
+    ctx: &UploadContext,
+    who: &Uploader,
+    mut form: Multipart,
+) -> Result<(crate::domain::ids::UploadId, String), AppError> {
     // The request's length bounds the file's size: it reserves quota and sizes the parts.
     let bound = req
         .headers()
@@ -64,11 +78,11 @@ pub async fn submit(
                     },
                     ctx.settings.uploads.max_size,
                 )?;
-                let upload = pipeline::create(&ctx, &who, request).await?;
-                if let Err(e) = pipeline::append_whole(&ctx, &who, &upload.id, field).await {
+                let upload = pipeline::create(ctx, who, request).await?;
+                if let Err(e) = pipeline::append_whole(ctx, who, &upload.id, field).await {
                     // Nothing half-made stays behind (a no-op when the pipeline already
                     // rejected it).
-                    if let Err(cleanup) = pipeline::terminate(&ctx, &who, &upload.id).await {
+                    if let Err(cleanup) = pipeline::terminate(ctx, who, &upload.id).await {
                         tracing::debug!(error = %cleanup, "nothing to cancel after a failed form upload");
                     }
                     return Err(e);
@@ -77,9 +91,7 @@ pub async fn submit(
                 while let Some(rest) = form.next().await {
                     drop(rest);
                 }
-                return Ok(HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, format!("/uploads/{}", upload.id)))
-                    .finish());
+                return Ok((upload.id, upload.filename));
             }
             _ => {
                 // Unknown fields are read and dropped.
