@@ -32,6 +32,14 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// The message for `field` among a form's errors (the first, when there are several).
+    pub fn message_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+        errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
 }
 
 impl std::fmt::Display for FieldError {

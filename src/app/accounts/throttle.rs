@@ -65,13 +65,20 @@ pub fn record_failure(
 
 /// What a throttled user reads: how long to wait, in plain words.
 pub fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
+    format!(
+        "Too many failed sign-in attempts for this account. Please wait {} and try again.",
+        wait_for(until, now)
+    )
+}
+
+/// The wait until `until`, in words: "40 seconds", "3 minutes" (rounded up).
+pub fn wait_for(until: NaiveDateTime, now: NaiveDateTime) -> String {
     let secs = (until - now).num_seconds().max(1);
-    let wait = if secs < 90 {
+    if secs < 90 {
         format!("{secs} seconds")
     } else {
         format!("{} minutes", (secs + 59) / 60)
-    };
-    format!("Too many failed sign-in attempts for this account. Please wait {wait} and try again.")
+    }
 }
 
 pub fn clear(conn: &mut DbConnection, key: &str) -> Result<(), DbError> {

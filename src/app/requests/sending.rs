@@ -222,13 +222,10 @@ pub async fn begin(
 }
 
 fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
-    let secs = (until - now).num_seconds().max(1);
-    let wait = if secs < 90 {
-        format!("{secs} seconds")
-    } else {
-        format!("{} minutes", (secs + 59) / 60)
-    };
-    format!("Too many wrong passphrases. Please wait {wait} and try again.")
+    format!(
+        "Too many wrong passphrases. Please wait {} and try again.",
+        throttle::wait_for(until, now)
+    )
 }
 
 /// A wrong passphrase: counted against the link and the address, and audited, together.

@@ -159,10 +159,7 @@ impl Default for RequestForm {
 
 impl RequestForm {
     pub fn error(&self, field: &str) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
+        FieldError::message_for(&self.errors, field)
     }
 
     fn fields(&self) -> Vec<FieldChoice> {

@@ -114,10 +114,7 @@ fn inputs(
                 .find(|(k, _)| k == f.as_str())
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default(),
-            error: errors
-                .iter()
-                .find(|e| e.field == f.as_str())
-                .map(|e| e.message.clone()),
+            error: FieldError::message_for(errors, f.as_str()).map(str::to_string),
         })
         .collect()
 }
