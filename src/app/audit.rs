@@ -58,6 +58,15 @@ impl Actor {
         }
     }
 
+    /// Someone without an account sending through an upload request, named by their
+    /// receipt number.
+    pub fn sender(receipt: &str) -> Self {
+        Self {
+            user_id: None,
+            label: format!("sender {receipt}"),
+        }
+    }
+
     pub fn user(id: impl Into<String>, email: impl Into<String>) -> Self {
         Self {
             user_id: Some(id.into()),

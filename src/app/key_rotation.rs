@@ -20,7 +20,7 @@ use crate::app::error::AppError;
 use crate::config::MasterKeySource;
 use crate::infra::crypto::keys::MasterKey;
 use crate::infra::crypto::secrets::{self, Keyring, SealContext};
-use crate::infra::db::{DbConnection, repo, write_tx};
+use crate::infra::db::{DbConnection, DbError, repo, write_tx};
 
 fn key_file(source: &MasterKeySource) -> Option<&Path> {
     match source {
@@ -201,61 +201,96 @@ pub fn rotate(
 }
 
 fn reseal_all(conn: &mut DbConnection, ring: &Keyring) -> Result<RotationReport, AppError> {
-    let mut report = RotationReport::default();
-    let seeds = repo::users::sealed_totp_seeds(conn)?;
-    for (id, sealed) in seeds {
-        let Some(sealed) = sealed else { continue };
-        if !secrets::needs_reseal(ring, &sealed) {
-            continue;
-        }
-        let ctx = SealContext {
+    let totp_seeds = reseal_rows(
+        conn,
+        ring,
+        |conn| {
+            Ok(repo::users::sealed_totp_seeds(conn)?
+                .into_iter()
+                .filter_map(|(id, sealed)| sealed.map(|s| (id, s)))
+                .collect())
+        },
+        |id| SealContext {
             table: "users",
-            row_id: &id,
+            row_id: id,
             field: "totp_secret",
-        };
-        let fresh = secrets::reseal(ring, &ctx, &sealed)
-            .map_err(|e| AppError::internal(format!("user {id}: {e}")))?;
-        repo::users::set_sealed_totp_seed(conn, &id, fresh)?;
-        report.totp_seeds += 1;
-    }
-    for (id, sealed) in repo::buckets::sealed_secrets(conn)? {
-        if !secrets::needs_reseal(ring, &sealed) {
-            continue;
-        }
-        let ctx = SealContext {
+        },
+        repo::users::set_sealed_totp_seed,
+        "user",
+    )?;
+    let bucket_secrets = reseal_rows(
+        conn,
+        ring,
+        repo::buckets::sealed_secrets,
+        |id| SealContext {
             table: "buckets",
-            row_id: &id,
+            row_id: id,
             field: "secret_key",
-        };
-        let fresh = secrets::reseal(ring, &ctx, &sealed)
-            .map_err(|e| AppError::internal(format!("bucket {id}: {e}")))?;
-        repo::buckets::set_sealed_secret(conn, &id, fresh)?;
-        report.bucket_secrets += 1;
-    }
-    for (id, sealed) in repo::dicom_instances::sealed_patients(conn)? {
-        if !secrets::needs_reseal(ring, &sealed) {
-            continue;
-        }
-        let ctx = crate::app::studies::index::seal_context(&id);
-        let fresh = secrets::reseal(ring, &ctx, &sealed)
-            .map_err(|e| AppError::internal(format!("DICOM instance {id}: {e}")))?;
-        repo::dicom_instances::set_sealed_patient(conn, &id, fresh)?;
-        report.patient_records += 1;
-    }
-    report.sender_records = crate::app::requests::receipt::reseal_all(conn, ring)?;
-    for (id, sealed) in repo::webhooks::sealed_secrets(conn)? {
-        if !secrets::needs_reseal(ring, &sealed) {
-            continue;
-        }
-        let ctx = crate::app::notifications::webhooks::seal_context(&id);
-        let fresh = secrets::reseal(ring, &ctx, &sealed)
-            .map_err(|e| AppError::internal(format!("webhook {id}: {e}")))?;
-        repo::webhooks::set_sealed_secret(conn, &id, fresh)?;
-        report.webhook_secrets += 1;
-    }
+        },
+        repo::buckets::set_sealed_secret,
+        "bucket",
+    )?;
+    let patient_records = reseal_rows(
+        conn,
+        ring,
+        repo::dicom_instances::sealed_patients,
+        crate::app::studies::index::seal_context,
+        repo::dicom_instances::set_sealed_patient,
+        "DICOM instance",
+    )?;
+    let sender_records = reseal_rows(
+        conn,
+        ring,
+        repo::request_submissions::all_sealed,
+        crate::app::requests::receipt::seal_context,
+        repo::request_submissions::set_sealed,
+        "upload request submission",
+    )?;
+    let webhook_secrets = reseal_rows(
+        conn,
+        ring,
+        repo::webhooks::sealed_secrets,
+        crate::app::notifications::webhooks::seal_context,
+        repo::webhooks::set_sealed_secret,
+        "webhook",
+    )?;
     // The blind index key derives from the master key: recompute them under the new one.
-    report.blind_indexes = crate::app::studies::blind::refresh_all(conn, ring)?;
-    Ok(report)
+    let blind_indexes = crate::app::studies::blind::refresh_all(conn, ring)?;
+    Ok(RotationReport {
+        totp_seeds,
+        bucket_secrets,
+        patient_records,
+        sender_records,
+        webhook_secrets,
+        blind_indexes,
+        ..RotationReport::default()
+    })
+}
+
+/// Rows of one sealed field: the row's id and the sealed value.
+type SealedRows = Vec<(String, Vec<u8>)>;
+
+/// Re-seals each `(id, sealed)` that `rows` reads and that is not under the current key yet,
+/// and writes it back with `store`; how many were re-sealed. `what` names a row in an error.
+fn reseal_rows(
+    conn: &mut DbConnection,
+    ring: &Keyring,
+    rows: fn(&mut DbConnection) -> Result<SealedRows, DbError>,
+    context: fn(&str) -> SealContext<'_>,
+    store: fn(&mut DbConnection, &str, Vec<u8>) -> Result<(), DbError>,
+    what: &str,
+) -> Result<usize, AppError> {
+    let mut count = 0;
+    for (id, sealed) in rows(conn)? {
+        if !secrets::needs_reseal(ring, &sealed) {
+            continue;
+        }
+        let fresh = secrets::reseal(ring, &context(&id), &sealed)
+            .map_err(|e| AppError::internal(format!("{what} {id}: {e}")))?;
+        store(conn, &id, fresh)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Re-wraps the local store's object data keys under the current key file's key (after

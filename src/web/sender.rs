@@ -11,7 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::app::error::AppError;
-use crate::app::requests::sending;
+use crate::app::requests::sending::{self, Visit};
 use crate::app::uploads::Uploader;
 use crate::domain::clock::Clock;
 use crate::infra::db::Database;
@@ -20,9 +20,9 @@ use crate::web::session;
 
 pub struct Sender(pub Uploader);
 
-/// The sender this request comes from, `None` when its session holds no open visit (never
+/// The visit this request comes from, `None` when its session holds no open visit (never
 /// started, finished, or the request was closed or revoked since).
-pub async fn current(req: &HttpRequest) -> Result<Option<Uploader>, AppError> {
+pub async fn current(req: &HttpRequest) -> Result<Option<Visit>, AppError> {
     let Some(submission) = session::sending(&req.get_session()) else {
         return Ok(None);
     };
@@ -43,7 +43,10 @@ impl FromRequest for Sender {
         let req = req.clone();
         Box::pin(async move {
             // Like an upload that does not exist: nothing tells a prober what the route is.
-            current(&req).await?.map(Sender).ok_or(AppError::NotFound)
+            current(&req)
+                .await?
+                .map(|visit| Sender(visit.uploader))
+                .ok_or(AppError::NotFound)
         })
     }
 }

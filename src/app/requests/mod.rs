@@ -23,7 +23,7 @@ use crate::app::uploads::model::UploadStatus;
 use crate::domain::ids::{BucketId, RequestId, UserId};
 use crate::domain::upload_request::{Limits, LinkToken, RequiredFields};
 use crate::infra::db::DbConnection;
-use crate::infra::db::repo::upload_requests as repo;
+use crate::infra::db::repo::{upload_requests as repo, uploads};
 
 /// The path of a request's link; the token follows it.
 pub const LINK_PATH: &str = "/r/";
@@ -114,12 +114,8 @@ pub struct Usage {
 
 impl Usage {
     pub fn of(conn: &mut DbConnection, id: &RequestId) -> Result<Self, AppError> {
-        let held: Vec<&str> = UploadStatus::ALL
-            .into_iter()
-            .filter(|s| s.holds_space())
-            .map(UploadStatus::as_str)
-            .collect();
-        let sizes = repo::declared_sizes(conn, id.as_str(), &held)?;
+        let sizes =
+            uploads::declared_sizes_of_request(conn, id.as_str(), &UploadStatus::holding_space())?;
         Ok(Self {
             files: sizes.len() as u64,
             bytes: sizes

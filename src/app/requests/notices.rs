@@ -15,7 +15,7 @@ use crate::app::buckets::size;
 use crate::app::error::AppError;
 use crate::app::notifications::email::{self, Link, Notice, OutgoingEmail};
 use crate::app::notifications::webhooks::{self, WebhookEvent};
-use crate::app::requests::receipt::Receipt;
+use crate::app::requests::receipt::{self, Receipt};
 use crate::app::requests::{self, UploadRequest};
 use crate::domain::email::Email;
 use crate::domain::ids::RequestId;
@@ -214,11 +214,7 @@ pub fn received(
             )?,
         )?;
     }
-    let uploads: Vec<_> = receipt
-        .files
-        .iter()
-        .map(|f| json!({ "upload": f.upload_id, "size": f.size, "sha256": f.sha256 }))
-        .collect();
+    let uploads = receipt::digests(&receipt.files);
     webhooks::queue(
         conn,
         &request.bucket_id,

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 
 use crate::app::buckets::size;
 use crate::app::error::AppError;
-use crate::app::requests::{self, Status, Usage};
+use crate::app::requests::{self, Status, UploadRequest, Usage};
 use crate::domain::ids::RequestId;
 use crate::infra::db::DbConnection;
 
@@ -50,6 +50,22 @@ impl Full {
     }
 }
 
+/// The request and what its uploads add up to, while it takes files; `None` once it is
+/// closed, revoked or expired (or gone).
+pub fn open_with_usage(
+    conn: &mut DbConnection,
+    id: &RequestId,
+    now: NaiveDateTime,
+) -> Result<Option<(UploadRequest, Usage)>, AppError> {
+    match requests::find(conn, id)? {
+        Some(request) if request.status(now) == Status::Open => {
+            let used = Usage::of(conn, id)?;
+            Ok(Some((request, used)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Whether one more file of `size` bytes fits the request.
 pub fn admit(
     conn: &mut DbConnection,
@@ -57,13 +73,9 @@ pub fn admit(
     size: u64,
     now: NaiveDateTime,
 ) -> Result<Result<(), Full>, AppError> {
-    let Some(request) = requests::find(conn, id)? else {
+    let Some((request, used)) = open_with_usage(conn, id, now)? else {
         return Ok(Err(Full::NotOpen));
     };
-    if request.status(now) != Status::Open {
-        return Ok(Err(Full::NotOpen));
-    }
-    let used = Usage::of(conn, id)?;
     if used.files >= request.limits.files() {
         return Ok(Err(Full::Files(request.limits.files())));
     }
@@ -83,13 +95,9 @@ pub fn admit_batch(
     bytes: u64,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    let Some(request) = requests::find(conn, id)? else {
+    let Some((request, used)) = open_with_usage(conn, id, now)? else {
         return Err(AppError::refused(410, Full::NotOpen.message()));
     };
-    if request.status(now) != Status::Open {
-        return Err(AppError::refused(410, Full::NotOpen.message()));
-    }
-    let used = Usage::of(conn, id)?;
     let files_left = request.limits.files().saturating_sub(used.files);
     let bytes_left = request.limits.bytes().saturating_sub(used.bytes);
     if files > files_left || bytes > bytes_left {

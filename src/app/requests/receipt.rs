@@ -15,7 +15,8 @@ use crate::infra::crypto::secrets::{self, Keyring, SealContext};
 use crate::infra::db::DbConnection;
 use crate::infra::db::repo::request_submissions::{self as repo, FileRow};
 
-fn seal_context(submission: &str) -> SealContext<'_> {
+/// Where a sender's details are sealed (the associated data binds them to their row).
+pub fn seal_context(submission: &str) -> SealContext<'_> {
     SealContext {
         table: "request_submissions",
         row_id: submission,
@@ -37,22 +38,6 @@ pub fn open_sender(keyring: &Keyring, row: &repo::Row) -> Result<SenderDetails, 
     let plain = secrets::open(keyring, &seal_context(&row.id), &row.sender_sealed)
         .map_err(|e| AppError::internal(format!("submission {}: {e}", row.id)))?;
     serde_json::from_slice(secrecy::ExposeSecret::expose_secret(&plain)).map_err(AppError::internal)
-}
-
-/// Re-seals every sender record under the current key (`medport keys rotate`); returns how
-/// many were re-sealed.
-pub fn reseal_all(conn: &mut DbConnection, keyring: &Keyring) -> Result<usize, AppError> {
-    let mut count = 0;
-    for (id, sealed) in repo::all_sealed(conn)? {
-        if !secrets::needs_reseal(keyring, &sealed) {
-            continue;
-        }
-        let fresh = secrets::reseal(keyring, &seal_context(&id), &sealed)
-            .map_err(|e| AppError::internal(format!("submission {id}: {e}")))?;
-        repo::set_sealed(conn, &id, &fresh)?;
-        count += 1;
-    }
-    Ok(count)
 }
 
 /// One file sent through a request.
@@ -225,9 +210,22 @@ pub fn received(
     request: &str,
     submission: &str,
 ) -> Result<Vec<ReceiptFile>, AppError> {
-    Ok(repo::files(conn, request, Some(submission))?
-        .into_iter()
+    Ok(arrived(repo::files(conn, request, Some(submission))?))
+}
+
+/// Each file's id, size and SHA-256: what the audit event and the webhook record of a
+/// receipt (never names, which may be patient data).
+pub fn digests(files: &[ReceiptFile]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|f| serde_json::json!({ "upload": f.upload_id, "size": f.size, "sha256": f.sha256 }))
+        .collect()
+}
+
+/// Of a submission's files, those that arrived whole.
+pub fn arrived(rows: Vec<FileRow>) -> Vec<ReceiptFile> {
+    rows.into_iter()
         .map(ReceiptFile::from_row)
         .filter(|f| f.state != FileState::NotReceived)
-        .collect())
+        .collect()
 }

@@ -13,7 +13,7 @@ use crate::app::accounts::{passwords, throttle};
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::error::AppError;
 use crate::app::requests::notices::{self, Portal};
-use crate::app::requests::{self, Status, UploadRequest, Usage, receipt};
+use crate::app::requests::{self, Status, UploadRequest, Usage, quota, receipt};
 use crate::app::uploads::Uploader;
 use crate::app::uploads::model::UploadStatus;
 use crate::app::uploads::uploader::SenderScope;
@@ -27,10 +27,12 @@ use crate::infra::db::repo::{request_submissions, upload_requests as repo, users
 use crate::infra::db::{Database, DbConnection, DbError, write_tx};
 
 /// An open request, as its link shows it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Link {
     pub request: UploadRequest,
     pub usage: Usage,
+    /// Checked by `begin`; never shown.
+    passphrase_hash: Option<String>,
 }
 
 impl Link {
@@ -47,17 +49,29 @@ fn active_owner(
     Ok(users::by_id(conn, owner.as_str())?.filter(|u| !u.disabled))
 }
 
+/// A request that takes files now, with its passphrase hash and its owner.
+struct Opened {
+    request: UploadRequest,
+    passphrase_hash: Option<String>,
+    owner: users::UserRow,
+}
+
+/// `row` if it is open and its owner can still act.
 fn open_request(
     conn: &mut DbConnection,
     row: repo::Row,
     now: NaiveDateTime,
-) -> Result<Option<(UploadRequest, Option<String>)>, AppError> {
+) -> Result<Option<Opened>, AppError> {
     let passphrase_hash = row.passphrase_hash.clone();
     let request = UploadRequest::from_row(row);
-    if request.status(now) != Status::Open || active_owner(conn, &request.owner_id)?.is_none() {
+    if request.status(now) != Status::Open {
         return Ok(None);
     }
-    Ok(Some((request, passphrase_hash)))
+    Ok(active_owner(conn, &request.owner_id)?.map(|owner| Opened {
+        request,
+        passphrase_hash,
+        owner,
+    }))
 }
 
 /// The request a link opens, or `None` for any link that is not valid. Reads only.
@@ -70,11 +84,20 @@ pub async fn open(db: &Database, clock: &Clock, raw_token: &str) -> Result<Optio
         let Some(row) = repo::find_by_token_hash(conn, &requests::token_hash(&token))? else {
             return Ok(None);
         };
-        let Some((request, _)) = open_request(conn, row, now)? else {
+        let Some(Opened {
+            request,
+            passphrase_hash,
+            ..
+        }) = open_request(conn, row, now)?
+        else {
             return Ok(None);
         };
         let usage = Usage::of(conn, &request.id)?;
-        Ok(Some(Link { request, usage }))
+        Ok(Some(Link {
+            request,
+            usage,
+            passphrase_hash,
+        }))
     })
     .await
 }
@@ -87,6 +110,8 @@ pub enum Refusal {
     /// long to wait.
     Throttled(String),
     Full,
+    /// Closed, revoked or expired since the link was opened.
+    NotOpen,
 }
 
 /// A submission started: the sender's session holds its id.
@@ -127,35 +152,22 @@ fn receipt_number() -> Result<String, AppError> {
     Ok(format!("R-{}", groups.join("-")))
 }
 
-/// Starts a sender's visit: checks the passphrase (throttled), refuses a full request, and
-/// records the sender's details, sealed.
-#[allow(clippy::too_many_arguments)]
+/// Starts a sender's visit through `link` (just opened): checks the passphrase (throttled),
+/// refuses a request that is full or no longer open, and records the sender's details,
+/// sealed.
 pub async fn begin(
     db: &Database,
     keyring: &Keyring,
     clock: &Clock,
-    raw_token: &str,
+    link: &Link,
     passphrase: &str,
     sender: SenderDetails,
     origin: &Origin,
-) -> Result<Option<Result<Started, Refusal>>, AppError> {
-    let Some(token) = LinkToken::parse(raw_token) else {
-        return Ok(None);
-    };
+) -> Result<Result<Started, Refusal>, AppError> {
     let now = clock.now_naive();
-    let found = db
-        .run(
-            move |conn| match repo::find_by_token_hash(conn, &requests::token_hash(&token))? {
-                None => Ok(None),
-                Some(row) => open_request(conn, row, now),
-            },
-        )
-        .await?;
-    let Some((request, passphrase_hash)) = found else {
-        return Ok(None);
-    };
+    let request = &link.request;
     let keys = throttle_keys(&request.id, origin);
-    if let Some(stored) = passphrase_hash {
+    if let Some(stored) = link.passphrase_hash.clone() {
         let checked = keys.clone();
         let blocked = db
             .run(move |conn| {
@@ -169,7 +181,7 @@ pub async fn begin(
             })
             .await?;
         if let Some(until) = blocked {
-            return Ok(Some(Err(Refusal::Throttled(wait_message(until, now)))));
+            return Ok(Err(Refusal::Throttled(wait_message(until, now))));
         }
         let candidate = passphrase.to_string();
         let matches = tokio::task::spawn_blocking(move || {
@@ -179,7 +191,7 @@ pub async fn begin(
         .map_err(AppError::internal)?;
         if !matches {
             record_wrong_passphrase(db, &request.id, keys, origin, now).await?;
-            return Ok(Some(Err(Refusal::WrongPassphrase)));
+            return Ok(Err(Refusal::WrongPassphrase));
         }
     }
     let submission = SubmissionId::new();
@@ -194,7 +206,7 @@ pub async fn begin(
         finished_at: None,
         receipt_hash: None,
     };
-    let event = Event::new(sender_actor(&number), "request.open", Outcome::Success)
+    let event = Event::new(Actor::sender(&number), "request.open", Outcome::Success)
         .origin(origin.clone())
         .target("upload_request", request.id.as_str())
         .details(json!({ "submission": submission.as_str(), "receipt": number }));
@@ -202,8 +214,13 @@ pub async fn begin(
     let started = db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                if Usage::of(conn, &request_id)?.is_full(request.limits) {
-                    return Ok(Err(Refusal::Full));
+                // Checked again in the transaction: the link was read a moment ago.
+                match quota::open_with_usage(conn, &request_id, now)? {
+                    None => return Ok(Err(Refusal::NotOpen)),
+                    Some((open, used)) if used.is_full(open.limits) => {
+                        return Ok(Err(Refusal::Full));
+                    }
+                    Some(_) => {}
                 }
                 for key in &keys {
                     throttle::clear(conn, key)?;
@@ -215,10 +232,10 @@ pub async fn begin(
             })
         })
         .await?;
-    Ok(Some(started.map(|()| Started {
+    Ok(started.map(|()| Started {
         submission,
         receipt: number,
-    })))
+    }))
 }
 
 fn wait_message(until: NaiveDateTime, now: NaiveDateTime) -> String {
@@ -262,21 +279,20 @@ async fn record_wrong_passphrase(
     Ok(())
 }
 
-fn sender_actor(receipt: &str) -> Actor {
-    Actor {
-        user_id: None,
-        label: format!("sender {receipt}"),
-    }
+/// A sender's visit under way: their right to upload, and the request it is for.
+pub struct Visit {
+    pub uploader: Uploader,
+    pub request: UploadRequest,
 }
 
-/// The right to upload that a sender's session holds: `None` once the visit is finished, the
-/// request is no longer open, or its owner can no longer act.
+/// The visit a sender's session holds: `None` once it is finished, the request is no longer
+/// open, or its owner can no longer act.
 pub async fn sender(
     db: &Database,
     clock: &Clock,
     submission: &SubmissionId,
     origin: Origin,
-) -> Result<Option<Uploader>, AppError> {
+) -> Result<Option<Visit>, AppError> {
     let (id, now) = (submission.clone(), clock.now_naive());
     db.run(move |conn| {
         let Some(row) = request_submissions::find(conn, id.as_str())? else {
@@ -288,11 +304,7 @@ pub async fn sender(
         let Some(request) = repo::find(conn, &row.request_id)? else {
             return Ok(None);
         };
-        let request = UploadRequest::from_row(request);
-        if request.status(now) != Status::Open {
-            return Ok(None);
-        }
-        let Some(owner) = active_owner(conn, &request.owner_id)? else {
+        let Some(Opened { request, owner, .. }) = open_request(conn, request, now)? else {
             return Ok(None);
         };
         let role = Role::parse(&owner.role).map_err(|_| AppError::internal("unknown role"))?;
@@ -302,22 +314,11 @@ pub async fn sender(
             bucket: request.bucket_id.clone(),
             receipt: row.receipt_number,
         };
-        Ok(Some(Uploader::for_sender(
-            request.owner_id,
-            owner.email,
-            role,
-            scope,
-            origin,
-        )))
+        let uploader =
+            Uploader::for_sender(request.owner_id.clone(), owner.email, role, scope, origin);
+        Ok(Some(Visit { uploader, request }))
     })
     .await
-}
-
-/// The request a sender is sending to (for their page).
-pub async fn request_of(db: &Database, who: &Uploader) -> Result<UploadRequest, AppError> {
-    let scope = who.sender().ok_or(AppError::Forbidden)?.clone();
-    db.run(move |conn| requests::find(conn, &scope.request)?.ok_or(AppError::NotFound))
-        .await
 }
 
 /// Ends the sender's visit with a receipt: one `request.received` event lists every file
@@ -350,17 +351,14 @@ pub async fn finish(
                      or cancel the ones you do not want to send.",
                 ));
             }
-            let files = receipt::received(conn, scope.request.as_str(), scope.submission.as_str())?;
+            let files = receipt::arrived(rows);
             if files.is_empty() {
                 return Err(AppError::conflict(
                     "nothing_received",
                     "No file has arrived yet. Send at least one file, then finish.",
                 ));
             }
-            let listed: Vec<_> = files
-                .iter()
-                .map(|f| json!({ "upload": f.upload_id, "size": f.size, "sha256": f.sha256 }))
-                .collect();
+            let listed = receipt::digests(&files);
             let event = Event::new(actor, "request.received", Outcome::Success)
                 .origin(origin)
                 .target("upload_request", scope.request.as_str())
@@ -378,10 +376,18 @@ pub async fn finish(
             }
             repo::touch(conn, scope.request.as_str(), now)?;
             // Told in the same commit: a receipt exists exactly when its messages do.
-            let receipt = receipt::load(conn, &keyring, &scope.submission)?
-                .ok_or_else(|| AppError::internal("a finished visit without its receipt"))?;
+            let visit = request_submissions::find(conn, scope.submission.as_str())?
+                .ok_or_else(|| AppError::internal("a finished visit vanished"))?;
             let request = requests::find(conn, &scope.request)?
                 .ok_or_else(|| AppError::internal("a visit without its request"))?;
+            let receipt = receipt::Receipt {
+                number: scope.receipt.clone(),
+                title: request.title.clone(),
+                received_at: now,
+                sender: receipt::open_sender(&keyring, &visit)?,
+                files,
+                audit_hash: hash,
+            };
             notices::received(conn, &request, &receipt, scope.submission.as_str(), &portal)?;
             Ok(scope.submission.clone())
         })

@@ -87,6 +87,15 @@ impl UploadStatus {
             Self::Active | Self::Completing | Self::Completed | Self::Quarantined
         )
     }
+
+    /// Every status that holds space, as stored: what size limits count.
+    pub fn holding_space() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.holds_space())
+            .map(Self::as_str)
+            .collect()
+    }
 }
 
 /// The scanner's verdict, stored in `scan_status`. `None` in the row means scanning was not

@@ -127,10 +127,7 @@ impl Uploader {
     /// number, never as the owner.
     pub fn actor(&self) -> Actor {
         match &self.sender {
-            Some(scope) => Actor {
-                user_id: None,
-                label: format!("sender {}", scope.receipt),
-            },
+            Some(scope) => Actor::sender(&scope.receipt),
             None => Actor::user(self.user_id.as_str(), &self.email),
         }
     }

@@ -199,25 +199,25 @@ pub async fn start(
         &ctx.db,
         &ctx.keyring,
         &ctx.clock,
-        &token,
+        &link,
         &passphrase,
         details,
         &request_origin(&req),
     )
     .await?;
     let (status, message) = match started {
-        None => return invalid(&session),
-        Some(Ok(started)) => {
+        Err(Refusal::NotOpen) => return invalid(&session),
+        Ok(started) => {
             session::start_sending(&session, &started.submission)?;
             return Ok(see_other("/send"));
         }
-        Some(Err(Refusal::WrongPassphrase)) => (
+        Err(Refusal::WrongPassphrase) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "The passphrase is not right. Check it with the person who sent you the link."
                 .to_string(),
         ),
-        Some(Err(Refusal::Throttled(message))) => (StatusCode::TOO_MANY_REQUESTS, message),
-        Some(Err(Refusal::Full)) => (
+        Err(Refusal::Throttled(message)) => (StatusCode::TOO_MANY_REQUESTS, message),
+        Err(Refusal::Full) => (
             StatusCode::CONFLICT,
             "This request has received all the files it can take.".to_string(),
         ),
@@ -250,16 +250,16 @@ pub async fn send_page(
     session: Session,
     ctx: web::Data<UploadContext>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(who) = sender_session::current(&req).await? else {
+    let Some(visit) = sender_session::current(&req).await? else {
         if session::sent(&session).is_some() {
             return Ok(see_other("/send/receipt"));
         }
         return invalid(&session);
     };
-    let request = sending::request_of(&ctx.db, &who).await?;
+    let request = visit.request;
     let id = request.id.clone();
     let usage = ctx.db.run(move |conn| Usage::of(conn, &id)).await?;
-    let scope = who.sender().ok_or(AppError::Forbidden)?;
+    let scope = visit.uploader.sender().ok_or(AppError::Forbidden)?;
     let token = session::csrf_token(&session)?;
     let form_action = format!("/send/files?csrf_token={token}");
     let mut layout = Layout::anonymous(token);

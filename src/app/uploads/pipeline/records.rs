@@ -58,12 +58,7 @@ fn to_i64(v: u64) -> Result<i64, AppError> {
 
 /// Bytes the bucket holds or has promised to uploads in progress.
 pub(super) fn reserved(conn: &mut DbConnection, bucket: &BucketId) -> Result<u64, AppError> {
-    let held: Vec<&str> = UploadStatus::ALL
-        .into_iter()
-        .filter(|s| s.holds_space())
-        .map(UploadStatus::as_str)
-        .collect();
-    let sizes = repo::declared_sizes(conn, bucket.as_str(), &held)?;
+    let sizes = repo::declared_sizes(conn, bucket.as_str(), &UploadStatus::holding_space())?;
     sizes.into_iter().try_fold(0u64, |sum, s| {
         sum.checked_add(u64::try_from(s).unwrap_or(0))
             .ok_or_else(|| AppError::internal("bucket usage overflows"))

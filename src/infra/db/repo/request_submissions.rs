@@ -54,7 +54,7 @@ pub fn all_sealed(conn: &mut DbConnection) -> Result<Vec<(String, Vec<u8>)>, DbE
         .load(conn)?)
 }
 
-pub fn set_sealed(conn: &mut DbConnection, id: &str, sealed: &[u8]) -> Result<(), DbError> {
+pub fn set_sealed(conn: &mut DbConnection, id: &str, sealed: Vec<u8>) -> Result<(), DbError> {
     diesel::update(request_submissions::table.find(id))
         .set(request_submissions::sender_sealed.eq(sealed))
         .execute(conn)?;

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::infra::db::schema::{upload_requests, uploads, users};
+use crate::infra::db::schema::{upload_requests, users};
 use crate::infra::db::{DbConnection, DbError};
 
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
@@ -185,18 +185,4 @@ pub fn mark_reminded(
     .set(upload_requests::reminded_at.eq(now))
     .execute(conn)?;
     Ok(changed == 1)
-}
-
-/// The declared sizes of the request's uploads in any of `statuses` (what counts against its
-/// limits).
-pub fn declared_sizes(
-    conn: &mut DbConnection,
-    request_id: &str,
-    statuses: &[&str],
-) -> Result<Vec<i64>, DbError> {
-    Ok(uploads::table
-        .filter(uploads::request_id.eq(request_id))
-        .filter(uploads::status.eq_any(statuses))
-        .select(uploads::declared_size)
-        .load(conn)?)
 }

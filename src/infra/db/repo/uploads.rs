@@ -382,6 +382,20 @@ pub fn declared_sizes(
         .load(conn)?)
 }
 
+/// The declared sizes of an upload request's uploads in any of `statuses` (what counts
+/// against its limits).
+pub fn declared_sizes_of_request(
+    conn: &mut DbConnection,
+    request_id: &str,
+    statuses: &[&str],
+) -> Result<Vec<i64>, DbError> {
+    Ok(uploads::table
+        .filter(uploads::request_id.eq(request_id))
+        .filter(uploads::status.eq_any(statuses))
+        .select(uploads::declared_size)
+        .load(conn)?)
+}
+
 /// A new upload row. `None` is stored as NULL.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = uploads, treat_none_as_default_value = false)]
