@@ -9,7 +9,6 @@ mod deliver;
 
 use chrono::NaiveDateTime;
 use data_encoding::HEXLOWER;
-use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -174,10 +173,7 @@ pub struct Created {
 
 /// A new signing secret: `whsec_` and 256 random bits in hex. The whole string is the key.
 fn new_secret() -> Result<SecretString, AppError> {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AppError::internal("the system random number generator failed"))?;
+    let bytes = crate::infra::crypto::random_bytes::<32>().map_err(AppError::internal)?;
     Ok(SecretString::from(format!(
         "whsec_{}",
         HEXLOWER.encode(&bytes)

@@ -139,11 +139,7 @@ fn throttle_keys(request: &RequestId, origin: &Origin) -> Vec<String> {
 
 /// A receipt number people can read out on the phone: 80 random bits, base32 in groups.
 fn receipt_number() -> Result<String, AppError> {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 10];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AppError::internal("system random generator failed"))?;
+    let bytes = crate::infra::crypto::random_bytes::<10>().map_err(AppError::internal)?;
     let text = data_encoding::BASE32_NOPAD.encode(&bytes);
     let groups: Vec<&str> = (0..text.len())
         .step_by(4)

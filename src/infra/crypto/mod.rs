@@ -12,11 +12,16 @@ use ring::rand::{SecureRandom, SystemRandom};
 #[error("system random number generator failed")]
 pub struct RandomError;
 
-/// 256 random bits, base64url: session ids, CSRF tokens, lease tokens.
-pub fn random_token() -> Result<String, RandomError> {
-    let mut bytes = [0u8; 32];
+/// `N` bytes from the system's random generator.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut bytes = [0u8; N];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| RandomError)?;
-    Ok(BASE64URL_NOPAD.encode(&bytes))
+    Ok(bytes)
+}
+
+/// 256 random bits, base64url: session ids, CSRF tokens, lease tokens.
+pub fn random_token() -> Result<String, RandomError> {
+    Ok(BASE64URL_NOPAD.encode(&random_bytes::<32>()?))
 }
