@@ -523,7 +523,32 @@ async fn a_sender_without_javascript_sends_through_the_plain_form(backend: Backe
     assert_eq!(res.status(), 404);
 }
 
+async fn empty_folders_cannot_flood_the_owner_or_the_audit_trail(backend: Backend) {
+    use medport::infra::db::schema::email_outbox;
+    let app = TestApp::spawn(backend).await;
+    let made = owner_with_request(&app, &[("max_files", "3")]).await;
+    let sender = app.sender(&made.path, SENDER).await;
+    let tus = sender.tus(&app);
+    for _ in 0..3 {
+        let batch = tus.open_batch(None, 1).await;
+        assert_eq!(tus.finish_batch(&batch, 0).await.status(), 200);
+    }
+    // As many folders as the request takes files, then no more.
+    let res = tus.declare_batch_raw(r#"{"files": 1, "bytes": 10}"#).await;
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().contains("as many folders"));
+    assert_eq!(app.audit_rows("batch.create").len(), 3);
+    // A folder with nothing stored tells the owner nothing.
+    let folder_notices: i64 = email_outbox::table
+        .filter(email_outbox::kind.eq("request.folder"))
+        .count()
+        .get_result(&mut *app.db.conn().unwrap())
+        .unwrap();
+    assert_eq!(folder_notices, 0);
+}
+
 both_backends!(
+    empty_folders_cannot_flood_the_owner_or_the_audit_trail,
     a_sender_without_javascript_sends_through_the_plain_form,
     starting_visits_is_rate_limited_like_sign_in,
     the_link_is_stored_only_as_its_hash_and_shown_once,

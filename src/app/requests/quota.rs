@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use crate::app::buckets::size;
 use crate::app::error::AppError;
 use crate::app::requests::{self, Status, UploadRequest, Usage};
-use crate::domain::ids::RequestId;
+use crate::domain::ids::{RequestId, SubmissionId};
 use crate::infra::db::DbConnection;
 
 /// Why a request takes no more: written for the sender.
@@ -87,10 +87,13 @@ pub fn admit(
 }
 
 /// A sender's folder, declared before its files: refused at once (413) when it cannot fit,
-/// rather than after the files that do fit have gone.
+/// rather than after the files that do fit have gone. A visit declares at most as many
+/// folders as the request takes files, so empty folders cannot be declared (and audited)
+/// without end.
 pub fn admit_batch(
     conn: &mut DbConnection,
     id: &RequestId,
+    submission: &SubmissionId,
     files: u64,
     bytes: u64,
     now: NaiveDateTime,
@@ -110,6 +113,14 @@ pub fn admit_batch(
                 size::human(bytes),
                 size::human(bytes_left)
             ),
+        ));
+    }
+    let declared =
+        crate::infra::db::repo::upload_batches::count_of_submission(conn, submission.as_str())?;
+    if u64::try_from(declared).unwrap_or(u64::MAX) >= request.limits.files() {
+        return Err(AppError::refused(
+            413,
+            "You have started as many folders as this request takes files. Finish to get              your receipt, or ask the person who sent you the link for a new one.",
         ));
     }
     Ok(())

@@ -172,6 +172,7 @@ pub async fn create(ctx: &UploadContext, who: &Uploader, new: NewBatch) -> Resul
                     crate::app::requests::quota::admit_batch(
                         conn,
                         &scope.request,
+                        &scope.submission,
                         files,
                         bytes,
                         now,
@@ -324,7 +325,9 @@ pub async fn finish(
                         }));
                     audit::record(conn, &event)?;
                     webhooks::batch_event(&id, &status.batch.bucket, &event.details).queue(conn)?;
-                    if let Some(scope) = owner.sender() {
+                    // A folder with nothing stored is not news (and could be sent again and
+                    // again).
+                    if let Some(scope) = owner.sender().filter(|_| status.stored > 0) {
                         crate::app::requests::notices::folder_finished(
                             conn,
                             scope.submission.as_str(),

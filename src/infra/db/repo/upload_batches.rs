@@ -27,6 +27,14 @@ pub fn insert(conn: &mut DbConnection, row: &Row) -> Result<(), DbError> {
     Ok(())
 }
 
+/// How many batches a sender's visit has declared.
+pub fn count_of_submission(conn: &mut DbConnection, submission: &str) -> Result<i64, DbError> {
+    Ok(upload_batches::table
+        .filter(upload_batches::submission_id.eq(submission))
+        .count()
+        .get_result(conn)?)
+}
+
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Row>, DbError> {
     Ok(upload_batches::table
         .find(id)
