@@ -222,13 +222,27 @@ for run in $(seq 1 "$runs"); do
 done
 hwm_kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")"
 
+# The floor under medport's CPU: one SHA-256 pass over the same file (OpenSSL, with the
+# CPU's SHA extensions where it has them), timed as user CPU seconds in this run.
+sha_floor_s="$(python3 - "$file" <<'PY'
+import hashlib, resource, sys
+before = resource.getrusage(resource.RUSAGE_SELF)
+digest = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    while chunk := f.read(8 << 20):
+        digest.update(chunk)
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(f"{after.ru_utime - before.ru_utime:.3f}")
+PY
+)"
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 medport_s="$(cut -d' ' -f1 "$results" | median)"
 direct_s="$(cut -d' ' -f2 "$results" | median)"
 cpu_s="$(cut -d' ' -f3 "$results" | median)"
 awk -v mib="$mib" -v n="$parallel" -v m="$medport_s" -v d="$direct_s" -v hwm="$hwm_kib" \
     -v chunk="$chunk_mib" -v cpu="$cpu_s" -v runs="$runs" -v store="$store" -v client="$client" \
-    -v ref="$reference" -v conc="${MEDPORT_BENCH_S3_CONCURRENCY:-10}" 'BEGIN {
+    -v ref="$reference" -v conc="${MEDPORT_BENCH_S3_CONCURRENCY:-10}" -v sha="$sha_floor_s" 'BEGIN {
     printf "store: %s, file: %d MiB, uploads at once: %d, tus PATCH: %s MiB, medians of %d runs\n", store, mib, n, chunk, runs
     if (store == "s3") printf "boto3 parts in flight per upload: %d\n", conc
     printf "medport (%s -> medport): %7.1f MiB/s (%.1f s)\n", client, n * mib / m, m
@@ -238,4 +252,6 @@ awk -v mib="$mib" -v n="$parallel" -v m="$medport_s" -v d="$direct_s" -v hwm="$h
     printf "ratio medport/direct: %.2f%s\n", d / m, target ? " (target >= 0.85)" : ""
     printf "medport peak RSS (VmHWM, whole process life): %.1f MiB%s\n", hwm / 1024, n == 1 ? " (target < 150 MiB)" : ""
     printf "medport CPU per run: %.1f s (%.0f%% of one core)\n", cpu, 100 * cpu / m
+    gib = n * mib / 1024
+    printf "medport CPU per GiB: %.2f s (target <= 1.5 s); one SHA-256 pass over the file: %.2f s per GiB; ratio %.2f\n", cpu / gib, sha / (mib / 1024), (cpu / gib) / (sha / (mib / 1024))
 }'

@@ -56,15 +56,15 @@ class Db:
         return out
 
     def parts(self, upload_id):
-        rows = self.query("SELECT part_number, size, etag, sha256 FROM upload_parts "
+        rows = self.query("SELECT part_number, size, etag, digest FROM upload_parts "
                           f"WHERE upload_id = '{upload_id}' ORDER BY part_number")
         return [(int(n), int(s), e, h) for n, s, e, h in rows]
 
     def all_parts(self):
-        """{upload id: [(number, size, etag, sha256)]} of every upload."""
+        """{upload id: [(number, size, etag, digest)]} of every upload."""
         out = {}
         for u, n, size, etag, sha in self.query(
-                "SELECT upload_id, part_number, size, etag, sha256 FROM upload_parts "
+                "SELECT upload_id, part_number, size, etag, digest FROM upload_parts "
                 "ORDER BY upload_id, part_number"):
             out.setdefault(u, []).append((int(n), int(size), etag, sha))
         return out

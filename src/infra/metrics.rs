@@ -23,6 +23,7 @@ pub struct Metrics {
     pub uploads_expired: IntCounter,
     pub parts_in_flight: IntGauge,
     pub part_budget_bytes: IntGaugeVec,
+    pub part_budget_overdrafts: IntCounter,
     pub db_connections: IntGaugeVec,
     pub db_waiting: IntGauge,
     pub queue_length: IntGaugeVec,
@@ -145,6 +146,10 @@ impl Metrics {
                 &["state"],
             )
             .unwrap_or_else(|e| unreachable_metric(&e)),
+            part_budget_overdrafts: counter(
+                "medport_part_buffer_overdrafts_total",
+                "Parts filled outside the part-buffer budget after waiting for it too long.",
+            ),
             db_connections: IntGaugeVec::new(
                 Opts::new(
                     "medport_db_pool_connections",
@@ -182,7 +187,7 @@ impl Metrics {
         for queue in QUEUES {
             metrics.queue_length.with_label_values(&[queue]);
         }
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.bytes_uploaded.clone()),
@@ -194,6 +199,7 @@ impl Metrics {
             Box::new(metrics.uploads_expired.clone()),
             Box::new(metrics.parts_in_flight.clone()),
             Box::new(metrics.part_budget_bytes.clone()),
+            Box::new(metrics.part_budget_overdrafts.clone()),
             Box::new(metrics.db_connections.clone()),
             Box::new(metrics.db_waiting.clone()),
             Box::new(metrics.queue_length.clone()),

@@ -163,6 +163,7 @@ async fn the_counters_move_as_uploads_happen_and_no_label_holds_user_input(backe
         0.0
     );
     assert!(after.value("medport_part_buffer_bytes", &[("state", "total")]) > 0.0);
+    after.value("medport_part_buffer_overdrafts_total", &[]);
     assert_eq!(
         after.value("medport_queue_length", &[("queue", "scan")]),
         0.0

@@ -46,11 +46,6 @@ pub(crate) async fn multipart_round_trip_with_a_short_last_part(store: &BlobStor
     for (i, bytes) in parts.iter().enumerate() {
         infos.push(upload(store, &key, &id, i as u64 + 1, bytes).await);
     }
-    // A store that reports part digests reports the right ones (the pipeline records them).
-    for (info, bytes) in infos.iter().zip(&parts) {
-        let expected = store.hashes_parts().then(|| sha256(bytes));
-        assert_eq!(info.sha256, expected, "part {}", info.number);
-    }
     assert_eq!(store.list_parts(&key, &id).await.unwrap(), infos);
     let info = store.complete(&key, &id, &infos).await.unwrap();
     assert_eq!(info.size, whole.len() as u64);
@@ -101,8 +96,15 @@ pub(crate) async fn uploading_a_part_again_replaces_it(store: &BlobStore) {
     let stale = upload(store, &key, &id, 1, &old).await;
     let fresh = upload(store, &key, &id, 1, &new).await;
     assert_ne!(stale.etag, fresh.etag);
-    // The same content again gets the same ETag: a retried part is harmless.
-    assert_eq!(upload(store, &key, &id, 1, &new).await, fresh);
+    // The same content again: a retried part is harmless, the latest upload is the part.
+    // S3 names content (its ETag is the same again); the local store names the stored file
+    // (a new salt, key and tags each time, and so a new ETag).
+    let retried = upload(store, &key, &id, 1, &new).await;
+    match store {
+        BlobStore::S3(_) => assert_eq!(retried, fresh),
+        BlobStore::Local(_) => assert_ne!(retried.etag, fresh.etag),
+    }
+    let fresh = retried;
     let tail = upload(store, &key, &id, 2, &last).await;
     assert_eq!(
         store.list_parts(&key, &id).await.unwrap(),

@@ -2,8 +2,9 @@
 //!
 //! [`FileHasher`] is the SHA-256 of the whole file, computed as bytes arrive and saved with
 //! every durable step (`uploads.hash_state`), so a resumed upload (on any instance, after a
-//! restart) continues the same digest instead of re-reading what is stored. [`ChunkHasher`]
-//! checks a tus `Upload-Checksum` over one request body.
+//! restart) continues the same digest instead of re-reading what is stored. Its saved state
+//! at the end of a part also names that part ([`part_digest`]). [`ChunkHasher`] checks a
+//! tus `Upload-Checksum` over one request body.
 
 use sha2::Digest as _;
 use sha2::digest::common::hazmat::SerializableState;
@@ -81,6 +82,16 @@ impl ChunkHasher {
     }
 }
 
+/// The digest a part is recorded with, so that recording the same part twice is a no-op and
+/// a different part under the same number is refused: the SHA-256 of the file digest's
+/// saved state at the part's end ([`FileHasher::save`]). That state is SHA-256's chaining
+/// value over every byte up to there (with any unprocessed tail and the length), so two
+/// different files agree on it only through a SHA-256 collision. It costs nothing per byte,
+/// where hashing each part again cost a second SHA-256 pass over the whole file.
+pub fn part_digest(saved_state: &[u8]) -> String {
+    sha256_hex(saved_state)
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
@@ -109,6 +120,25 @@ mod tests {
             hasher.update(&data[at..]);
             prop_assert_eq!(hasher.finish_hex(), sha256_hex(&data));
         }
+    }
+
+    #[test]
+    fn a_part_digest_names_the_bytes_up_to_the_part_s_end() {
+        let at_end = |data: &[u8]| {
+            let mut hasher = FileHasher::new();
+            hasher.update(data);
+            part_digest(&hasher.save())
+        };
+        let part = vec![7u8; 8192];
+        assert_eq!(at_end(&part), at_end(&part.clone()), "the same bytes again");
+        let mut other = part.clone();
+        other[100] ^= 1;
+        assert_ne!(at_end(&part), at_end(&other), "one bit differs");
+        assert_ne!(at_end(&part), at_end(&part[..8128]), "a shorter part");
+        // An end inside a 64-byte block keeps the block's bytes in the state: they count too.
+        let mut in_last_block = part[..100].to_vec();
+        in_last_block[70] ^= 1;
+        assert_ne!(at_end(&part[..100]), at_end(&in_last_block));
     }
 
     #[test]

@@ -199,7 +199,7 @@ diesel::table! {
         part_number -> Integer,
         size -> BigInt,
         etag -> Text,
-        sha256 -> Text,
+        digest -> Text,
         created_at -> Timestamp,
     }
 }

@@ -46,12 +46,9 @@ pub type ObjectStream = BoxStream<'static, Result<Bytes>>;
 pub struct PartInfo {
     pub number: PartNumber,
     pub size: u64,
-    /// Opaque; compare exactly. Equal content uploaded again to the same upload gets the same
-    /// ETag on both backends.
+    /// Opaque; compare exactly. It names what was stored: S3 gives equal content the same
+    /// ETag, the local store gives every upload of a part its own.
     pub etag: String,
-    /// The part's SHA-256 (hex) when the backend computed it while storing the part (the
-    /// local store does, for its ETag); S3 reports none. Saves the caller hashing it again.
-    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,11 +154,6 @@ impl BlobStore {
             Self::Local(store) => store.create_multipart(key).await,
             Self::S3(store) => store.create_multipart(key).await,
         }
-    }
-
-    /// Whether `upload_part` reports each part's SHA-256 (see [`PartInfo::sha256`]).
-    pub fn hashes_parts(&self) -> bool {
-        matches!(self, Self::Local(_))
     }
 
     /// Streams one part to the backend, reading `body` chunk by chunk (never whole). Fails

@@ -20,18 +20,21 @@
 //! file has a random 16-byte salt; its AES-256-GCM key is HMAC(content key, salt), so no two
 //! files share a key.
 //!
-//! Part file: a 122-byte header (`MPP1`, part number, chunk size, plaintext size, salt,
-//! 8-byte nonce prefix, ETag, SHA-256 of the plaintext, HMAC over the header and object key),
+//! Part file: a 122-byte header (`MPP2`, part number, chunk size, plaintext size, salt,
+//! 8-byte nonce prefix, ETag, content field, HMAC over the header and object key),
 //! then the plaintext in 64 KiB chunks, each AES-256-GCM ciphertext followed by its 16-byte
 //! tag. Chunk `i` sits at `122 + i * (65536 + 16)`; its nonce is the prefix followed by `i`
 //! (32-bit big-endian); its associated data is the object key, part number, `i` and a flag
 //! set only on the last chunk. An empty part has one empty final chunk. Truncation, chunk
 //! reordering and chunks moved between parts or objects all fail authentication.
 //!
-//! The index MAC (under the MAC key) fixes the part list, order, sizes and ETags. Each part's
-//! SHA-256 is kept in the clear (as the database keeps the whole file's); the object's
-//! `checksum_sha256` is S3's composite over them. ETags are a keyed hash (MAC key) of the
-//! part's SHA-256: stable for equal content within an upload, opaque outside it.
+//! The index MAC (under the MAC key) fixes the part list, order, sizes and ETags. A part's
+//! content field is a MAC over its object key, number, size, salt and chunk tags; the tags
+//! authenticate every byte under the file's own key, so the field names exactly that file,
+//! and the plaintext is not hashed a second time (the upload pipeline hashes the whole file).
+//! ETags are a keyed hash (MAC key) of the content field, opaque outside the store. Files of
+//! format `MPP1` (written before) hold the plaintext's SHA-256 there instead; they are still
+//! read, and an object made only of them keeps S3's composite `checksum_sha256` over them.
 //!
 //! The sealed data key sits on its own line in the manifest and index, outside their MACs:
 //! `LocalStore::reseal_data_keys` moves it to a new master key by rewriting those small files.

@@ -4,7 +4,9 @@
 //!
 //! One part is held in memory while it is being filled and up to [`PARTS_IN_FLIGHT`] more
 //! while they are sent to storage, so memory per upload is a few parts (40 MiB for every
-//! file up to 78 GiB) whatever the file's size. Parts are recorded strictly in order: the
+//! file up to 78 GiB) whatever the file's size; every one of them, the one being filled
+//! too, comes out of the instance's part budget (`in_flight::PartBudget`), so memory stays
+//! bounded however many uploads run at once. Parts are recorded strictly in order: the
 //! offset only ever covers a prefix of the file that is durable.
 //!
 //! A file that fits in one part (`layout::stored_whole`) has no multipart upload: its bytes
@@ -19,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt as _};
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::audit::Outcome;
 use crate::app::buckets::UNNAMED_DICOM;
@@ -26,7 +29,7 @@ use crate::app::buckets::queries as bucket_queries;
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
-use crate::app::uploads::hasher::{ChunkHasher, FileHasher};
+use crate::app::uploads::hasher::{ChunkHasher, FileHasher, part_digest};
 use crate::app::uploads::layout::{next_part, split, tail_key};
 use crate::app::uploads::lease::{Lease, WRITE_RENEW_EVERY};
 use crate::app::uploads::model::{Upload, UploadStatus};
@@ -34,7 +37,7 @@ use crate::app::uploads::sniff::{self, SniffError};
 use crate::app::uploads::tus_headers::UploadChecksum;
 use crate::domain::ids::UploadId;
 use crate::infra::metrics::{Refused, metrics};
-use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, StorageError};
+use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo, StorageError};
 
 use super::finish::{self, StoredWhole};
 use super::in_flight::{InFlight, Sending};
@@ -158,13 +161,15 @@ struct Writer<'a> {
     /// Start offset of the part being filled; `buf` holds its bytes.
     part_start: u64,
     buf: BytesMut,
+    /// `buf`'s share of the part budget; it goes with the part when the part is sent.
+    buf_share: Option<OwnedSemaphorePermit>,
     hasher: FileHasher,
     /// The durable offset.
     committed: u64,
     /// The tail this request started from, deleted once it is no longer referenced.
     old_tail: Option<(ObjectKey, u64)>,
     /// Parts being sent, or stored and not yet recorded.
-    in_flight: InFlight<Result<StoredPart, StorageError>>,
+    in_flight: InFlight<Result<PartInfo, StorageError>>,
     /// Sent but not recorded (checksum mode).
     unrecorded: Vec<StoredPart>,
     checksum: Option<ChunkHasher>,
@@ -249,9 +254,9 @@ impl<'a> Writer<'a> {
             })?;
         let part_size = upload.part_size;
         let (whole, tail_len) = split(upload.offset, part_size);
-        let mut buf = ctx
-            .part_buffers
-            .take(part_capacity(&upload, whole * part_size));
+        let capacity = part_capacity(&upload, whole * part_size);
+        let buf_share = ctx.part_budget.reserve_to_fill(capacity as u64).await;
+        let mut buf = ctx.part_buffers.take(capacity);
         let old_tail = if tail_len > 0 {
             let key = tail_key(&upload.object_key, upload.offset)
                 .ok_or_else(|| AppError::internal("tail key"))?;
@@ -278,6 +283,7 @@ impl<'a> Writer<'a> {
             part_start: whole * part_size,
             part_size,
             buf,
+            buf_share,
             hasher,
             store,
             multipart,
@@ -419,7 +425,7 @@ impl<'a> Writer<'a> {
         let part_end = self.part_start + bytes.len() as u64;
         let snapshot = self.hasher.save();
         self.make_room().await?;
-        let room = self.ctx.part_budget.reserve(bytes.len() as u64).await;
+        let room = self.buf_share.take();
         let store = self.store.clone();
         let key = self.upload.object_key.clone();
         let multipart = self
@@ -435,10 +441,9 @@ impl<'a> Writer<'a> {
         self.part_start = part_end;
         self.settle_finished().await?;
         // Only now: a writer waiting for room above holds no second buffer meanwhile.
-        self.buf = self
-            .ctx
-            .part_buffers
-            .take(part_capacity(&self.upload, self.part_start));
+        let capacity = part_capacity(&self.upload, self.part_start);
+        self.buf_share = self.ctx.part_budget.reserve_to_fill(capacity as u64).await;
+        self.buf = self.ctx.part_buffers.take(capacity);
         Ok(())
     }
 
@@ -487,9 +492,13 @@ impl<'a> Writer<'a> {
         else {
             return Ok(());
         };
-        let stored = task
+        let info = task
             .await
             .map_err(|e| AppError::internal(format!("part task failed: {e}")))??;
+        let stored = StoredPart {
+            info,
+            digest: part_digest(&snapshot),
+        };
         if self.checksum.is_some() {
             self.unrecorded.push(stored);
             return Ok(());
@@ -547,8 +556,7 @@ impl<'a> Writer<'a> {
                 self.store_tail(rest, end).await?;
                 return Ok(None);
             }
-            // The digest so far is the file's, and so its one part's: no second pass.
-            let sha256 = self.hasher.clone().finish_hex();
+            let digest = part_digest(&self.hasher.save());
             let put = self
                 .store
                 .put(&self.upload.object_key, rest.clone())
@@ -559,7 +567,7 @@ impl<'a> Writer<'a> {
             });
             return Ok(Some(StoredPart {
                 info: put.part,
-                sha256,
+                digest,
             }));
         };
         // A file that is an exact number of parts has none left to send; an empty file
@@ -567,7 +575,7 @@ impl<'a> Writer<'a> {
         if finished && (!rest.is_empty() || end == 0) {
             let number = next_part(self.part_start / self.part_size)
                 .ok_or_else(|| AppError::internal("part number out of range"))?;
-            let stored = put_part(
+            let info = put_part(
                 &self.store,
                 &self.upload.object_key,
                 &multipart,
@@ -575,7 +583,10 @@ impl<'a> Writer<'a> {
                 rest,
             )
             .await?;
-            return Ok(Some(stored));
+            return Ok(Some(StoredPart {
+                info,
+                digest: part_digest(&self.hasher.save()),
+            }));
         }
         self.store_tail(rest, end).await?;
         Ok(None)

@@ -7,13 +7,13 @@
 //! against 0.25 s for most 8 MiB parts on SeaweedFS) stopped every part behind it, and the
 //! pipe ran with nothing in flight for a quarter of an upload.
 //!
-//! Across uploads, the bytes being sent come out of one [`PartBudget`] per instance, so
-//! memory stays bounded however many uploads run at once (8 uploads of 1 GiB took 369 MiB
-//! before it, each holding up to five parts).
+//! Across uploads, every part, from its first byte until it is stored, comes out of one
+//! [`PartBudget`] per instance, so memory stays bounded however many uploads run at once.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -101,9 +101,20 @@ impl<T: Send + 'static> InFlight<T> {
     }
 }
 
-/// Memory for parts on their way to storage, shared by every upload of the instance.
-/// Counted in KiB; waiting writers are served first come, first served. Parts being sent
-/// never wait for it, so they always end and give their share back: no writer waits forever.
+/// Longest wait for a share of the [`PartBudget`]. Under honest load a share comes back
+/// with every part stored (a few per second), so even 50 uploads at once wait seconds.
+pub const FILL_WAIT: Duration = Duration::from_secs(15);
+
+/// Memory for parts, shared by every upload of the instance: a writer takes a part's share
+/// before it fills the part, and the share goes with the part until it is stored. Counted
+/// in KiB; waiting writers are served first come, first served. A writer waits for a share
+/// holding none, and a part being sent never waits, so shares always come back.
+///
+/// A part is filled at its client's pace, so a client that sends slowly holds its share
+/// for as long as it keeps sending. Waiting is therefore bounded ([`FILL_WAIT`]): past it
+/// the part goes ahead outside the budget (counted in
+/// `medport_part_buffer_overdrafts_total`), and slow clients cost memory, as they did
+/// before parts being filled were counted, instead of stopping everyone else's uploads.
 #[derive(Clone)]
 pub struct PartBudget {
     kib: Arc<Semaphore>,
@@ -119,14 +130,27 @@ impl PartBudget {
         }
     }
 
-    /// Room for a part of `len` bytes, waiting while other parts use the budget. A part
-    /// larger than the whole budget takes all of it.
-    pub async fn reserve(&self, len: u64) -> Option<OwnedSemaphorePermit> {
+    /// Room to fill a part of `len` bytes, waiting at most [`FILL_WAIT`] while other parts
+    /// use the budget; `None` for an empty part and past the wait. A part larger than the
+    /// whole budget takes all of it.
+    pub async fn reserve_to_fill(&self, len: u64) -> Option<OwnedSemaphorePermit> {
+        if len == 0 {
+            return None;
+        }
         let kib = u32::try_from(len.div_ceil(1024))
             .unwrap_or(u32::MAX)
             .clamp(1, self.total_kib);
-        // Only a closed semaphore fails, and this one is never closed.
-        self.kib.clone().acquire_many_owned(kib).await.ok()
+        let share = self.kib.clone().acquire_many_owned(kib);
+        match tokio::time::timeout(FILL_WAIT, share).await {
+            // Only a closed semaphore fails, and this one is never closed.
+            Ok(share) => share.ok(),
+            Err(_) => {
+                crate::infra::metrics::metrics()
+                    .part_budget_overdrafts
+                    .inc();
+                None
+            }
+        }
     }
 
     /// KiB free right now (for tests and diagnostics).
@@ -145,7 +169,6 @@ impl PartBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use tokio::sync::oneshot;
 
     #[tokio::test]
@@ -207,14 +230,14 @@ mod tests {
         let budget = PartBudget::new(16 * MIB);
         let mut pipe = InFlight::new();
         let (release, held) = oneshot::channel::<()>();
-        let first = budget.reserve(8 * MIB).await;
+        let first = budget.reserve_to_fill(8 * MIB).await;
         pipe.spawn(1, vec![], first, async move {
             let _ = held.await;
         });
-        let second = budget.reserve(8 * MIB).await;
+        let second = budget.reserve_to_fill(8 * MIB).await;
         assert_eq!(budget.available_kib(), 0);
         // A third part waits: the budget is spent while the first two are being sent.
-        let waiting = budget.reserve(8 * MIB);
+        let waiting = budget.reserve_to_fill(8 * MIB);
         tokio::pin!(waiting);
         assert!(
             tokio::time::timeout(Duration::from_millis(50), &mut waiting)
@@ -232,6 +255,33 @@ mod tests {
         assert_eq!(budget.available_kib(), 8 * 1024);
         // A part larger than the whole budget still gets through, alone.
         drop(third);
-        assert!(budget.reserve(64 * MIB).await.is_some());
+        assert!(budget.reserve_to_fill(64 * MIB).await.is_some());
+        assert!(budget.reserve_to_fill(0).await.is_none(), "nothing to hold");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_kept_waiting_by_slow_clients_goes_ahead_outside_the_budget() {
+        const MIB: u64 = 1024 * 1024;
+        let budget = PartBudget::new(8 * MIB);
+        // A client filling its part slowly holds the whole budget.
+        let held = budget.reserve_to_fill(8 * MIB).await;
+        assert!(held.is_some());
+        let overdrafts = crate::infra::metrics::metrics()
+            .part_budget_overdrafts
+            .get();
+        let started = tokio::time::Instant::now();
+        let share = budget.reserve_to_fill(8 * MIB).await;
+        assert!(share.is_none(), "no share was free");
+        assert_eq!(started.elapsed(), FILL_WAIT, "it waited, then went ahead");
+        assert!(
+            crate::infra::metrics::metrics()
+                .part_budget_overdrafts
+                .get()
+                > overdrafts
+        );
+        // The held share still counts, and comes back as usual.
+        assert_eq!(budget.available_kib(), 0);
+        drop(held);
+        assert_eq!(budget.available_kib(), 8 * 1024);
     }
 }

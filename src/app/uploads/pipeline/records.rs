@@ -194,11 +194,12 @@ pub fn set_storage_id(
 #[derive(Debug, Clone)]
 pub struct StoredPart {
     pub info: PartInfo,
-    pub sha256: String,
+    /// `hasher::part_digest` at the part's end.
+    pub digest: String,
 }
 
 /// Makes progress durable: records `parts` (idempotently: the same number with the same
-/// checksum is a no-op, a different checksum is refused) and moves the offset from `from`
+/// digest is a no-op, a different digest is refused) and moves the offset from `from`
 /// to `to` with the digest state covering exactly those bytes; `finished` (the last byte)
 /// also moves the upload to `completing`. Only the lease holder can,
 /// and only from the offset it started at.
@@ -217,9 +218,9 @@ pub fn commit(
     write_tx(conn, |conn| {
         for part in parts {
             let number = i32::from(part.info.number.get());
-            let existing = upload_parts::sha256_of(conn, id.as_str(), number)?;
+            let existing = upload_parts::digest_of(conn, id.as_str(), number)?;
             match existing {
-                Some(sha) if sha == part.sha256 => {}
+                Some(digest) if digest == part.digest => {}
                 Some(_) => {
                     return Err(AppError::internal(format!(
                         "part {number} of upload {id} is already recorded with other content"
@@ -233,7 +234,7 @@ pub fn commit(
                             part_number: number,
                             size: to_i64(part.info.size)?,
                             etag: &part.info.etag,
-                            sha256: &part.sha256,
+                            digest: &part.digest,
                             created_at: now,
                         },
                     )?;
@@ -301,12 +302,7 @@ pub fn parts(conn: &mut DbConnection, id: &UploadId) -> Result<Vec<PartInfo>, Ap
                     .and_then(PartNumber::new)
                     .ok_or_else(|| AppError::internal("stored part number out of range"))?;
                 let size = u64::try_from(size).map_err(|_| AppError::internal("negative part"))?;
-                Ok(PartInfo {
-                    number,
-                    size,
-                    etag,
-                    sha256: None,
-                })
+                Ok(PartInfo { number, size, etag })
             },
         )
         .collect()

@@ -8,10 +8,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 
-use crate::app::uploads::hasher::sha256_hex;
-use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartNumber, StorageError};
-
-use super::records::StoredPart;
+use crate::infra::storage::blob::{
+    BlobStore, MultipartId, ObjectKey, PartInfo, PartNumber, StorageError,
+};
 
 const ATTEMPTS: u32 = 3;
 
@@ -22,14 +21,7 @@ pub async fn put_part(
     multipart: &MultipartId,
     number: PartNumber,
     bytes: Bytes,
-) -> Result<StoredPart, StorageError> {
-    // The part's digest makes a re-sent part a no-op when it is recorded. A store that
-    // hashes parts as it writes them (the local store) reports it; otherwise it is computed
-    // here, beside the upload, on a blocking thread.
-    let digest = (!store.hashes_parts()).then(|| {
-        let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || sha256_hex(&bytes))
-    });
+) -> Result<PartInfo, StorageError> {
     let len = bytes.len() as u64;
     let mut attempt = 0;
     loop {
@@ -41,14 +33,7 @@ pub async fn put_part(
                 // The part timeline of `scripts/bench-upload-timeline.py`.
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::debug!(part = %number, bytes = len, ms, "part stored");
-                let sha256 = match (&info.sha256, digest) {
-                    (Some(reported), _) => reported.clone(),
-                    (None, Some(task)) => task
-                        .await
-                        .map_err(|e| StorageError::Io(format!("digest task failed: {e}")))?,
-                    (None, None) => sha256_hex(&bytes),
-                };
-                return Ok(StoredPart { info, sha256 });
+                return Ok(info);
             }
             Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, part = %number, attempt, "part upload failed; retrying");

@@ -1,5 +1,6 @@
 //! The upload_parts table: the parts of an upload stored so far, one row each, with the
-//! backend's ETag and the SHA-256 of the part's bytes.
+//! backend's ETag and the part's digest (the upload pipeline's `part_digest`: it names the
+//! part's bytes and every byte before them).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -7,15 +8,15 @@ use diesel::prelude::*;
 use crate::infra::db::schema::upload_parts;
 use crate::infra::db::{DbConnection, DbError};
 
-/// The recorded SHA-256 of part `number` of upload `upload_id`, if that part is recorded.
-pub fn sha256_of(
+/// The recorded digest of part `number` of upload `upload_id`, if that part is recorded.
+pub fn digest_of(
     conn: &mut DbConnection,
     upload_id: &str,
     number: i32,
 ) -> Result<Option<String>, DbError> {
     Ok(upload_parts::table
         .find((upload_id, number))
-        .select(upload_parts::sha256)
+        .select(upload_parts::digest)
         .first(conn)
         .optional()?)
 }
@@ -28,7 +29,7 @@ pub struct NewPart<'a> {
     pub part_number: i32,
     pub size: i64,
     pub etag: &'a str,
-    pub sha256: &'a str,
+    pub digest: &'a str,
     pub created_at: NaiveDateTime,
 }
 

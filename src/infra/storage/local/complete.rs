@@ -12,7 +12,7 @@ use super::files::{
     self, BlobName, Layout, TempPath, create_private_dir, io_error, remove_any, remove_atomically,
     sync_dir, write_atomically,
 };
-use super::format::{PART_HEADER_LEN, PartHeader, UploadKeys};
+use super::format::{PART_HEADER_LEN, PartContent, PartHeader, UploadKeys};
 use super::meta::{Index, IndexBody, IndexPart, Manifest};
 use crate::infra::storage::blob::{
     LOCAL_SSE, MultipartId, ObjectInfo, ObjectKey, PartInfo, PartNumber, Result, StorageError,
@@ -23,7 +23,6 @@ pub fn part_info(header: &PartHeader) -> PartInfo {
         number: header.number,
         size: header.size,
         etag: hex::encode(header.etag),
-        sha256: Some(hex::encode(header.sha256)),
     }
 }
 
@@ -75,19 +74,29 @@ impl Completion<'_> {
         let stage = TempPath::new(self.layout.tmp_path("complete"));
         create_private_dir(stage.path())?;
         let mut index_parts = Vec::with_capacity(parts.len());
-        let (mut size, mut etags, mut digests) = (0u64, Vec::new(), Vec::new());
+        let (mut size, mut etags) = (0u64, Vec::new());
+        // S3's composite checksum, while every part file still records its SHA-256 (only
+        // files from before the content field named the tags do).
+        let mut digests = Some(Vec::new());
         for part in parts {
             let header = self.link_part(dir, stage.path(), part)?;
             size = size
                 .checked_add(header.size)
                 .ok_or_else(|| StorageError::InvalidPart("object too large".into()))?;
             etags.extend_from_slice(&header.etag);
-            digests.extend_from_slice(&header.sha256);
+            let sha256 = match header.content {
+                PartContent::Sha256(sha256) => Some(sha256),
+                PartContent::Tags(_) => None,
+            };
+            digests = digests.zip(sha256).map(|(mut all, one)| {
+                all.extend_from_slice(&one);
+                all
+            });
             index_parts.push(IndexPart {
                 number: header.number.get(),
                 size: header.size,
                 etag: hex::encode(header.etag),
-                sha256: hex::encode(header.sha256),
+                sha256: sha256.map(hex::encode),
             });
         }
         sync_dir(stage.path())?;
@@ -109,10 +118,12 @@ impl Completion<'_> {
                 "{}-{count}",
                 hex::encode(&self.keys.mac(&[b"medport-object-etag-v1", &etags])[..16])
             ),
-            checksum_sha256: format!(
-                "{}-{count}",
-                data_encoding::BASE64.encode(&Sha256::digest(&digests))
-            ),
+            checksum_sha256: digests.map(|digests| {
+                format!(
+                    "{}-{count}",
+                    data_encoding::BASE64.encode(&Sha256::digest(&digests))
+                )
+            }),
             parts: index_parts,
         };
         let index_path = self.layout.index_path(self.key);
@@ -144,7 +155,7 @@ impl Completion<'_> {
             size,
             etag: body.etag,
             sse: Some(LOCAL_SSE.to_string()),
-            checksum_sha256: Some(body.checksum_sha256),
+            checksum_sha256: body.checksum_sha256,
         })
     }
 

@@ -13,9 +13,12 @@ use crate::infra::storage::blob::{ObjectKey, PartNumber, Result, StorageError};
 pub const CHUNK_SIZE: u32 = 64 * 1024;
 pub const TAG_LEN: u64 = 16;
 
-const PART_MAGIC: &[u8; 4] = b"MPP1";
+/// Part files whose content field is the plaintext's SHA-256 (read, no longer written).
+const PART_MAGIC_V1: &[u8; 4] = b"MPP1";
+/// Part files whose content field is a MAC over their chunk tags.
+const PART_MAGIC_V2: &[u8; 4] = b"MPP2";
 const MAC_LEN: usize = 32;
-/// magic, part number, chunk size, plaintext size, salt, nonce prefix, ETag, SHA-256, MAC.
+/// magic, part number, chunk size, plaintext size, salt, nonce prefix, ETag, content, MAC.
 pub const PART_HEADER_LEN: usize = 4 + 2 + 4 + 8 + 16 + 8 + 16 + 32 + MAC_LEN;
 const MAC_OFFSET: usize = PART_HEADER_LEN - MAC_LEN;
 
@@ -106,12 +109,34 @@ impl UploadKeys {
         bool::from(self.mac(fields).as_slice().ct_eq(tag))
     }
 
-    /// A part's ETag: a keyed hash of its SHA-256, so equal content uploaded again to the
-    /// same upload gets the same ETag, and the ETag reveals nothing about the content.
-    pub fn part_etag(&self, sha256: &[u8; 32]) -> [u8; 16] {
+    /// A part's ETag: a keyed hash of its content field, so it reveals nothing about the
+    /// content.
+    pub fn part_etag(&self, content: &[u8; 32]) -> [u8; 16] {
         let mut out = [0u8; 16];
-        out.copy_from_slice(&self.mac(&[b"medport-local-etag-v1", sha256])[..16]);
+        out.copy_from_slice(&self.mac(&[b"medport-local-etag-v1", content])[..16]);
         out
+    }
+
+    /// The content field of a part file: a MAC over where it belongs and its chunk tags.
+    /// The tags authenticate every ciphertext byte under the file's own key, so this names
+    /// exactly one stored file (an upload of the same part again gets a new salt, so a new
+    /// key and new tags) at the cost of hashing 16 bytes per chunk, not the plaintext again.
+    pub fn tags_digest(
+        &self,
+        key: &ObjectKey,
+        number: PartNumber,
+        size: u64,
+        salt: &[u8; 16],
+        tags: &[u8],
+    ) -> [u8; 32] {
+        self.mac(&[
+            b"medport-local-part-tags-v1",
+            key.as_str().as_bytes(),
+            &number.get().to_be_bytes(),
+            &size.to_be_bytes(),
+            salt,
+            tags,
+        ])
     }
 
     /// The cipher for one part file, from its random salt and nonce prefix.
@@ -171,12 +196,21 @@ impl ChunkCipher {
         Ok((Nonce::assume_unique_for_key(nonce), aad))
     }
 
-    /// Encrypts `buf` (one chunk's plaintext) in place and appends the tag.
-    pub fn seal(&self, index: u64, buf: &mut Vec<u8>) -> Result<()> {
+    /// Encrypts chunk `index` where it lies: `frame` is its plaintext followed by
+    /// [`TAG_LEN`] bytes of room, which receive the tag.
+    pub fn seal_framed(&self, index: u64, frame: &mut [u8]) -> Result<()> {
         let (nonce, aad) = self.nonce_and_aad(index)?;
-        self.aead
-            .seal_in_place_append_tag(nonce, Aad::from(aad), buf)
-            .map_err(|_| StorageError::Io("chunk encryption failed".into()))
+        let plain_len = frame
+            .len()
+            .checked_sub(TAG_LEN as usize)
+            .ok_or_else(|| StorageError::Io("chunk frame without room for its tag".into()))?;
+        let (plain, room) = frame.split_at_mut(plain_len);
+        let tag = self
+            .aead
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), plain)
+            .map_err(|_| StorageError::Io("chunk encryption failed".into()))?;
+        room.copy_from_slice(tag.as_ref());
+        Ok(())
     }
 
     /// Decrypts chunk `index` (ciphertext and tag) in place; returns the plaintext.
@@ -192,6 +226,30 @@ impl ChunkCipher {
     }
 }
 
+/// What a part file's 32-byte content field holds, by format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartContent {
+    /// `MPP1`: the plaintext's SHA-256.
+    Sha256([u8; 32]),
+    /// `MPP2`: [`UploadKeys::tags_digest`].
+    Tags([u8; 32]),
+}
+
+impl PartContent {
+    pub fn bytes(&self) -> &[u8; 32] {
+        match self {
+            Self::Sha256(b) | Self::Tags(b) => b,
+        }
+    }
+
+    fn magic(&self) -> &'static [u8; 4] {
+        match self {
+            Self::Sha256(_) => PART_MAGIC_V1,
+            Self::Tags(_) => PART_MAGIC_V2,
+        }
+    }
+}
+
 /// The fixed-size header at the start of every part file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartHeader {
@@ -200,21 +258,21 @@ pub struct PartHeader {
     pub salt: [u8; 16],
     pub nonce_prefix: [u8; 8],
     pub etag: [u8; 16],
-    pub sha256: [u8; 32],
+    pub content: PartContent,
 }
 
 impl PartHeader {
     pub fn encode(&self, keys: &UploadKeys, key: &ObjectKey) -> [u8; PART_HEADER_LEN] {
         let mut out = [0u8; PART_HEADER_LEN];
         let fields: [&[u8]; 8] = [
-            PART_MAGIC,
+            self.content.magic(),
             &self.number.get().to_be_bytes(),
             &CHUNK_SIZE.to_be_bytes(),
             &self.size.to_be_bytes(),
             &self.salt,
             &self.nonce_prefix,
             &self.etag,
-            &self.sha256,
+            self.content.bytes(),
         ];
         let mut at = 0;
         for field in fields {
@@ -249,9 +307,14 @@ impl PartHeader {
             rest = tail;
             head
         };
-        if take(4) != PART_MAGIC {
+        let magic = take(4);
+        let content: fn([u8; 32]) -> PartContent = if magic == PART_MAGIC_V2 {
+            PartContent::Tags
+        } else if magic == PART_MAGIC_V1 {
+            PartContent::Sha256
+        } else {
             return Err(bad("unknown format"));
-        }
+        };
         let number = u16::from_be_bytes(array(take(2)));
         let chunk_size = u32::from_be_bytes(array(take(4)));
         if chunk_size != CHUNK_SIZE {
@@ -263,7 +326,7 @@ impl PartHeader {
             salt: array(take(16)),
             nonce_prefix: array(take(8)),
             etag: array(take(16)),
-            sha256: array(take(32)),
+            content: content(array(take(32))),
         })
     }
 
@@ -308,10 +371,18 @@ mod tests {
             salt: [1; 16],
             nonce_prefix: [2; 8],
             etag: [3; 16],
-            sha256: [4; 32],
+            content: PartContent::Tags([4; 32]),
         };
         let bytes = header.encode(&keys, &key);
         assert_eq!(PartHeader::decode(&bytes, &keys2, &key).unwrap(), header);
+        // Files written before the content field named the tags still read as they were.
+        let v1 = PartHeader {
+            content: PartContent::Sha256([4; 32]),
+            ..header.clone()
+        };
+        let v1_bytes = v1.encode(&keys, &key);
+        assert_eq!(&v1_bytes[..4], b"MPP1");
+        assert_eq!(PartHeader::decode(&v1_bytes, &keys2, &key).unwrap(), v1);
         for i in 0..PART_HEADER_LEN {
             let mut altered = bytes;
             altered[i] ^= 0x40;
@@ -334,7 +405,8 @@ mod tests {
             .unwrap();
         assert_eq!(cipher.chunks(), 2);
         let mut chunk = b"hello".to_vec();
-        cipher.seal(0, &mut chunk).unwrap();
+        chunk.resize(5 + TAG_LEN as usize, 0);
+        cipher.seal_framed(0, &mut chunk).unwrap();
         assert!(cipher.open(0, &mut chunk.clone()).is_ok());
         assert!(cipher.open(1, &mut chunk.clone()).is_err());
         // Same bytes read as the last chunk of a one-chunk part: finality differs.

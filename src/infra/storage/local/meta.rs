@@ -81,7 +81,9 @@ pub struct IndexPart {
     pub number: u16,
     pub size: u64,
     pub etag: String,
-    pub sha256: String,
+    /// Only for parts whose file recorded the plaintext's SHA-256 (format `MPP1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,7 +93,9 @@ pub struct IndexBody {
     pub blob: String,
     pub size: u64,
     pub etag: String,
-    pub checksum_sha256: String,
+    /// Only for objects whose every part recorded its SHA-256 (format `MPP1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_sha256: Option<String>,
     pub parts: Vec<IndexPart>,
 }
 
@@ -140,7 +144,7 @@ impl Index {
             size: self.body.size,
             etag: self.body.etag.clone(),
             sse: Some(LOCAL_SSE.to_string()),
-            checksum_sha256: Some(self.body.checksum_sha256.clone()),
+            checksum_sha256: self.body.checksum_sha256.clone(),
         }
     }
 }

@@ -1,51 +1,96 @@
 //! Streaming a part into an encrypted part file with bounded memory.
 //!
-//! The body is copied into one reusable buffer of [`BATCH`] bytes; each full buffer is
-//! encrypted and written on the blocking pool before the body is read any further. So at
-//! most one batch (plus the body item being copied) is in memory, whatever the part size.
+//! The body is copied once, into a reusable [`Batch`] of [`BATCH`] plaintext bytes laid out
+//! as they will lie in the file: each chunk followed by room for its tag. Each full batch is
+//! sealed where it lies and written with one call on the blocking pool before the body is
+//! read any further. So at most one batch (plus the body item being copied) is in memory,
+//! whatever the part size.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use futures_util::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
 
 use super::files::{blocking, io_error};
-use super::format::{CHUNK_SIZE, ChunkCipher, PART_HEADER_LEN, PartHeader, UploadKeys, random};
+use super::format::{
+    CHUNK_SIZE, ChunkCipher, PART_HEADER_LEN, PartContent, PartHeader, TAG_LEN, UploadKeys, random,
+};
 use crate::infra::storage::blob::{ObjectKey, PartNumber, Result, StorageError};
 
+const CHUNK: usize = CHUNK_SIZE as usize;
+/// A chunk as stored: its ciphertext, then its tag.
+const FRAME: usize = CHUNK + TAG_LEN as usize;
+const BATCH_CHUNKS: usize = 16;
 /// Plaintext buffered before a write: 16 chunks, 1 MiB.
-pub const BATCH: usize = 16 * CHUNK_SIZE as usize;
+pub const BATCH: usize = BATCH_CHUNKS * CHUNK;
+
+/// Plaintext gathered for one write, each chunk already at its place in the file's layout.
+struct Batch {
+    frames: Vec<u8>,
+    /// Plaintext bytes held.
+    plain: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            frames: vec![0; BATCH_CHUNKS * FRAME],
+            plain: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.plain == BATCH
+    }
+
+    /// Copies as much of `bytes` as fits; returns how many bytes it took.
+    fn fill(&mut self, bytes: &[u8]) -> usize {
+        let mut taken = 0;
+        while taken < bytes.len() && !self.is_full() {
+            let (chunk, at) = (self.plain / CHUNK, self.plain % CHUNK);
+            let n = (CHUNK - at).min(bytes.len() - taken);
+            let start = chunk * FRAME + at;
+            self.frames[start..start + n].copy_from_slice(&bytes[taken..taken + n]);
+            self.plain += n;
+            taken += n;
+        }
+        taken
+    }
+}
 
 /// Encrypts and writes the chunks of one part file; runs on the blocking pool.
 struct PartWriter {
     file: File,
     cipher: ChunkCipher,
     next_chunk: u64,
-    sha256: Sha256,
-    scratch: Vec<u8>,
+    /// Every chunk's tag, in order: what names the part (`UploadKeys::tags_digest`).
+    tags: Vec<u8>,
 }
 
 impl PartWriter {
-    /// Writes whole chunks of `plain`; the last may be short only when `end` is set.
-    fn write(&mut self, plain: &[u8], end: bool) -> Result<()> {
-        let mut chunks: Vec<&[u8]> = plain.chunks(CHUNK_SIZE as usize).collect();
-        if end && chunks.is_empty() && self.next_chunk == 0 {
+    /// Seals and writes the chunks in `batch`, then empties it; the last chunk may be short
+    /// only when `end` is set.
+    fn write(&mut self, batch: &mut Batch, end: bool) -> Result<()> {
+        let mut chunks = batch.plain.div_ceil(CHUNK);
+        if end && chunks == 0 && self.next_chunk == 0 {
             // An empty part still gets its one authenticated (final) chunk.
-            chunks.push(&[]);
+            chunks = 1;
         }
-        for chunk in chunks {
-            self.sha256.update(chunk);
-            self.scratch.clear();
-            self.scratch.extend_from_slice(chunk);
-            self.cipher.seal(self.next_chunk, &mut self.scratch)?;
-            self.file
-                .write_all(&self.scratch)
-                .map_err(|e| io_error("writing a part", &e))?;
+        let mut written = 0;
+        for i in 0..chunks {
+            let len = (batch.plain - i * CHUNK).min(CHUNK);
+            let frame = &mut batch.frames[i * FRAME..i * FRAME + len + TAG_LEN as usize];
+            self.cipher.seal_framed(self.next_chunk, frame)?;
+            self.tags.extend_from_slice(&frame[len..]);
             self.next_chunk += 1;
+            written = i * FRAME + frame.len();
         }
+        self.file
+            .write_all(&batch.frames[..written])
+            .map_err(|e| io_error("writing a part", &e))?;
+        batch.plain = 0;
         if end && self.next_chunk != self.cipher.chunks() {
             return Err(StorageError::Io("part chunk count mismatch".into()));
         }
@@ -71,6 +116,7 @@ pub async fn write_part(
     let salt = random::<16>()?;
     let nonce_prefix = random::<8>()?;
     let cipher = keys.chunk_cipher(key, number, &salt, nonce_prefix, expected_len)?;
+    let cipher_chunks = cipher.chunks();
     // The header is only known at the end; reserve its place.
     let mut file = file;
     file = blocking(move || {
@@ -83,11 +129,12 @@ pub async fn write_part(
         file,
         cipher,
         next_chunk: 0,
-        sha256: Sha256::new(),
-        scratch: Vec::with_capacity(CHUNK_SIZE as usize + 16),
+        tags: Vec::with_capacity(
+            usize::try_from(cipher_chunks.saturating_mul(TAG_LEN)).unwrap_or(0),
+        ),
     };
 
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     let mut received: u64 = 0;
     while let Some(item) = body.next().await {
         let mut item =
@@ -99,9 +146,9 @@ pub async fn write_part(
             )));
         }
         while !item.is_empty() {
-            let take = (BATCH - batch.len()).min(item.len());
-            batch.extend_from_slice(&item.split_to(take));
-            if batch.len() == BATCH {
+            let taken = batch.fill(&item);
+            item.advance(taken);
+            if batch.is_full() {
                 (writer, batch) = flush(writer, batch, false).await?;
             }
         }
@@ -113,15 +160,15 @@ pub async fn write_part(
     }
     let (writer, _) = flush(writer, batch, true).await?;
 
-    let PartWriter { file, sha256, .. } = writer;
-    let sha256: [u8; 32] = sha256.finalize().into();
+    let PartWriter { file, tags, .. } = writer;
+    let content = keys.tags_digest(key, number, expected_len, &salt, &tags);
     let header = PartHeader {
         number,
         size: expected_len,
         salt,
         nonce_prefix,
-        etag: keys.part_etag(&sha256),
-        sha256,
+        etag: keys.part_etag(&content),
+        content: PartContent::Tags(content),
     };
     let encoded = header.encode(&keys, key);
     blocking(move || {
@@ -133,14 +180,9 @@ pub async fn write_part(
     Ok(Written { header })
 }
 
-async fn flush(
-    mut writer: PartWriter,
-    mut batch: Vec<u8>,
-    end: bool,
-) -> Result<(PartWriter, Vec<u8>)> {
+async fn flush(mut writer: PartWriter, mut batch: Batch, end: bool) -> Result<(PartWriter, Batch)> {
     blocking(move || {
-        writer.write(&batch, end)?;
-        batch.clear();
+        writer.write(&mut batch, end)?;
         Ok((writer, batch))
     })
     .await

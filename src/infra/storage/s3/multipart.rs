@@ -104,7 +104,6 @@ impl S3Store {
             number,
             size: expected_len,
             etag,
-            sha256: None,
         })
     }
 
@@ -157,7 +156,6 @@ impl S3Store {
                     number,
                     size,
                     etag: normalize_etag(etag),
-                    sha256: None,
                 };
                 let modified = part.last_modified().map(|t| t.as_nanos());
                 found.entry(number).or_default().push((modified, info));

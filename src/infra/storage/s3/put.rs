@@ -65,12 +65,7 @@ impl S3Store {
         let number = PartNumber::new(1).ok_or_else(|| StorageError::Io("part 1".into()))?;
         Ok(Put {
             object,
-            part: PartInfo {
-                number,
-                size,
-                etag,
-                sha256: None,
-            },
+            part: PartInfo { number, size, etag },
         })
     }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE upload_parts RENAME COLUMN digest TO sha256;
