@@ -29,7 +29,7 @@ use crate::app::buckets::queries as bucket_queries;
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
-use crate::app::uploads::hasher::{ChunkHasher, FileHasher, part_digest};
+use crate::app::uploads::hasher::{ChunkHasher, FileHasher};
 use crate::app::uploads::layout::{next_part, split, tail_key};
 use crate::app::uploads::lease::{Lease, WRITE_RENEW_EVERY};
 use crate::app::uploads::model::{Upload, UploadStatus};
@@ -495,10 +495,7 @@ impl<'a> Writer<'a> {
         let info = task
             .await
             .map_err(|e| AppError::internal(format!("part task failed: {e}")))??;
-        let stored = StoredPart {
-            info,
-            digest: part_digest(&snapshot),
-        };
+        let stored = StoredPart::ending_at(info, &snapshot);
         if self.checksum.is_some() {
             self.unrecorded.push(stored);
             return Ok(());
@@ -544,19 +541,19 @@ impl<'a> Writer<'a> {
 
     /// Sends what is left in the buffer at the end of a request: the file's last part (or,
     /// for a file stored whole, the file) when the file is complete, otherwise a tail object
-    /// the next request starts from.
+    /// the next request starts from. `state` is the file's digest state at `end`.
     async fn store_rest(
         &mut self,
         rest: Bytes,
         finished: bool,
         end: u64,
+        state: &[u8],
     ) -> Result<Option<StoredPart>, AppError> {
         let Some(multipart) = self.multipart.clone() else {
             if !finished {
                 self.store_tail(rest, end).await?;
                 return Ok(None);
             }
-            let digest = part_digest(&self.hasher.save());
             let put = self
                 .store
                 .put(&self.upload.object_key, rest.clone())
@@ -565,10 +562,7 @@ impl<'a> Writer<'a> {
                 info: put.object,
                 bytes: rest,
             });
-            return Ok(Some(StoredPart {
-                info: put.part,
-                digest,
-            }));
+            return Ok(Some(StoredPart::ending_at(put.part, state)));
         };
         // A file that is an exact number of parts has none left to send; an empty file
         // still needs its one (empty) part.
@@ -583,10 +577,7 @@ impl<'a> Writer<'a> {
                 rest,
             )
             .await?;
-            return Ok(Some(StoredPart {
-                info,
-                digest: part_digest(&self.hasher.save()),
-            }));
+            return Ok(Some(StoredPart::ending_at(info, state)));
         }
         self.store_tail(rest, end).await?;
         Ok(None)
@@ -639,13 +630,13 @@ impl<'a> Writer<'a> {
         }
         let mut parts = std::mem::take(&mut self.unrecorded);
         let rest = std::mem::take(&mut self.buf).freeze();
-        let last = self.store_rest(rest.clone(), finished, end).await;
+        let state = self.hasher.save();
+        let last = self.store_rest(rest.clone(), finished, end, &state).await;
         // The buffer goes back in every case, empty ones too (a PATCH that ends on a part
         // boundary); the copy sent is gone by now.
         self.ctx.part_buffers.give_back(rest);
         parts.extend(last?);
         if end != self.committed || !parts.is_empty() {
-            let state = self.hasher.save();
             self.record(end, &state, parts).await?;
         }
         if finished {

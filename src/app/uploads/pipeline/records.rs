@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::app::audit::{self, Actor, Event, Origin, Outcome};
 use crate::app::buckets::Bucket;
 use crate::app::error::AppError;
+use crate::app::uploads::hasher::part_digest;
 use crate::app::uploads::lease::WRITE_TTL;
 use crate::app::uploads::model::{ScanStatus, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
@@ -190,12 +191,23 @@ pub fn set_storage_id(
     Ok(())
 }
 
-/// A part stored in the backend, with the SHA-256 of its bytes.
+/// A part stored in the backend, with the digest it is recorded with.
 #[derive(Debug, Clone)]
 pub struct StoredPart {
     pub info: PartInfo,
     /// `hasher::part_digest` at the part's end.
     pub digest: String,
+}
+
+impl StoredPart {
+    /// The part `info` names, whose last byte leaves the file's digest in `state`
+    /// (`FileHasher::save`).
+    pub fn ending_at(info: PartInfo, state: &[u8]) -> Self {
+        Self {
+            info,
+            digest: part_digest(state),
+        }
+    }
 }
 
 /// Makes progress durable: records `parts` (idempotently: the same number with the same

@@ -116,7 +116,6 @@ pub async fn write_part(
     let salt = random::<16>()?;
     let nonce_prefix = random::<8>()?;
     let cipher = keys.chunk_cipher(key, number, &salt, nonce_prefix, expected_len)?;
-    let cipher_chunks = cipher.chunks();
     // The header is only known at the end; reserve its place.
     let mut file = file;
     file = blocking(move || {
@@ -126,12 +125,12 @@ pub async fn write_part(
     })
     .await?;
     let mut writer = PartWriter {
+        tags: Vec::with_capacity(
+            usize::try_from(cipher.chunks().saturating_mul(TAG_LEN)).unwrap_or(0),
+        ),
         file,
         cipher,
         next_chunk: 0,
-        tags: Vec::with_capacity(
-            usize::try_from(cipher_chunks.saturating_mul(TAG_LEN)).unwrap_or(0),
-        ),
     };
 
     let mut batch = Batch::new();
