@@ -6,8 +6,6 @@
 mod bench;
 mod only;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::web::Bytes;
 use futures_util::{Stream, TryStreamExt, stream};
 use medport::domain::bucket::Encryption;
@@ -35,25 +33,49 @@ fn new_bucket_name() -> String {
 }
 
 async fn create_bucket(name: &str) {
-    let result = admin_client().create_bucket().bucket(name).send().await;
-    if let Err(e) = result {
-        let code = e.as_service_error().and_then(|e| e.meta().code());
-        assert!(
-            code == Some("BucketAlreadyOwnedByYou"),
-            "the S3 test server must answer at MEDPORT_TEST_S3_ENDPOINT (run \
-             scripts/test-services.sh s3): {}",
-            aws_sdk_s3::error::DisplayErrorContext(e)
-        );
+    // SeaweedFS answers a create that races another create of the same name, or a request
+    // made just after one, with NoSuchBucket: retry briefly, then wait until it is visible.
+    let client = admin_client();
+    for attempt in 1..=20 {
+        let result = client.create_bucket().bucket(name).send().await;
+        let code = match &result {
+            Ok(_) => None,
+            Err(e) => e
+                .as_service_error()
+                .and_then(|e| e.meta().code())
+                .map(str::to_string),
+        };
+        match (result, code.as_deref()) {
+            (Ok(_), _) | (Err(_), Some("BucketAlreadyOwnedByYou")) => break,
+            (Err(_), Some("NoSuchBucket")) if attempt < 20 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            (Err(e), _) => panic!(
+                "the S3 test server must answer at MEDPORT_TEST_S3_ENDPOINT (run \
+                 scripts/test-services.sh s3): {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            ),
+        }
     }
+    for _ in 0..50 {
+        if client.head_bucket().bucket(name).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("bucket {name} was created but the S3 test server never showed it");
 }
 
-/// The shared bucket (created if needed; swept on first use in this process).
+/// The shared bucket: created and swept once per process, before any test uses it, so
+/// that the tests starting together do not race to create it.
 async fn shared_bucket() -> String {
-    static SWEPT: AtomicBool = AtomicBool::new(false);
-    create_bucket(SHARED_BUCKET).await;
-    if !SWEPT.swap(true, Ordering::SeqCst) {
-        sweep().await;
-    }
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            create_bucket(SHARED_BUCKET).await;
+            sweep().await;
+        })
+        .await;
     SHARED_BUCKET.to_string()
 }
 
