@@ -206,12 +206,12 @@ where
         max,
     )
     .map_err(|e| failed(None, reason_for(&e)))?;
-    let upload = pipeline::create(ctx, who, upload_request)
-        .await
-        .map_err(|e| failed(None, reason_for(&e)))?;
     let whole = futures_util::stream::once(std::future::ready(Ok(start.freeze()))).chain(body);
     let (body, verdict) = inspect::inspect(whole, request.study.clone());
-    let appended = pipeline::append_whole(ctx, who, &upload.id, body).await;
+    let (upload, appended) =
+        pipeline::create_and_receive(ctx, who, upload_request, None, true, body)
+            .await
+            .map_err(|e| failed(None, reason_for(&e)))?;
     let verdict = verdict.lock().ok().and_then(|mut v| v.take());
     match (appended, verdict) {
         (Ok(_), Some(Verdict::Instance(h))) => Ok(StoredInstance {

@@ -121,6 +121,17 @@ impl Lease {
         })
     }
 
+    /// A writer's lease on a row not yet written: the request that creates an upload and
+    /// sends its first bytes writes the row with the lease held (`NewRow::lease`), which
+    /// spares it a second write before the bytes.
+    pub fn for_new_row(id: &UploadId) -> Self {
+        Self {
+            id: id.clone(),
+            token: uuid::Uuid::now_v7().to_string(),
+            ttl: WRITE_TTL,
+        }
+    }
+
     /// Takes the lease on an upload waiting for its scan.
     pub async fn claim_for_scan(ctx: &UploadContext, id: &UploadId) -> Result<Claim, AppError> {
         let token = random_token().map_err(AppError::internal)?;

@@ -149,19 +149,22 @@ pub async fn create(
         (true, Some(v)) => Some(th::parse_upload_checksum(v).map_err(header_error)?),
         _ => None,
     };
-    let upload = pipeline::create(&ctx, &who, request).await?;
-    let mut offset = 0;
-    if with_body || length == 0 {
-        match pipeline::append(&ctx, &who, &upload.id, 0, checksum, body).await {
-            Ok(done) => offset = done.offset,
+    let (upload, offset) = if with_body || length == 0 {
+        let (upload, received) =
+            pipeline::create_and_receive(&ctx, &who, request, checksum, false, body).await?;
+        let offset = match received {
+            Ok(done) => done.offset,
             // The upload exists; a refusal of its first bytes is the client's to see.
             Err(e) if refusal(&e) => return Err(e),
             Err(e) => {
                 tracing::warn!(upload = %upload.id, error = %e, "first chunk not stored");
-                offset = current_offset(&ctx, &upload.id).await?;
+                current_offset(&ctx, &upload.id).await?
             }
-        }
-    }
+        };
+        (upload, offset)
+    } else {
+        (pipeline::create(&ctx, &who, request).await?, 0)
+    };
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location(&req, &upload.id)))
         .insert_header(("Upload-Offset", offset.to_string()))

@@ -78,8 +78,9 @@ pub async fn receive(
                     },
                     ctx.settings.uploads.max_size,
                 )?;
-                let upload = pipeline::create(ctx, who, request).await?;
-                if let Err(e) = pipeline::append_whole(ctx, who, &upload.id, field).await {
+                let (upload, received) =
+                    pipeline::create_and_receive(ctx, who, request, None, true, field).await?;
+                if let Err(e) = received {
                     // Nothing half-made stays behind (a no-op when the pipeline already
                     // rejected it).
                     if let Err(cleanup) = pipeline::terminate(ctx, who, &upload.id).await {

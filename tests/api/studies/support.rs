@@ -154,6 +154,8 @@ pub fn write_upload(
             relative_path: Some(path),
             request_id: None,
             submission_id: None,
+            lease_token: None,
+            lease_until: None,
         },
     )
     .unwrap();

@@ -54,6 +54,55 @@ async fn creation_with_upload_stores_the_first_chunk(backend: Backend) {
     assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&data)));
 }
 
+/// The request that creates an upload and sends its first bytes lets go of it when it
+/// ends, finished or not, so the next request continues at once.
+async fn creation_with_upload_holds_the_upload_until_the_request_ends(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.uploader().await;
+    let tus = Tus::with_session(&app).await;
+    let lease_of = |id: &str| -> Option<String> {
+        let mut conn = app.db.conn().unwrap();
+        uploads::table
+            .find(id)
+            .select(uploads::lease_token)
+            .first(&mut *conn)
+            .unwrap()
+    };
+
+    let whole = b"patient,value\n1,2\n".to_vec();
+    let res = tus
+        .create_with_body(whole.len() as u64, &[("filename", "a.csv")], Some(whole))
+        .await;
+    assert_eq!(res.status(), 201);
+    let done = id_from_location(res.headers()["location"].to_str().unwrap());
+    assert_eq!(status_of(&app, &done), "completed");
+    assert_eq!(
+        lease_of(&done),
+        None,
+        "the verdict lets go of a finished upload"
+    );
+
+    let data = pdf(3 * MIB, 11);
+    let res = tus
+        .create_with_body(
+            data.len() as u64,
+            &[("filename", "b.pdf")],
+            Some(data[..MIB].to_vec()),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["upload-offset"], MIB.to_string());
+    let open = id_from_location(res.headers()["location"].to_str().unwrap());
+    assert_eq!(
+        lease_of(&open),
+        None,
+        "an unfinished upload is free for its next request"
+    );
+    tus.send_from(&open, &data, MIB, data.len()).await;
+    assert_eq!(status_of(&app, &open), "completed");
+    assert_eq!(stored_sha256(&app, &open), Some(sha256_hex(&data)));
+}
+
 async fn protocol_errors_get_their_statuses(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.uploader().await;
@@ -133,5 +182,6 @@ async fn protocol_errors_get_their_statuses(backend: Backend) {
 crate::both_backends!(
     options_describe_the_server,
     creation_with_upload_stores_the_first_chunk,
+    creation_with_upload_holds_the_upload_until_the_request_ends,
     protocol_errors_get_their_statuses,
 );

@@ -24,8 +24,8 @@ use serde_json::json;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::app::audit::Outcome;
-use crate::app::buckets::UNNAMED_DICOM;
 use crate::app::buckets::queries as bucket_queries;
+use crate::app::buckets::{Bucket, UNNAMED_DICOM};
 use crate::app::error::AppError;
 use crate::app::uploads::UploadContext;
 use crate::app::uploads::Uploader;
@@ -39,7 +39,7 @@ use crate::domain::ids::UploadId;
 use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo, StorageError};
 
-use super::finish::{self, StoredWhole};
+use super::finish::{self, Received, StoredWhole};
 use super::in_flight::{InFlight, Sending};
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
@@ -105,31 +105,60 @@ where
     }
     let lease = Lease::take_for_write(ctx, id, UploadStatus::Active).await?;
     let audited = super::create::audited(who);
-    let result = receive_with(ctx, &lease, upload, checksum, body, &audited, false).await;
-    lease.release(ctx).await;
+    let result = match Writer::open(ctx, &lease, upload, checksum).await {
+        Ok(w) => receive_with(w, body, &audited, false).await,
+        Err(e) => Err(e),
+    };
+    release_unless_finished(ctx, lease, &result).await;
     result
 }
 
-/// Receives a whole file whose exact size was not known in advance (a form upload: the
-/// upload was created with the request's length as an upper bound). When the body ends,
-/// the upload's size becomes what arrived and the upload completes.
-pub async fn append_whole<S, E>(
+/// Creates an upload and receives its first bytes in the same request (tus
+/// creation-with-upload, a form upload, a STOW-RS instance). The row is written with this
+/// request's lease held, and the writer starts from what creation knows (the bucket, an
+/// empty digest state), so the bytes cost no second look-up of either. A failure to create
+/// is the outer error; once the upload exists, what became of its bytes is the inner one.
+/// `open_ended`: the size given is an upper bound and the upload is what arrives (a form).
+pub async fn create_and_receive<S, E>(
     ctx: &UploadContext,
     who: &Uploader,
-    id: &UploadId,
+    request: super::UploadRequest,
+    checksum: Option<UploadChecksum>,
+    open_ended: bool,
     body: S,
-) -> Result<Appended, AppError>
+) -> Result<(Upload, Result<Appended, AppError>), AppError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    who.require_upload(&ctx.db).await?;
-    let upload = writable(ctx, who, id).await?;
-    let lease = Lease::take_for_write(ctx, id, UploadStatus::Active).await?;
+    let (upload, bucket, lease) = super::create::create_leased(ctx, who, request).await?;
     let audited = super::create::audited(who);
-    let result = receive_with(ctx, &lease, upload, None, body, &audited, true).await;
-    lease.release(ctx).await;
-    result
+    let started = Writer::start(
+        ctx,
+        &lease,
+        upload.clone(),
+        bucket,
+        FileHasher::new(),
+        checksum,
+    );
+    let result = match started.await {
+        Ok(w) => receive_with(w, body, &audited, open_ended).await,
+        Err(e) => Err(e),
+    };
+    release_unless_finished(ctx, lease, &result).await;
+    Ok((upload, result))
+}
+
+/// Ends a writer's lease after its request. A finished upload's verdict already released
+/// it in the verdict's own commit, so that costs no second write.
+async fn release_unless_finished(
+    ctx: &UploadContext,
+    lease: Lease,
+    result: &Result<Appended, AppError>,
+) {
+    if !matches!(result, Ok(Appended { finished: true, .. })) {
+        lease.release(ctx).await;
+    }
 }
 
 /// What the body loop ended with.
@@ -153,6 +182,7 @@ struct Writer<'a> {
     lease: &'a Lease,
     upload: Upload,
     store: BlobStore,
+    bucket: Bucket,
     /// `None` for a file stored whole at its last byte.
     multipart: Option<MultipartId>,
     /// A file stored whole by this request.
@@ -168,6 +198,8 @@ struct Writer<'a> {
     committed: u64,
     /// The tail this request started from, deleted once it is no longer referenced.
     old_tail: Option<(ObjectKey, u64)>,
+    /// The tails still written down once the last byte was committed, for completion.
+    tails: Option<Vec<u64>>,
     /// Parts being sent, or stored and not yet recorded.
     in_flight: InFlight<Result<PartInfo, StorageError>>,
     /// Sent but not recorded (checksum mode).
@@ -177,10 +209,7 @@ struct Writer<'a> {
 }
 
 async fn receive_with<S, E>(
-    ctx: &UploadContext,
-    lease: &Lease,
-    upload: Upload,
-    checksum: Option<UploadChecksum>,
+    mut w: Writer<'_>,
     mut body: S,
     audited: &Audited,
     open_ended: bool,
@@ -189,7 +218,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut w = Writer::open(ctx, lease, upload, checksum).await?;
+    let (ctx, lease) = (w.ctx, w.lease);
     let mut last_renew = std::time::Instant::now();
     let ended = loop {
         let chunk = match body.next().await {
@@ -239,6 +268,24 @@ impl<'a> Writer<'a> {
                 Ok::<_, AppError>((bucket, state))
             })
             .await?;
+        let hasher = state
+            .as_deref()
+            .and_then(FileHasher::restore)
+            .ok_or_else(|| {
+                AppError::internal(format!("upload {} has no digest state", upload.id))
+            })?;
+        Self::start(ctx, lease, upload, bucket, hasher, checksum).await
+    }
+
+    /// A writer for `upload` in `bucket`, whose digest so far is `hasher`.
+    async fn start(
+        ctx: &'a UploadContext,
+        lease: &'a Lease,
+        upload: Upload,
+        bucket: Bucket,
+        hasher: FileHasher,
+        checksum: Option<UploadChecksum>,
+    ) -> Result<Self, AppError> {
         let store = ctx.store_for(&bucket).await?;
         let multipart = upload.multipart();
         if multipart.is_none() && !upload.stored_whole() {
@@ -246,12 +293,6 @@ impl<'a> Writer<'a> {
                 "the upload is not ready in storage".into(),
             ));
         }
-        let hasher = state
-            .as_deref()
-            .and_then(FileHasher::restore)
-            .ok_or_else(|| {
-                AppError::internal(format!("upload {} has no digest state", upload.id))
-            })?;
         let part_size = upload.part_size;
         let (whole, tail_len) = split(upload.offset, part_size);
         let capacity = part_capacity(&upload, whole * part_size);
@@ -286,9 +327,11 @@ impl<'a> Writer<'a> {
             buf_share,
             hasher,
             store,
+            bucket,
             multipart,
             stored_whole: None,
             old_tail,
+            tails: None,
             in_flight: InFlight::new(),
             unrecorded: Vec::new(),
             checksum: checksum.as_ref().map(ChunkHasher::new),
@@ -515,20 +558,31 @@ impl<'a> Writer<'a> {
         let state = state.to_vec();
         let now = self.ctx.clock.now_naive();
         let finished = to == self.upload.declared_size;
-        self.ctx
+        let tails = self
+            .ctx
             .db
             .run(move |conn| {
                 records::commit(conn, &id, &token, from, to, &state, &parts, finished, now)
             })
             .await?;
         self.committed = to;
+        if finished {
+            self.tails = Some(tails);
+        }
         if let Some((tail, at)) = self.old_tail.take() {
             // Written down until it is gone, so a failed delete is swept later.
             match self.store.delete(&tail).await {
                 Ok(()) => {
                     let forgot = leftovers::forget_tails(self.ctx, &self.upload.id, vec![at]).await;
-                    if let Err(e) = forgot {
-                        tracing::warn!(upload = %self.upload.id, error = %e, "could not forget a deleted tail");
+                    match forgot {
+                        Ok(()) => {
+                            if let Some(tails) = &mut self.tails {
+                                tails.retain(|&t| t != at);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(upload = %self.upload.id, error = %e, "could not forget a deleted tail");
+                        }
                     }
                 }
                 Err(e) => {
@@ -640,13 +694,18 @@ impl<'a> Writer<'a> {
             self.record(end, &state, parts).await?;
         }
         if finished {
-            let stored = self.stored_whole.take();
+            let received = Received {
+                bucket: &self.bucket,
+                state,
+                tails: self.tails.take(),
+                stored: self.stored_whole.take(),
+            };
             finish::complete(
                 self.ctx,
                 self.lease,
                 &self.upload,
                 &self.store,
-                stored,
+                received,
                 audited,
             )
             .await?;

@@ -14,6 +14,7 @@ use crate::app::uploads::Uploader;
 use crate::app::uploads::batches;
 use crate::app::uploads::hasher::FileHasher;
 use crate::app::uploads::layout::{part_size_for, stored_whole};
+use crate::app::uploads::lease::Lease;
 use crate::app::uploads::model::{self, Upload, UploadStatus};
 use crate::domain::ids::{BucketId, UploadId};
 use crate::infra::metrics::{Refused, metrics};
@@ -34,24 +35,40 @@ pub fn audited(who: &Uploader) -> Audited {
 pub async fn create(
     ctx: &UploadContext,
     who: &Uploader,
-    mut request: UploadRequest,
+    request: UploadRequest,
 ) -> Result<Upload, AppError> {
+    let (upload, _) = create_row(ctx, who, request, &UploadId::new(), None).await?;
+    Ok(upload)
+}
+
+/// The same for a request that goes on to send the upload's first bytes: the row is
+/// written with this request's lease held, and the bucket comes back for the writer.
+pub(super) async fn create_leased(
+    ctx: &UploadContext,
+    who: &Uploader,
+    request: UploadRequest,
+) -> Result<(Upload, Bucket, Lease), AppError> {
+    let id = UploadId::new();
+    let lease = Lease::for_new_row(&id);
+    // On failure there is nothing to release: either no row was written, or it was aborted
+    // (nothing takes an aborted upload's lease; it simply runs out).
+    let (upload, bucket) = create_row(ctx, who, request, &id, Some(lease.token())).await?;
+    Ok((upload, bucket, lease))
+}
+
+async fn create_row(
+    ctx: &UploadContext,
+    who: &Uploader,
+    mut request: UploadRequest,
+    id: &UploadId,
+    lease: Option<&str>,
+) -> Result<(Upload, Bucket), AppError> {
     who.require_upload(&ctx.db).await?;
     if let Some(scope) = who.sender() {
         // A sender names no bucket: their files go where the request's owner chose.
         request.bucket = Some(scope.bucket.clone());
     }
     let bucket = authorised_bucket(ctx, who, &request).await?;
-    if let Some(batch) = request.batch.clone() {
-        let (owner, bucket_id) = (who.clone(), bucket.id.clone());
-        ctx.db
-            .run(move |conn| {
-                let batch = batches::owned(conn, &owner, &batch)?;
-                batches::check_member(&batch, Some(&bucket_id))
-            })
-            .await?;
-    }
-    let id = UploadId::new();
     let object_key = ObjectKey::for_upload("", id.as_str())
         .ok_or_else(|| AppError::internal("cannot derive an object key"))?;
     let now = ctx.clock.now_naive();
@@ -59,17 +76,23 @@ pub async fn create(
         + TimeDelta::from_std(ctx.settings.uploads.expiry)
             .map_err(|_| AppError::internal("expiry out of range"))?;
     let who_audit = audited(who);
-    {
+    let whole = stored_whole(request.size);
+    let inserted = {
         let row_id = id.clone();
+        let owner = who.clone();
         let user_id = who.user_id.clone();
         let api_key_id = who.api_key_id.clone();
         let bucket = bucket.clone();
-        let request = request.clone();
         let key = object_key.clone();
         let who_audit = who_audit.clone();
         let sender = who.sender().cloned();
+        let lease = lease.map(str::to_string);
         ctx.db
             .run(move |conn| {
+                if let Some(batch) = &request.batch {
+                    let batch = batches::owned(conn, &owner, batch)?;
+                    batches::check_member(&batch, Some(&bucket.id))?;
+                }
                 let row = NewRow {
                     id: &row_id,
                     user_id: user_id.as_str(),
@@ -82,29 +105,37 @@ pub async fn create(
                     expires_at,
                     now,
                     sender: sender.as_ref(),
+                    lease: lease.as_deref(),
                 };
-                records::insert(conn, &row, &who_audit)
+                records::insert(conn, &row, &who_audit)?;
+                // A file stored whole is ready now; a larger one once storage opened it.
+                if whole {
+                    model::find(conn, &row_id)
+                } else {
+                    Ok(None)
+                }
             })
-            .await?;
-    }
-    if !stored_whole(request.size) {
-        open_multipart(ctx, &bucket, &id, &object_key, &who_audit).await?;
-    }
-    ctx.db
-        .run(move |conn| model::find(conn, &id))
-        .await?
-        .ok_or_else(|| AppError::internal("new upload vanished"))
+            .await?
+    };
+    let upload = match inserted {
+        Some(upload) => Some(upload),
+        None if whole => None,
+        None => open_multipart(ctx, &bucket, id, &object_key, &who_audit).await?,
+    };
+    let upload = upload.ok_or_else(|| AppError::internal("new upload vanished"))?;
+    Ok((upload, bucket))
 }
 
-/// Opens the upload's multipart upload and writes its id down; when storage fails the row
-/// is aborted (releasing the reservation) and the client may simply try again.
+/// Opens the upload's multipart upload, writes its id down and returns the row; when
+/// storage fails the row is aborted (releasing the reservation) and the client may simply
+/// try again.
 async fn open_multipart(
     ctx: &UploadContext,
     bucket: &Bucket,
     id: &UploadId,
     object_key: &ObjectKey,
     who_audit: &Audited,
-) -> Result<(), AppError> {
+) -> Result<Option<Upload>, AppError> {
     let now = ctx.clock.now_naive();
     let opened = match ctx.store_for(bucket).await {
         Ok(store) => store
@@ -117,7 +148,10 @@ async fn open_multipart(
         Ok(multipart) => {
             let row_id = id.clone();
             ctx.db
-                .run(move |conn| records::set_storage_id(conn, &row_id, multipart.as_str()))
+                .run(move |conn| {
+                    records::set_storage_id(conn, &row_id, multipart.as_str())?;
+                    model::find(conn, &row_id)
+                })
                 .await
         }
         Err(e) => {

@@ -34,25 +34,49 @@ pub struct StoredWhole {
     pub bytes: Bytes,
 }
 
+/// What the request that committed an upload's last byte knows, so that completing it
+/// reads none of it back.
+pub struct Received<'a> {
+    pub bucket: &'a Bucket,
+    /// The file's digest state at its last byte.
+    pub state: Vec<u8>,
+    /// The tails written down when the last byte was committed (`None`: not known).
+    pub tails: Option<Vec<u64>>,
+    /// What storage reported for a file this request stored whole.
+    pub stored: Option<StoredWhole>,
+}
+
 /// Completes a fully received upload (its lease held by the caller; the commit of its last
-/// byte already moved it to `completing`). `stored` is what storage reported for a file this
-/// request stored whole.
+/// byte already moved it to `completing`).
 pub async fn complete(
     ctx: &UploadContext,
     lease: &Lease,
     upload: &Upload,
     store: &BlobStore,
-    stored: Option<StoredWhole>,
+    received: Received<'_>,
     audited: &Audited,
 ) -> Result<(), AppError> {
-    let bucket_id = upload.bucket_id.clone();
-    let bucket = ctx
-        .db
-        .run(move |conn| bucket_queries::get(conn, &bucket_id))
-        .await?;
-    assemble_and_verify(ctx, lease, upload, &bucket, store, stored, audited).await
+    let Received {
+        bucket,
+        state,
+        tails,
+        stored,
+    } = received;
+    let known = Known {
+        state: Some(state),
+        tails,
+    };
+    assemble_and_verify(ctx, lease, upload, bucket, store, stored, known, audited).await
 }
 
+/// What completion already knows (else it reads it).
+#[derive(Default)]
+struct Known {
+    state: Option<Vec<u8>>,
+    tails: Option<Vec<u64>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn assemble_and_verify(
     ctx: &UploadContext,
     lease: &Lease,
@@ -60,24 +84,42 @@ async fn assemble_and_verify(
     bucket: &Bucket,
     store: &BlobStore,
     stored: Option<StoredWhole>,
+    known: Known,
     audited: &Audited,
 ) -> Result<(), AppError> {
-    let id = upload.id.clone();
-    let (parts, state) = ctx
-        .db
-        .run(move |conn| {
-            Ok::<_, AppError>((records::parts(conn, &id)?, records::hash_state(conn, &id)?))
-        })
-        .await?;
-    let recorded: u64 = parts.iter().map(|p| p.size).sum();
-    if recorded != upload.declared_size {
-        return Err(AppError::internal(format!(
-            "upload {}: parts hold {recorded} bytes, declared {}",
-            upload.id, upload.declared_size
-        )));
+    // A multipart upload needs its recorded parts: storage assembles them. A file this
+    // request stored whole is checked against what storage holds, below.
+    let multipart = upload.multipart();
+    let (parts, state) = match (&multipart, known.state) {
+        (None, Some(state)) => (None, Some(state)),
+        (_, state) => {
+            let id = upload.id.clone();
+            ctx.db
+                .run(move |conn| {
+                    let parts = Some(records::parts(conn, &id)?);
+                    let state = match state {
+                        Some(state) => Some(state),
+                        None => records::hash_state(conn, &id)?,
+                    };
+                    Ok::<_, AppError>((parts, state))
+                })
+                .await?
+        }
+    };
+    if let Some(parts) = &parts {
+        let recorded: u64 = parts.iter().map(|p| p.size).sum();
+        if recorded != upload.declared_size {
+            return Err(AppError::internal(format!(
+                "upload {}: parts hold {recorded} bytes, declared {}",
+                upload.id, upload.declared_size
+            )));
+        }
     }
-    let (info, held) = match upload.multipart() {
-        Some(multipart) => (assemble(store, upload, &multipart, &parts).await?, None),
+    let (info, held) = match multipart {
+        Some(multipart) => {
+            let parts = parts.unwrap_or_default();
+            (assemble(store, upload, &multipart, &parts).await?, None)
+        }
         None if upload.stored_whole() => match stored {
             Some(StoredWhole { info, bytes }) => (info, Some(bytes)),
             // Resumed after a crash: the object's own record says what was stored.
@@ -142,7 +184,7 @@ async fn assemble_and_verify(
     // Swept before the verdict is written: once the upload is completed nothing comes back
     // to it, so a crash right after the verdict must find nothing left to sweep. Until then
     // a crash leaves it `completing`, and resuming sweeps again.
-    leftovers::sweep_completed(ctx, store, &upload.id, &upload.object_key).await;
+    leftovers::sweep_completed(ctx, store, &upload.id, &upload.object_key, known.tails).await;
     let (id, token, now) = (
         upload.id.clone(),
         lease.token().to_string(),
@@ -302,7 +344,8 @@ pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(),
             actor: Actor::system(),
             origin: Default::default(),
         };
-        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, None, &audited).await
+        let known = Known::default();
+        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, None, known, &audited).await
     }
     .await;
     lease.release(ctx).await;

@@ -65,14 +65,20 @@ pub async fn sweep_quietly(ctx: &UploadContext, store: &BlobStore, id: &UploadId
 /// The same after a verified completion, where only a tail can have left anything: the
 /// upload's own multipart upload was named before its first byte and is now the object,
 /// and a tail is written down before it is stored. With no tail written down there is
-/// nothing to list, which spares a small file one storage request.
+/// nothing to list, which spares a small file one storage request. `known`: the tails
+/// written down, when the caller read them with the last byte's commit.
 pub async fn sweep_completed(
     ctx: &UploadContext,
     store: &BlobStore,
     id: &UploadId,
     key: &ObjectKey,
+    known: Option<Vec<u64>>,
 ) {
-    match tails_quietly(ctx, id).await {
+    let tails = match known {
+        Some(tails) => Some(tails),
+        None => tails_quietly(ctx, id).await,
+    };
+    match tails {
         Some(offsets) if !offsets.is_empty() => {
             sweep_and_forget(ctx, store, id, key, offsets).await;
         }

@@ -20,7 +20,7 @@ pub mod request;
 mod room;
 mod storage_io;
 
-pub use append::{Appended, append, append_whole, writable};
+pub use append::{Appended, append, create_and_receive, writable};
 pub use create::create;
 pub use finish::{resume_completion, terminate};
 pub use in_flight::PartBudget;

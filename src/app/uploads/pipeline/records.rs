@@ -51,6 +51,8 @@ pub struct NewRow<'a> {
     pub now: NaiveDateTime,
     /// Set when a sender without an account sends through an upload request.
     pub sender: Option<&'a crate::app::uploads::uploader::SenderScope>,
+    /// The writer's lease the row is written with (`Lease::for_new_row`), if any.
+    pub lease: Option<&'a str>,
 }
 
 fn to_i64(v: u64) -> Result<i64, AppError> {
@@ -126,6 +128,8 @@ pub fn insert(conn: &mut DbConnection, row: &NewRow<'_>, who: &Audited) -> Resul
                 relative_path: row.request.relative_path.as_ref().map(|p| p.as_str()),
                 request_id: row.sender.map(|s| s.request.as_str()),
                 submission_id: row.sender.map(|s| s.submission.as_str()),
+                lease_token: row.lease,
+                lease_until: row.lease.map(|_| row.now + WRITE_TTL),
             },
         )?;
         let mut details = json!({
@@ -213,8 +217,9 @@ impl StoredPart {
 /// Makes progress durable: records `parts` (idempotently: the same number with the same
 /// digest is a no-op, a different digest is refused) and moves the offset from `from`
 /// to `to` with the digest state covering exactly those bytes; `finished` (the last byte)
-/// also moves the upload to `completing`. Only the lease holder can,
-/// and only from the offset it started at.
+/// also moves the upload to `completing` and returns the tails written down for it, which
+/// completion sweeps (no writer adds one once the last byte is in). Only the lease holder
+/// can, and only from the offset it started at.
 #[allow(clippy::too_many_arguments)]
 pub fn commit(
     conn: &mut DbConnection,
@@ -226,7 +231,7 @@ pub fn commit(
     parts: &[StoredPart],
     finished: bool,
     now: NaiveDateTime,
-) -> Result<(), AppError> {
+) -> Result<Vec<u64>, AppError> {
     write_tx(conn, |conn| {
         for part in parts {
             let number = i32::from(part.info.number.get());
@@ -275,7 +280,11 @@ pub fn commit(
                 "The upload changed while this request was running. Ask for its offset and resume.",
             ));
         }
-        Ok(())
+        if finished {
+            tails(conn, id)
+        } else {
+            Ok(Vec::new())
+        }
     })
 }
 

@@ -421,6 +421,8 @@ pub struct NewUpload<'a> {
     pub relative_path: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub submission_id: Option<&'a str>,
+    pub lease_token: Option<&'a str>,
+    pub lease_until: Option<NaiveDateTime>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &NewUpload<'_>) -> Result<(), DbError> {
