@@ -186,7 +186,9 @@ pub fn record(conn: &mut DbConnection, event: &Event) -> Result<i64, DbError> {
 /// As `record`; also returns the event's chain hash, which a receipt shows as its proof.
 pub fn record_hashed(conn: &mut DbConnection, event: &Event) -> Result<(i64, String), DbError> {
     if repo::audit_events::in_transaction(conn) {
-        repo::audit_events::nested(conn, |conn| append(conn, event))
+        // In the caller's transaction itself, not a savepoint: an event that cannot be
+        // written takes the change it records down with it.
+        append(conn, event)
     } else {
         crate::infra::db::write_tx(conn, |conn| append(conn, event))
     }

@@ -153,7 +153,77 @@ async fn concurrent_appends_keep_one_chain(backend: Backend) {
     assert!(v.broken.is_none(), "{v}");
 }
 
+/// Makes the database refuse audit events with `action`, as a full disk or a broken table
+/// would.
+fn refuse_audit_events(conn: &mut DbConnection, backend: DbBackend, action: &str) {
+    let statements = match backend {
+        DbBackend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_event BEFORE INSERT ON audit_events \
+             WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )],
+        DbBackend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.action = '{action}' THEN RAISE EXCEPTION 'refused'; END IF; \
+                 RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER refuse_event BEFORE INSERT ON audit_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_event()"
+                .to_string(),
+        ],
+    };
+    for sql in statements {
+        diesel::sql_query(sql).execute(conn).unwrap();
+    }
+}
+
+/// A change is written with its audit event or not at all: an upload whose `upload.create`
+/// cannot be recorded is refused with an error and leaves no row, and the next one, once
+/// events are written again, goes through.
+async fn a_change_whose_event_cannot_be_written_does_not_happen(backend: Backend) {
+    use crate::tus_support::Tus;
+    use medport::infra::db::schema::uploads;
+    let app = TestApp::spawn(backend).await;
+    app.uploader().await;
+    let tus = Tus::with_session(&app).await;
+    let count = |app: &TestApp| -> i64 {
+        uploads::table
+            .count()
+            .get_result(&mut *app.db.conn().unwrap())
+            .unwrap()
+    };
+    refuse_audit_events(
+        &mut app.db.conn().unwrap(),
+        app.db.backend(),
+        "upload.create",
+    );
+    let data = b"patient,value\n1,2\n".to_vec();
+    let res = tus
+        .create_with_body(
+            data.len() as u64,
+            &[("filename", "a.csv")],
+            Some(data.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 500);
+    assert_eq!(count(&app), 0, "no upload without its upload.create event");
+
+    let drop = match app.db.backend() {
+        DbBackend::Sqlite => "DROP TRIGGER refuse_event",
+        DbBackend::Postgres => "DROP TRIGGER refuse_event ON audit_events",
+    };
+    diesel::sql_query(drop)
+        .execute(&mut *app.db.conn().unwrap())
+        .unwrap();
+    let res = tus
+        .create_with_body(data.len() as u64, &[("filename", "a.csv")], Some(data))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(count(&app), 1);
+}
+
 both_backends!(
+    a_change_whose_event_cannot_be_written_does_not_happen,
     chain_verifies_and_detects_an_edited_row,
     chain_detects_a_removed_row,
     events_are_stored_with_their_fields,

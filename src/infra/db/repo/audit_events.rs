@@ -58,14 +58,6 @@ pub fn in_transaction(conn: &mut DbConnection) -> bool {
     }
 }
 
-/// Runs `f` in a nested transaction (a savepoint inside the caller's transaction).
-pub fn nested<T, F>(conn: &mut DbConnection, f: F) -> Result<T, DbError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, DbError>,
-{
-    conn.transaction(f)
-}
-
 /// On PostgreSQL, waits for the chain's advisory lock, held until the transaction ends.
 /// SQLite needs none: its write transaction (`BEGIN IMMEDIATE`) admits a single writer.
 pub fn lock_chain(conn: &mut DbConnection) -> Result<(), DbError> {
