@@ -201,20 +201,60 @@ async fn a_change_whose_event_cannot_be_written_does_not_happen(backend: Backend
     assert_eq!(res.status(), 500);
     assert_eq!(count(&app), 0, "no upload without its upload.create event");
 
-    let drop = match app.db.backend() {
-        DbBackend::Sqlite => "DROP TRIGGER refuse_event",
-        DbBackend::Postgres => "DROP TRIGGER refuse_event ON audit_events",
-    };
-    diesel::sql_query(drop)
-        .execute(&mut *app.db.conn().unwrap())
-        .unwrap();
+    accept_audit_events(&mut app.db.conn().unwrap(), app.db.backend());
     let res = tus.create(100, &[("filename", "a.csv")]).await;
     assert_eq!(res.status(), 201);
     assert_eq!(count(&app), 1);
 }
 
+/// Undoes [`refuse_audit_events`].
+fn accept_audit_events(conn: &mut DbConnection, backend: DbBackend) {
+    let drop = match backend {
+        DbBackend::Sqlite => "DROP TRIGGER refuse_event",
+        DbBackend::Postgres => "DROP TRIGGER refuse_event ON audit_events",
+    };
+    diesel::sql_query(drop).execute(conn).unwrap();
+}
+
+/// A file sent whole in the request that creates its upload is committed with its verdict.
+/// When that commit cannot be written (here its `upload.complete` event), nothing of the
+/// request's bytes counts: the answer gives offset 0, the upload stays open, and the same
+/// bytes sent again complete it.
+async fn a_file_whose_verdict_cannot_be_written_is_sent_again(backend: Backend) {
+    use crate::tus_support::{Tus, id_from_location, sha256_hex, status_of, stored_sha256};
+    let app = TestApp::spawn(backend).await;
+    app.uploader().await;
+    let tus = Tus::with_session(&app).await;
+    let data = b"patient,value\n1,2\n".to_vec();
+    refuse_audit_events(
+        &mut app.db.conn().unwrap(),
+        app.db.backend(),
+        "upload.complete",
+    );
+    let res = tus
+        .create_with_body(
+            data.len() as u64,
+            &[("filename", "notes.csv")],
+            Some(data.clone()),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["upload-offset"], "0");
+    let id = id_from_location(res.headers()["location"].to_str().unwrap());
+    assert_eq!(status_of(&app, &id), "active");
+    assert_eq!(stored_sha256(&app, &id), None);
+
+    accept_audit_events(&mut app.db.conn().unwrap(), app.db.backend());
+    let res = tus.patch(&id, 0, data.clone()).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["upload-offset"], data.len().to_string());
+    assert_eq!(status_of(&app, &id), "completed");
+    assert_eq!(stored_sha256(&app, &id), Some(sha256_hex(&data)));
+}
+
 both_backends!(
     a_change_whose_event_cannot_be_written_does_not_happen,
+    a_file_whose_verdict_cannot_be_written_is_sent_again,
     chain_verifies_and_detects_an_edited_row,
     chain_detects_a_removed_row,
     events_are_stored_with_their_fields,

@@ -39,7 +39,7 @@ use crate::domain::ids::UploadId;
 use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{BlobStore, MultipartId, ObjectKey, PartInfo, StorageError};
 
-use super::finish::{self, Received, StoredWhole};
+use super::finish::{self, Received, StoredWhole, Uncommitted};
 use super::in_flight::{InFlight, Sending};
 use super::leftovers;
 use super::records::{self, Audited, StoredPart};
@@ -142,7 +142,10 @@ where
         checksum,
     );
     let result = match started.await {
-        Ok(w) => receive_with(w, body, &audited, open_ended).await,
+        Ok(mut w) => {
+            w.created_here = true;
+            receive_with(w, body, &audited, open_ended).await
+        }
         Err(e) => Err(e),
     };
     release_unless_finished(ctx, lease, &result).await;
@@ -187,6 +190,8 @@ struct Writer<'a> {
     multipart: Option<MultipartId>,
     /// A file stored whole by this request.
     stored_whole: Option<StoredWhole>,
+    /// The upload was created by this request (`create_and_receive`).
+    created_here: bool,
     part_size: u64,
     /// Start offset of the part being filled; `buf` holds its bytes.
     part_start: u64,
@@ -330,6 +335,7 @@ impl<'a> Writer<'a> {
             bucket,
             multipart,
             stored_whole: None,
+            created_here: false,
             old_tail,
             tails: None,
             in_flight: InFlight::new(),
@@ -562,7 +568,13 @@ impl<'a> Writer<'a> {
             .ctx
             .db
             .run(move |conn| {
-                records::commit(conn, &id, &token, from, to, &state, &parts, finished, now)
+                let step = records::Progress {
+                    from,
+                    to,
+                    hash_state: &state,
+                    parts: &parts,
+                };
+                records::commit(conn, &id, &token, &step, finished, now)
             })
             .await?;
         self.committed = to;
@@ -690,25 +702,37 @@ impl<'a> Writer<'a> {
         // boundary); the copy sent is gone by now.
         self.ctx.part_buffers.give_back(rest);
         parts.extend(last?);
-        if end != self.committed || !parts.is_empty() {
+        // A file this request created and stored whole commits its last byte with its
+        // verdict: until then it holds one object and no tail, which expiry removes like
+        // that of a request cut short before its commit.
+        let mut uncommitted = None;
+        if finished && self.created_here && self.multipart.is_none() {
+            uncommitted = Some(Uncommitted {
+                from: self.committed,
+                parts,
+            });
+            self.tails = Some(Vec::new());
+        } else if end != self.committed || !parts.is_empty() {
             self.record(end, &state, parts).await?;
         }
         if finished {
             let received = Received {
-                bucket: &self.bucket,
-                state,
+                state: Some(state),
                 tails: self.tails.take(),
                 stored: self.stored_whole.take(),
+                uncommitted,
             };
             finish::complete(
                 self.ctx,
                 self.lease,
                 &self.upload,
+                &self.bucket,
                 &self.store,
                 received,
                 audited,
             )
             .await?;
+            self.committed = end;
         }
         Ok(Appended {
             offset: self.committed,

@@ -24,7 +24,7 @@ use crate::infra::metrics::{Refused, metrics};
 use crate::infra::storage::blob::{BlobStore, LOCAL_SSE, MultipartId, ObjectInfo, StorageError};
 
 use super::leftovers;
-use super::records::{self, Audited};
+use super::records::{self, Audited, StoredPart};
 use super::storage_io::delete_quietly;
 
 /// A file the request stored whole: what storage reported, and its bytes, still in memory,
@@ -34,63 +34,55 @@ pub struct StoredWhole {
     pub bytes: Bytes,
 }
 
-/// What the request that committed an upload's last byte knows, so that completing it
-/// reads none of it back.
-pub struct Received<'a> {
-    pub bucket: &'a Bucket,
+/// What the request that received an upload's last byte knows, so that completing it reads
+/// none of it back; all `None` when completion resumes after a crash.
+#[derive(Default)]
+pub struct Received {
     /// The file's digest state at its last byte.
-    pub state: Vec<u8>,
-    /// The tails written down when the last byte was committed (`None`: not known).
+    pub state: Option<Vec<u8>>,
+    /// The tails written down when the last byte was committed.
     pub tails: Option<Vec<u64>>,
     /// What storage reported for a file this request stored whole.
     pub stored: Option<StoredWhole>,
+    /// The last byte's parts, not committed yet: an upload created and stored whole by one
+    /// request commits its last byte with the verdict, in one transaction.
+    pub uncommitted: Option<Uncommitted>,
 }
 
-/// Completes a fully received upload (its lease held by the caller; the commit of its last
-/// byte already moved it to `completing`).
+/// Parts stored from the committed offset `from` to the end, to commit with the verdict.
+pub struct Uncommitted {
+    pub from: u64,
+    pub parts: Vec<StoredPart>,
+}
+
+/// Completes a fully received upload (its lease held by the caller). Its last byte's commit
+/// already moved it to `completing`, unless `received` carries that commit
+/// ([`Received::uncommitted`]): then a failure leaves the upload as it was before the
+/// request's bytes, to be sent again.
 pub async fn complete(
-    ctx: &UploadContext,
-    lease: &Lease,
-    upload: &Upload,
-    store: &BlobStore,
-    received: Received<'_>,
-    audited: &Audited,
-) -> Result<(), AppError> {
-    let Received {
-        bucket,
-        state,
-        tails,
-        stored,
-    } = received;
-    let known = Known {
-        state: Some(state),
-        tails,
-    };
-    assemble_and_verify(ctx, lease, upload, bucket, store, stored, known, audited).await
-}
-
-/// What completion already knows (else it reads it).
-#[derive(Default)]
-struct Known {
-    state: Option<Vec<u8>>,
-    tails: Option<Vec<u64>>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn assemble_and_verify(
     ctx: &UploadContext,
     lease: &Lease,
     upload: &Upload,
     bucket: &Bucket,
     store: &BlobStore,
-    stored: Option<StoredWhole>,
-    known: Known,
+    received: Received,
     audited: &Audited,
 ) -> Result<(), AppError> {
+    let Received {
+        state,
+        tails,
+        stored,
+        uncommitted,
+    } = received;
+    let status = if uncommitted.is_some() {
+        UploadStatus::Active
+    } else {
+        UploadStatus::Completing
+    };
     // A multipart upload needs its recorded parts: storage assembles them. A file this
     // request stored whole is checked against what storage holds, below.
     let multipart = upload.multipart();
-    let (parts, state) = match (&multipart, known.state) {
+    let (parts, state) = match (&multipart, state) {
         (None, Some(state)) => (None, Some(state)),
         (_, state) => {
             let id = upload.id.clone();
@@ -155,7 +147,7 @@ async fn assemble_and_verify(
         tracing::error!(upload = %upload.id, %problem, "completed object failed verification");
         store.delete(&upload.object_key).await?;
         leftovers::sweep_quietly(ctx, store, &upload.id, &upload.object_key).await;
-        return Err(fail(ctx, lease, upload, audited, &problem, 500).await);
+        return Err(fail(ctx, lease, upload, status, audited, &problem, 500).await);
     }
     if let Some(expected) = &upload.client_checksum
         && *expected != sha256
@@ -166,6 +158,7 @@ async fn assemble_and_verify(
             ctx,
             lease,
             upload,
+            status,
             audited,
             "the file's SHA-256 does not match the checksum given when the upload started",
             460,
@@ -184,7 +177,7 @@ async fn assemble_and_verify(
     // Swept before the verdict is written: once the upload is completed nothing comes back
     // to it, so a crash right after the verdict must find nothing left to sweep. Until then
     // a crash leaves it `completing`, and resuming sweeps again.
-    leftovers::sweep_completed(ctx, store, &upload.id, &upload.object_key, known.tails).await;
+    leftovers::sweep_completed(ctx, store, &upload.id, &upload.object_key, tails).await;
     let (id, token, now) = (
         upload.id.clone(),
         lease.token().to_string(),
@@ -209,8 +202,15 @@ async fn assemble_and_verify(
     let completed = (!scan).then(|| {
         webhooks::upload_event(upload, WebhookEvent::UploadCompleted, Some(&sha256), "off")
     });
+    let size = upload.declared_size;
     ctx.db
         .run(move |conn| {
+            let last_byte = uncommitted.as_ref().map(|u| records::Progress {
+                from: u.from,
+                to: size,
+                hash_state: state.as_deref().unwrap_or_default(),
+                parts: &u.parts,
+            });
             let verdict = records::Verdict {
                 sha256: &sha256,
                 scan,
@@ -220,6 +220,7 @@ async fn assemble_and_verify(
                 request: request.as_ref(),
                 portal: &portal,
                 completed: completed.as_ref(),
+                last_byte,
             };
             records::verified(conn, &id, &token, &verdict)
         })
@@ -272,11 +273,13 @@ fn encryption_ok(bucket: &Bucket, info: &ObjectInfo) -> bool {
     }
 }
 
-/// Marks a completing upload `rejected` with `reason` and answers `status`.
+/// Marks an upload in `from` (`completing`, or still `active` when its last byte was to be
+/// committed with the verdict) `rejected` with `reason` and answers `status`.
 async fn fail(
     ctx: &UploadContext,
     lease: &Lease,
     upload: &Upload,
+    from: UploadStatus,
     audited: &Audited,
     reason: &str,
     status: u16,
@@ -303,7 +306,7 @@ async fn fail(
                 conn,
                 &id,
                 Some(&token),
-                &[UploadStatus::Completing],
+                &[from],
                 UploadStatus::Rejected,
                 Some(&stored),
                 now,
@@ -344,8 +347,8 @@ pub async fn resume_completion(ctx: &UploadContext, id: &UploadId) -> Result<(),
             actor: Actor::system(),
             origin: Default::default(),
         };
-        let known = Known::default();
-        assemble_and_verify(ctx, &lease, &upload, &bucket, &store, None, known, &audited).await
+        let received = Received::default();
+        complete(ctx, &lease, &upload, &bucket, &store, received, &audited).await
     }
     .await;
     lease.release(ctx).await;

@@ -214,78 +214,103 @@ impl StoredPart {
     }
 }
 
-/// Makes progress durable: records `parts` (idempotently: the same number with the same
-/// digest is a no-op, a different digest is refused) and moves the offset from `from`
-/// to `to` with the digest state covering exactly those bytes; `finished` (the last byte)
-/// also moves the upload to `completing` and returns the tails written down for it, which
-/// completion sweeps (no writer adds one once the last byte is in). Only the lease holder
-/// can, and only from the offset it started at.
-#[allow(clippy::too_many_arguments)]
+/// Bytes to make durable: `parts`, and the offset from `from` to `to` with the digest state
+/// at `to`.
+#[derive(Clone, Copy)]
+pub struct Progress<'a> {
+    pub from: u64,
+    pub to: u64,
+    pub hash_state: &'a [u8],
+    pub parts: &'a [StoredPart],
+}
+
+/// Makes progress durable: records the parts (idempotently: the same number with the same
+/// digest is a no-op, a different digest is refused) and moves the offset with the digest
+/// state covering exactly those bytes; `finished` (the last byte) also moves the upload to
+/// `completing` and returns the tails written down for it, which completion sweeps (no
+/// writer adds one once the last byte is in). Only the lease holder can, and only from the
+/// offset it started at.
 pub fn commit(
     conn: &mut DbConnection,
     id: &UploadId,
     token: &str,
-    from: u64,
-    to: u64,
-    hash_state: &[u8],
-    parts: &[StoredPart],
+    step: &Progress<'_>,
     finished: bool,
     now: NaiveDateTime,
 ) -> Result<Vec<u64>, AppError> {
     write_tx(conn, |conn| {
-        for part in parts {
-            let number = i32::from(part.info.number.get());
-            let existing = upload_parts::digest_of(conn, id.as_str(), number)?;
-            match existing {
-                Some(digest) if digest == part.digest => {}
-                Some(_) => {
-                    return Err(AppError::internal(format!(
-                        "part {number} of upload {id} is already recorded with other content"
-                    )));
-                }
-                None => {
-                    upload_parts::insert(
-                        conn,
-                        &upload_parts::NewPart {
-                            upload_id: id.as_str(),
-                            part_number: number,
-                            size: to_i64(part.info.size)?,
-                            etag: &part.info.etag,
-                            digest: &part.digest,
-                            created_at: now,
-                        },
-                    )?;
-                }
-            }
-        }
-        let step = repo::Advance {
-            from: to_i64(from)?,
-            to: to_i64(to)?,
-            from_status: UploadStatus::Active.as_str(),
-            // The last byte moves the upload to `completing` in the same write, so a crash
-            // right after it leaves an upload the recovery pass completes, never an `active`
-            // one whose offset says "done" and that would later expire.
-            to_status: if finished {
-                UploadStatus::Completing.as_str()
-            } else {
-                UploadStatus::Active.as_str()
-            },
-            hash_state,
-            lease_until: now + WRITE_TTL,
-            now,
-        };
-        if !repo::advance(conn, id.as_str(), token, &step)? {
-            return Err(AppError::refused(
-                409,
-                "The upload changed while this request was running. Ask for its offset and resume.",
-            ));
-        }
+        progress(conn, id, token, step, finished, now)?;
         if finished {
             tails(conn, id)
         } else {
             Ok(Vec::new())
         }
     })
+}
+
+/// [`commit`] inside the caller's transaction, without reading the tails back.
+fn progress(
+    conn: &mut DbConnection,
+    id: &UploadId,
+    token: &str,
+    step: &Progress<'_>,
+    finished: bool,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let Progress {
+        from,
+        to,
+        hash_state,
+        parts,
+    } = *step;
+    for part in parts {
+        let number = i32::from(part.info.number.get());
+        let existing = upload_parts::digest_of(conn, id.as_str(), number)?;
+        match existing {
+            Some(digest) if digest == part.digest => {}
+            Some(_) => {
+                return Err(AppError::internal(format!(
+                    "part {number} of upload {id} is already recorded with other content"
+                )));
+            }
+            None => {
+                upload_parts::insert(
+                    conn,
+                    &upload_parts::NewPart {
+                        upload_id: id.as_str(),
+                        part_number: number,
+                        size: to_i64(part.info.size)?,
+                        etag: &part.info.etag,
+                        digest: &part.digest,
+                        created_at: now,
+                    },
+                )?;
+            }
+        }
+    }
+    let step = repo::Advance {
+        from: to_i64(from)?,
+        to: to_i64(to)?,
+        from_status: UploadStatus::Active.as_str(),
+        // The last byte moves the upload to `completing` in the same write, so a crash
+        // right after it leaves an upload the recovery pass completes, never an `active`
+        // one whose offset says "done" and that would later expire.
+        to_status: if finished {
+            UploadStatus::Completing.as_str()
+        } else {
+            UploadStatus::Active.as_str()
+        },
+        hash_state,
+        lease_until: now + WRITE_TTL,
+        now,
+    };
+    if !repo::advance(conn, id.as_str(), token, &step)? {
+        return Err(AppError::refused(
+            409,
+            "The upload changed while this request was running. Ask for its offset and resume.",
+        ));
+    }
+    Ok(())
 }
 
 /// Fixes the size of an open-ended upload (never larger than reserved).
@@ -357,8 +382,6 @@ pub fn transition(
     })
 }
 
-/// The end of a verified upload: `completed` (no scanner), or `completing` with the scan
-/// pending. Stores the file's SHA-256.
 /// What completion found: the digest, whether a scan follows, the audit event, and the DICOM
 /// index row to write with it.
 pub struct Verdict<'a> {
@@ -372,8 +395,12 @@ pub struct Verdict<'a> {
     pub portal: &'a crate::app::requests::notices::Portal,
     /// The webhook event of an upload completed without a scan.
     pub completed: Option<&'a crate::app::notifications::webhooks::BucketEvent>,
+    /// The last byte, when it is committed with the verdict rather than before it.
+    pub last_byte: Option<Progress<'a>>,
 }
 
+/// The end of a verified upload: `completed` (no scanner), or `completing` with the scan
+/// pending. Stores the file's SHA-256.
 pub fn verified(
     conn: &mut DbConnection,
     id: &UploadId,
@@ -389,8 +416,14 @@ pub fn verified(
         request,
         portal,
         completed,
+        last_byte,
     } = *verdict;
     write_tx(conn, |conn| {
+        // Only an upload created and stored whole by one request commits its last byte
+        // here: it never had a tail to sweep before its verdict.
+        if let Some(step) = &last_byte {
+            progress(conn, id, token, step, true, now)?;
+        }
         if let Some(request) = request {
             crate::app::requests::notices::file_received(conn, request, now, portal)?;
         }
