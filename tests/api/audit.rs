@@ -231,12 +231,9 @@ async fn a_file_whose_verdict_cannot_be_written_is_sent_again(backend: Backend) 
         app.db.backend(),
         "upload.complete",
     );
+    let meta = [("filename", "notes.csv")];
     let res = tus
-        .create_with_body(
-            data.len() as u64,
-            &[("filename", "notes.csv")],
-            Some(data.clone()),
-        )
+        .create_with_body(data.len() as u64, &meta, Some(data.clone()))
         .await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["upload-offset"], "0");

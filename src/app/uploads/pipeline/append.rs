@@ -569,12 +569,16 @@ impl<'a> Writer<'a> {
             .db
             .run(move |conn| {
                 let step = records::Progress {
+                    id: &id,
+                    token: &token,
                     from,
                     to,
                     hash_state: &state,
                     parts: &parts,
+                    finished,
+                    now,
                 };
-                records::commit(conn, &id, &token, &step, finished, now)
+                records::commit(conn, &step)
             })
             .await?;
         self.committed = to;

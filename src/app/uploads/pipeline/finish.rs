@@ -206,10 +206,14 @@ pub async fn complete(
     ctx.db
         .run(move |conn| {
             let last_byte = uncommitted.as_ref().map(|u| records::Progress {
+                id: &id,
+                token: &token,
                 from: u.from,
                 to: size,
                 hash_state: state.as_deref().unwrap_or_default(),
                 parts: &u.parts,
+                finished: true,
+                now,
             });
             let verdict = records::Verdict {
                 sha256: &sha256,

@@ -214,34 +214,32 @@ impl StoredPart {
     }
 }
 
-/// Bytes to make durable: `parts`, and the offset from `from` to `to` with the digest state
-/// at `to`.
+/// Bytes to make durable for upload `id` by the holder of lease `token`: `parts`, and the
+/// offset from `from` to `to` with the digest state at `to`.
 #[derive(Clone, Copy)]
 pub struct Progress<'a> {
+    pub id: &'a UploadId,
+    pub token: &'a str,
     pub from: u64,
     pub to: u64,
     pub hash_state: &'a [u8],
     pub parts: &'a [StoredPart],
+    /// The last byte: the upload moves to `completing`.
+    pub finished: bool,
+    pub now: NaiveDateTime,
 }
 
 /// Makes progress durable: records the parts (idempotently: the same number with the same
 /// digest is a no-op, a different digest is refused) and moves the offset with the digest
-/// state covering exactly those bytes; `finished` (the last byte) also moves the upload to
-/// `completing` and returns the tails written down for it, which completion sweeps (no
-/// writer adds one once the last byte is in). Only the lease holder can, and only from the
-/// offset it started at.
-pub fn commit(
-    conn: &mut DbConnection,
-    id: &UploadId,
-    token: &str,
-    step: &Progress<'_>,
-    finished: bool,
-    now: NaiveDateTime,
-) -> Result<Vec<u64>, AppError> {
+/// state covering exactly those bytes; the last byte also moves the upload to `completing`
+/// and returns the tails written down for it, which completion sweeps (no writer adds one
+/// once the last byte is in). Only the lease holder can, and only from the offset it
+/// started at.
+pub fn commit(conn: &mut DbConnection, step: &Progress<'_>) -> Result<Vec<u64>, AppError> {
     write_tx(conn, |conn| {
-        progress(conn, id, token, step, finished, now)?;
-        if finished {
-            tails(conn, id)
+        progress(conn, step)?;
+        if step.finished {
+            tails(conn, step.id)
         } else {
             Ok(Vec::new())
         }
@@ -249,19 +247,16 @@ pub fn commit(
 }
 
 /// [`commit`] inside the caller's transaction, without reading the tails back.
-fn progress(
-    conn: &mut DbConnection,
-    id: &UploadId,
-    token: &str,
-    step: &Progress<'_>,
-    finished: bool,
-    now: NaiveDateTime,
-) -> Result<(), AppError> {
+fn progress(conn: &mut DbConnection, step: &Progress<'_>) -> Result<(), AppError> {
     let Progress {
+        id,
+        token,
         from,
         to,
         hash_state,
         parts,
+        finished,
+        now,
     } = *step;
     for part in parts {
         let number = i32::from(part.info.number.get());
@@ -422,7 +417,7 @@ pub fn verified(
         // Only an upload created and stored whole by one request commits its last byte
         // here: it never had a tail to sweep before its verdict.
         if let Some(step) = &last_byte {
-            progress(conn, id, token, step, true, now)?;
+            progress(conn, step)?;
         }
         if let Some(request) = request {
             crate::app::requests::notices::file_received(conn, request, now, portal)?;
