@@ -760,6 +760,15 @@ mod tests {
         assert!(e.to_string().contains("bnid"), "{e}");
     }
 
+    /// A PostgreSQL on the same server is reached over its Unix socket: libpq takes the
+    /// socket's directory, percent-encoded, as the URL's host.
+    #[test]
+    fn a_postgres_unix_socket_is_a_database_url() {
+        let url = "postgres://medport@%2Fvar%2Frun%2Fpostgresql/medport";
+        let s = load(&[("DATABASE_URL", url)]);
+        assert!(matches!(s.database, DatabaseSettings::Postgres { .. }));
+    }
+
     #[test]
     fn secrets_never_appear_in_errors_or_debug() {
         let pw = "sup3r-secret-pw";
