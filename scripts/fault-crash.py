@@ -30,14 +30,16 @@ before killing.
 
 A killed instance's lease runs out after 60 s. The first gated round waits that out for
 real (PATCH answers 423, then succeeds); the other rounds clear the dead process's lease in
-the database right after the kill, standing in for those 60 s. Completions a kill cut short
-are left to the recovery pass of `medport cleanup --once` (after their row is made 2 min
-old, the stall threshold). Finally every unfinished upload (one left half-way on purpose,
+the database two seconds after the kill, standing in for those 60 s. Cleared at once, a
+request the killed process had already sent (a tail's upload) could still land in the
+bucket after the next process swept it, which the real lease rules out. Completions a kill
+cut short are left to the recovery pass of `medport cleanup --once` (after their row is
+made 2 min old, the stall threshold). Finally every unfinished upload (one left half-way on purpose,
 plus any the client lost track of) is given an expiry in the past and `medport cleanup
 --once` runs: every such upload must be `expired` and ListMultipartUploads empty.
 
-Quick: 2-3 minutes (one minute of it the real lease wait). Exit status 1 when anything is
-lost or wrong.
+Quick: 2-3 minutes (one minute of it the real lease wait, 40 s the settles after kills).
+Exit status 1 when anything is lost or wrong.
 """
 
 import argparse
@@ -53,6 +55,8 @@ from faultlib import MIB  # noqa: E402
 
 PACE = 32 * MIB
 SLOTS = 2
+# Seconds between a kill and clearing the dead process's leases.
+SETTLE = 2
 
 
 class File:
@@ -274,6 +278,9 @@ class Scenario:
         if honest_wait and leases:
             self.wait_out_lease(n)
         else:
+            # A request the killed process had sent may still be finished by the S3 server
+            # a moment later; the real lease (60 s) outlasts that by far, a cleared one not.
+            time.sleep(SETTLE)
             self.clear_dead_leases()
 
     def _create_only(self, f):
