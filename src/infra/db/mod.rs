@@ -5,6 +5,7 @@
 
 pub mod repo;
 pub mod schema;
+pub mod timestamp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -550,5 +551,21 @@ mod tests {
             let meta = std::fs::metadata(dir.path().join(name)).unwrap();
             assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
         }
+    }
+
+    /// Kept in `.cargo/config.toml`: without the planner's stability guarantee, SQLite plans
+    /// a statement with a bound `LIMIT` again on every run, and no prepared statement is
+    /// ever reused.
+    #[test]
+    fn the_bundled_sqlite_plans_a_statement_once_whatever_its_bound_values() {
+        use diesel::dsl::sql;
+        use diesel::sql_types::BigInt;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let with: i64 = diesel::select(sql::<BigInt>(
+            "(SELECT count(*) FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(with, 1);
     }
 }

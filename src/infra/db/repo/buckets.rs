@@ -35,10 +35,10 @@ pub struct Row {
 
 /// Every bucket, the system default first, then by display name.
 pub fn all(conn: &mut DbConnection) -> Result<Vec<Row>, DbError> {
-    Ok(b::table
+    Ok(super::on_backend!(conn, |c| b::table
         .select(Row::as_select())
         .order((b::is_system.desc(), b::display_name.asc(), b::id.asc()))
-        .load(conn)?)
+        .load(c))?)
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Row>, DbError> {

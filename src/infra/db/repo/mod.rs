@@ -1,6 +1,21 @@
 //! Queries, one module per table or aggregate. Every SQL statement is meant to live here;
 //! `tests/layering.rs` lists the modules that still run their own.
 
+/// Runs `$body` with `$c` bound to the backend's own connection, for the statements every
+/// page view runs. Through the multi-backend connection, Diesel writes a statement's SQL
+/// again on each of its passes (the cache check, the binds, the cache key), a sixth of a
+/// page's instructions; the backend's own connection finds a statement of fixed shape in
+/// its cache by type, without writing any SQL.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::infra::db::DbConnection::Sqlite($c) => $body,
+            $crate::infra::db::DbConnection::Postgresql($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 pub mod api_keys;
 pub mod audit_events;
 pub mod audit_reads;

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::infra::db::schema::sessions;
+use crate::infra::db::timestamp::Stamp;
 use crate::infra::db::{DbConnection, DbError};
 
 /// Deletes every session of `user_id`, but `keep_hash` if given; returns how many went.
@@ -141,16 +142,18 @@ pub fn state_of(conn: &mut DbConnection, id_hash: &str) -> Result<String, DbErro
 #[diesel(table_name = sessions)]
 pub struct Stored {
     pub state: String,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub last_seen_at: NaiveDateTime,
 }
 
 pub fn find_stored(conn: &mut DbConnection, id_hash: &str) -> Result<Option<Stored>, DbError> {
-    Ok(sessions::table
+    Ok(super::on_backend!(conn, |c| sessions::table
         .find(id_hash)
         .select(Stored::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Records activity on a session: when it was last seen and when it now expires. Only ever

@@ -103,18 +103,18 @@ pub fn files_of(
     conn: &mut DbConnection,
     batch_ids: &[String],
 ) -> Result<Vec<(Option<String>, FileRow)>, DbError> {
-    Ok(uploads::table
+    Ok(super::on_backend!(conn, |c| uploads::table
         .left_join(dicom_instances::table)
         .filter(uploads::batch_id.eq_any(batch_ids))
         .order((uploads::relative_path.asc(), uploads::created_at.asc()))
         .select((uploads::batch_id, file_columns!()))
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// The batch ids among `ids` (the history page's batches), with their declared counts.
 pub fn by_ids(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Row>, DbError> {
-    Ok(upload_batches::table
+    Ok(super::on_backend!(conn, |c| upload_batches::table
         .filter(upload_batches::id.eq_any(ids))
         .select(Row::as_select())
-        .load(conn)?)
+        .load(c))?)
 }

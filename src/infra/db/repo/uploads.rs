@@ -4,7 +4,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::infra::db::schema::uploads;
-use crate::infra::db::{DbConnection, DbError, MultiBackend};
+use crate::infra::db::timestamp::{MaybeStamp, Stamp};
+use crate::infra::db::{DbConnection, DbError};
 
 /// One upload as a listing shows it.
 #[derive(Debug, Clone, Queryable)]
@@ -59,10 +60,15 @@ pub struct Row {
     pub scan_status: Option<String>,
     pub scan_detail: Option<String>,
     pub cleanup_attempts: i32,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub next_cleanup_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = Stamp)]
     pub expires_at: NaiveDateTime,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub completed_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
     pub batch_id: Option<String>,
     pub relative_path: Option<String>,
@@ -105,37 +111,79 @@ pub struct Filter<'a> {
     pub batch_leads: bool,
 }
 
+/// The rows `$filter` takes, boxed for the backend of the connection it is loaded from.
+macro_rules! filtered {
+    ($filter:expr) => {{
+        let filter: &Filter<'_> = $filter;
+        let mut query = uploads::table.into_boxed();
+        if let Some(owner) = filter.owner {
+            query = query.filter(uploads::user_id.eq(owner));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(uploads::status.eq(status));
+        }
+        if let Some(bucket) = filter.bucket {
+            query = query.filter(uploads::bucket_id.eq(bucket));
+        }
+        if filter.batch_leads {
+            query = query.filter(BatchLead {
+                status: filter.status,
+            });
+        }
+        query
+    }};
+}
+
 /// The rows that stand for their batch (see `Filter::batch_leads`): no batch, or the
 /// batch's first upload (ids are time-ordered), among those in the status asked for. The
 /// subquery is one seek on `uploads_batch_first_idx` per row.
-const BATCH_LEAD: &str = "(uploads.batch_id IS NULL OR uploads.id = (SELECT MIN(b.id) \
-    FROM uploads b WHERE b.batch_id = uploads.batch_id";
+///
+/// A fragment of its own rather than `dsl::sql`: Diesel never keeps a prepared statement
+/// that holds an SQL literal, so every page view parsed and planned its listing and its
+/// count again. This text is fixed, so the statement can be kept.
+#[derive(Debug, Clone, Copy)]
+struct BatchLead<'a> {
+    status: Option<&'a str>,
+}
 
-impl Filter<'_> {
-    /// The rows it takes, for a listing or a count.
-    fn query(&self) -> uploads::BoxedQuery<'static, MultiBackend> {
-        use diesel::dsl::sql;
-        use diesel::sql_types::{Bool, Text};
-        let mut query = uploads::table.into_boxed();
-        if let Some(owner) = self.owner {
-            query = query.filter(uploads::user_id.eq(owner.to_string()));
+impl BatchLead<'_> {
+    const SQL: &'static str = "(uploads.batch_id IS NULL OR uploads.id = (SELECT MIN(b.id) \
+        FROM uploads b WHERE b.batch_id = uploads.batch_id";
+}
+
+impl diesel::expression::Expression for BatchLead<'_> {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl diesel::expression::AppearsOnTable<uploads::table> for BatchLead<'_> {}
+
+impl diesel::expression::SelectableExpression<uploads::table> for BatchLead<'_> {}
+
+impl diesel::expression::ValidGrouping<()> for BatchLead<'_> {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl diesel::query_builder::QueryId for BatchLead<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for BatchLead<'_>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql(Self::SQL);
+        if let Some(status) = &self.status {
+            out.push_sql(" AND b.status = ");
+            out.push_bind_param::<diesel::sql_types::Text, _>(*status)?;
         }
-        if let Some(status) = self.status {
-            query = query.filter(uploads::status.eq(status.to_string()));
-        }
-        if let Some(bucket) = self.bucket {
-            query = query.filter(uploads::bucket_id.eq(bucket.to_string()));
-        }
-        match (self.batch_leads, self.status) {
-            (false, _) => query,
-            (true, None) => query.filter(sql::<Bool>(BATCH_LEAD).sql("))")),
-            (true, Some(status)) => query.filter(
-                sql::<Bool>(BATCH_LEAD)
-                    .sql(" AND b.status = ")
-                    .bind::<Text, _>(status.to_string())
-                    .sql("))"),
-            ),
-        }
+        out.push_sql("))");
+        Ok(())
     }
 }
 
@@ -146,23 +194,22 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Row>, DbError> {
-    Ok(filter
-        .query()
+    Ok(super::on_backend!(conn, |c| filtered!(filter)
         .order((uploads::created_at.desc(), uploads::id.desc()))
         .limit(limit)
         .offset(offset)
         .select(Row::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// How many rows match `filter`, counting no further than `cap`: a page needs to know
 /// whether there is more, not to read a whole history each time it is shown.
 pub fn count_up_to(conn: &mut DbConnection, filter: &Filter<'_>, cap: i64) -> Result<i64, DbError> {
-    let found: Vec<i32> = filter
-        .query()
-        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+    // A bound constant, not `dsl::sql("1")`, so that the statement is kept prepared.
+    let found: Vec<i32> = super::on_backend!(conn, |c| filtered!(filter)
+        .select(1.into_sql::<diesel::sql_types::Integer>())
         .limit(cap)
-        .load(conn)?;
+        .load(c))?;
     Ok(i64::try_from(found.len()).unwrap_or(cap))
 }
 

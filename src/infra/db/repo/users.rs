@@ -49,11 +49,11 @@ pub fn by_email(conn: &mut DbConnection, email: &str) -> Result<Option<UserRow>,
 
 /// The account with this id, if any.
 pub fn by_id(conn: &mut DbConnection, id: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(users::table
+    Ok(super::on_backend!(conn, |c| users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// A new, enabled account.
